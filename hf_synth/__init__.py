@@ -1,0 +1,49 @@
+"""hf-synth: synthetic fine-tuning datasets on top of datasets, transformers and TRL.
+
+The public API, in pipeline order: the generation engine, Self-Instruct, filters, I/O and cards.
+"""
+
+from .cards import self_instruct_card
+from .checkpoint import Checkpointer, CheckpointMismatchError
+from .engine import (
+    DEFAULT_MODEL_ID,
+    DefaultModelNotInstalledError,
+    EngineConfig,
+    GenerationEngine,
+    GenerationOutput,
+    SamplingParams,
+    default_model_path,
+)
+from .filters import RougeLIndex, greedy_novelty, rouge_l_f
+from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
+from .metrics import load_rouge_l
+from .prompts import render_messages, template_names
+from .self_instruct import SelfInstruct, SelfInstructConfig, SelfInstructResult, parse_instruction_list
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "EXAMPLE_SEEDS",
+    "CheckpointMismatchError",
+    "Checkpointer",
+    "DefaultModelNotInstalledError",
+    "EngineConfig",
+    "GenerationEngine",
+    "GenerationOutput",
+    "RougeLIndex",
+    "SamplingParams",
+    "SelfInstruct",
+    "SelfInstructConfig",
+    "SelfInstructResult",
+    "default_model_path",
+    "greedy_novelty",
+    "load_rouge_l",
+    "load_seed_dataset",
+    "parse_instruction_list",
+    "render_messages",
+    "rouge_l_f",
+    "save_run",
+    "self_instruct_card",
+    "template_names",
+]

@@ -1,0 +1,140 @@
+"""Durable step outputs: finished chunks of a long ``Dataset.map`` are kept on disk.
+
+A run that dies keeps every chunk it finished; a re-run with the same configuration and folder reads them
+back instead of recomputing. Every write goes to a temporary folder that is renamed into place, so a chunk
+on disk is always complete. A folder written under another configuration is refused, never mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, concatenate_datasets, load_from_disk
+
+logger = logging.getLogger(__name__)
+
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+class CheckpointMismatchError(RuntimeError):
+    """The checkpoint folder was written by a run with a different configuration or input."""
+
+
+class Checkpointer:
+    """Checkpointed ``Dataset.map`` and save/load of intermediate datasets under ``root``.
+
+    With ``root=None`` nothing is written and :meth:`map` is a plain in-memory ``Dataset.map``.
+    """
+
+    def __init__(self, root: str | Path | None, chunk_size: int = 64) -> None:
+        self.root = Path(root) if root is not None else None
+        self.chunk_size = chunk_size
+        self.reused_chunks = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def bind(self, fingerprint: dict[str, Any], *, overwrite: bool = False) -> bool:
+        """Tie the folder to a run configuration. Returns True when earlier work will be reused.
+
+        Raises :class:`CheckpointMismatchError` if the folder holds work of a different configuration,
+        unless ``overwrite`` (which deletes it).
+        """
+        if self.root is None:
+            return False
+        file = self.root / FINGERPRINT_FILE
+        if overwrite and self.root.exists():
+            shutil.rmtree(self.root)
+        if file.exists():
+            previous = json.loads(file.read_text())
+            if previous != fingerprint:
+                changed = sorted(
+                    k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k)
+                )
+                raise CheckpointMismatchError(
+                    f"{self.root} holds checkpoints of a run with a different configuration (changed: "
+                    f"{', '.join(changed)}); pass --overwrite (overwrite=True) to discard them, or choose "
+                    "another output folder."
+                )
+            logger.info("Resuming from checkpoints in %s", self.root)
+            return True
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._write_atomic(file, json.dumps(fingerprint, indent=2, sort_keys=True))
+        return False
+
+    # ------------------------------------------------------------------ datasets
+    def has(self, name: str) -> bool:
+        return self.root is not None and (self.root / name / "state.json").is_file()
+
+    def load(self, name: str) -> Dataset:
+        assert self.root is not None
+        return load_from_disk(str(self.root / name), keep_in_memory=True)
+
+    def save(self, dataset: Dataset, name: str) -> None:
+        """Write ``dataset`` under ``name`` atomically (no-op without a root)."""
+        if self.root is None:
+            return
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            dataset.save_to_disk(str(tmp))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def save_json(self, data: Any, name: str) -> None:
+        if self.root is None:
+            return
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_atomic(path, json.dumps(data, indent=2, sort_keys=True))
+
+    def load_json(self, name: str) -> Any:
+        assert self.root is not None
+        return json.loads((self.root / name).read_text())
+
+    def map(self, dataset: Dataset, function: Callable, name: str, **map_kwargs: Any) -> Dataset:
+        """``dataset.map(function, **map_kwargs)``, run chunk by chunk with each finished chunk on disk.
+
+        Chunks live under ``name`` plus a hash of the rows' keys (the ``id`` or ``request_id`` column, or
+        the row count), so a different input never picks up chunks written for another one.
+        """
+        map_kwargs.setdefault("keep_in_memory", True)
+        if self.root is None or len(dataset) == 0:
+            return dataset.map(function, **map_kwargs)
+        key_column = next((c for c in ("id", "request_id") if c in dataset.column_names), None)
+        keys = list(dataset[key_column]) if key_column else [str(len(dataset))]
+        name = f"{name}-{hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:12]}"
+        parts = []
+        n_chunks = (len(dataset) + self.chunk_size - 1) // self.chunk_size
+        for i in range(n_chunks):
+            chunk_name = f"{name}/chunk-{i:05d}"
+            if self.has(chunk_name):
+                parts.append(self.load(chunk_name))
+                self.reused_chunks += 1
+                continue
+            rows = range(i * self.chunk_size, min((i + 1) * self.chunk_size, len(dataset)))
+            part = dataset.select(rows).map(function, **map_kwargs)
+            self.save(part, chunk_name)
+            parts.append(part)
+        return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+    @staticmethod
+    def _write_atomic(path: Path, text: str) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)

@@ -1,0 +1,199 @@
+"""The ``hf-synth`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .configuration import from_dict, load_yaml, to_dict
+from .engine import EngineConfig
+
+logger = logging.getLogger("hf_synth")
+
+
+def _add_engine_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model", help="Local folder or Hub id of a causal LM (default: embedded SmolLM2-135M-Instruct)"
+    )
+    group.add_argument("--batch-size", type=int, help="Prompts generated together (default 16)")
+    group.add_argument("--device", help="Force a device such as cpu or cuda:0 (default: accelerate decides)")
+    group.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-synth", description="Build synthetic fine-tuning datasets.")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    si = sub.add_parser("self-instruct", help="Grow an instruction dataset from seeds with Self-Instruct")
+    si.add_argument(
+        "--seeds",
+        help="Seed file (.jsonl/.json/.csv/.parquet), dataset folder or Hub id "
+        "(default: hf-synth's example seeds)",
+    )
+    si.add_argument("--split", help="Split of the seed dataset (default: train, or the only split)")
+    si.add_argument("--num-instructions", type=int, help="Target number of new instructions (default 100)")
+    si.add_argument("--output", required=True, help="Output folder")
+    si.add_argument("--config", help="YAML file with 'engine:' and 'self_instruct:' sections")
+    si.add_argument("--max-rounds", type=int)
+    si.add_argument("--requests-per-round", type=int)
+    si.add_argument("--instruction-column", help="Seed column holding the instruction (default: instruction)")
+    si.add_argument("--input-column", help="Seed column holding an example input (default: input)")
+    si.add_argument("--output-column", help="Seed column holding an example output (default: output)")
+    si.add_argument("--task-type-method", choices=["llm", "heuristic"])
+    si.add_argument("--max-new-tokens", type=int, help="Token limit for instruction and instance generation")
+    si.add_argument("--seed", type=int)
+    si.add_argument("--include-seeds", action="store_true", default=None, help="Also output the seed rows")
+    si.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Discard checkpoints of an earlier run in --output instead of resuming",
+    )
+    si.add_argument("--show", type=int, default=3, help="Rows to print at the end (default 3)")
+    _add_engine_args(si)
+
+    show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
+    show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
+    show.add_argument("-n", type=int, default=3, help="Number of rows")
+    return parser
+
+
+def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, Any]:
+    return {
+        key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr, None) is not None
+    }
+
+
+def _print_rows(rows: list[dict], n: int) -> None:
+    for row in rows[:n]:
+        print("-" * 72)
+        print(f"[{row.get('id')}] round {row.get('round')} ({row.get('generation_order', '')})")
+        print(f"Instruction: {row['instruction']}")
+        if row.get("input"):
+            print(f"Input: {row['input']}")
+        print(f"Output: {row['output']}")
+    if rows[:n]:
+        print("-" * 72)
+
+
+def _cmd_self_instruct(args: argparse.Namespace) -> int:
+    from .cards import self_instruct_card
+    from .engine import GenerationEngine
+    from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
+    from .self_instruct import SelfInstruct, SelfInstructConfig
+
+    file_config = load_yaml(args.config) if args.config else {}
+    unknown = sorted(set(file_config) - {"engine", "self_instruct"})
+    if unknown:
+        raise ValueError(
+            f"Unknown section(s) {', '.join(unknown)} in {args.config}; valid: engine, self_instruct"
+        )
+    engine_data = {
+        **file_config.get("engine", {}),
+        **_overrides(
+            args, {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
+        ),
+    }
+    si_data = dict(file_config.get("self_instruct", {}))
+    si_data.update(
+        _overrides(
+            args,
+            {
+                "num_instructions": "num_instructions",
+                "max_rounds": "max_rounds",
+                "requests_per_round": "requests_per_round",
+                "instruction_column": "instruction_column",
+                "input_column": "input_column",
+                "output_column": "output_column",
+                "task_type_method": "task_type_method",
+                "seed": "seed",
+                "include_seeds": "include_seeds",
+            },
+        )
+    )
+    if args.max_new_tokens is not None:
+        for step in ("instruction_sampling", "instance_sampling"):
+            si_data[step] = {**si_data.get(step, {}), "max_new_tokens": args.max_new_tokens}
+    engine_config = from_dict(EngineConfig, engine_data, "engine")
+    config = from_dict(SelfInstructConfig, si_data, "self_instruct")
+
+    seeds_name = args.seeds or f"hf-synth example seeds ({EXAMPLE_SEEDS.name})"
+    seeds = load_seed_dataset(args.seeds, split=args.split)
+    output = Path(args.output)
+    started = time.perf_counter()
+    engine = GenerationEngine.from_config(engine_config)
+    pipeline = SelfInstruct(engine, config, checkpoint_dir=output / "checkpoints", overwrite=args.overwrite)
+    result = pipeline.run(seeds)
+    summary = result.summary.to_dict()
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    summary["model"] = engine.model_id
+    paths = save_run(
+        output,
+        result.dataset,
+        result.rejected,
+        summary=summary,
+        config={"engine": to_dict(engine_config), "self_instruct": to_dict(config)},
+    )
+    card = self_instruct_card(
+        result.dataset,
+        summary,
+        model=engine.model_id,
+        prompt_templates=pipeline._provenance()["prompt_templates"],
+        generation_params=pipeline.generation_params(),
+        seeds=seeds_name,
+    )
+    card.save(str(output / "README.md"))
+
+    print(f"\nSelf-Instruct finished in {summary['wall_seconds']}s over {summary['rounds']} round(s)")
+    print(
+        f"  requests: {summary['requests']} ({summary['requests_unparsable']} replies with no parsable list)"
+    )
+    print(
+        f"  instructions generated: {summary['generated']}, kept: {len(result.dataset)}, "
+        f"rejected: {summary['rejected']}"
+    )
+    for reason, count in summary["dropped"].items():
+        print(f"    dropped {count:5d}  {reason}")
+    print(f"  tokens generated: {summary['completion_tokens']} at {summary['tokens_per_second']} tok/s")
+    print(f"  dataset: {paths['dataset']} (load_from_disk), {paths['jsonl']}")
+    print(f"  rejected rows: {paths['rejected']}; card: {output / 'README.md'}")
+    _print_rows(result.dataset.to_list(), args.show)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from datasets import load_from_disk
+
+    path = Path(args.path)
+    if (path / "dataset").is_dir():
+        path = path / "dataset"
+    dataset = load_from_disk(str(path))
+    print(f"{path}: {len(dataset)} rows, columns: {', '.join(dataset.column_names)}")
+    _print_rows(dataset.select(range(min(args.n, len(dataset)))).to_list(), args.n)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logger.setLevel(args.log_level)
+    commands = {"self-instruct": _cmd_self_instruct, "show": _cmd_show}
+    try:
+        return commands[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+        if args.log_level == "DEBUG":
+            raise
+        print(f"hf-synth: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["main"]

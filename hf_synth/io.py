@@ -1,0 +1,82 @@
+"""Reading seed datasets from files, folders or the Hub, and writing run outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE_SEEDS = Path(__file__).parent / "data" / "example_seeds.jsonl"
+_FILE_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+
+
+def _pick_split(data: Dataset | DatasetDict, split: str | None, source: str) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if split is None:
+        split = "train" if "train" in data else (next(iter(data)) if len(data) == 1 else None)
+    if split not in data:
+        raise ValueError(f"{source} has splits {', '.join(data)}; choose one with --split (split=).")
+    return data[split]
+
+
+def load_seed_dataset(source: str | Path | None = None, *, split: str | None = None) -> Dataset:
+    """Load a dataset from a JSONL/JSON/CSV/Parquet/text file, a ``save_to_disk`` folder, a local dataset
+    folder, or a Hub dataset id. ``None`` gives hf-synth's own example seeds."""
+    if source is None:
+        source = EXAMPLE_SEEDS
+    path = Path(source).expanduser()
+    if path.is_file():
+        builder = _FILE_LOADERS.get(path.suffix.lower())
+        if builder is None:
+            raise ValueError(f"Cannot read {path}: use a .jsonl, .json, .csv, .parquet or .txt file.")
+        try:
+            return load_dataset(builder, data_files=str(path), split="train")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path} is not valid UTF-8 ({err}); re-encode it as UTF-8.") from err
+    if path.is_dir():
+        if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+            return _pick_split(load_from_disk(str(path)), split, str(path))
+        return _pick_split(load_dataset(str(path)), split, str(path))
+    text = str(source)
+    if text.startswith((".", "/", "~")) or text.endswith(tuple(_FILE_LOADERS)):
+        raise FileNotFoundError(f"Seed file or folder {text!r} does not exist.")
+    logger.info("Loading %s from the Hugging Face Hub", text)
+    return _pick_split(load_dataset(text), split, text)
+
+
+def save_run(
+    output_dir: str | Path,
+    dataset: Dataset,
+    rejected: Dataset | None = None,
+    *,
+    summary: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write a run's results: ``dataset/`` (``save_to_disk``), ``data.jsonl``, ``rejected.jsonl``,
+    ``summary.json`` and ``config.yaml``. Returns the written paths by name."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"dataset": out / "dataset", "jsonl": out / "data.jsonl"}
+    dataset.save_to_disk(str(paths["dataset"]))
+    dataset.to_json(str(paths["jsonl"]), lines=True, force_ascii=False)
+    if rejected is not None:
+        paths["rejected"] = out / "rejected.jsonl"
+        rejected.to_json(str(paths["rejected"]), lines=True, force_ascii=False)
+    if summary is not None:
+        paths["summary"] = out / "summary.json"
+        paths["summary"].write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    if config is not None:
+        paths["config"] = out / "config.yaml"
+        paths["config"].write_text(
+            yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+    return paths

@@ -1,0 +1,388 @@
+"""The Self-Instruct loop: generate, filter, grow the pool, repeat until the target size."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, Features, List, Value, concatenate_datasets
+
+from ..checkpoint import Checkpointer
+from ..engine import GenerationEngine
+from ..filters.rouge import RougeLIndex
+from .self_instruct_config import SelfInstructConfig
+from .steps import (
+    SOURCE,
+    TEMPLATE_CLASSIFY,
+    TEMPLATE_INPUT_FIRST,
+    TEMPLATE_INSTRUCTIONS,
+    TEMPLATE_OUTPUT_FIRST,
+    add_messages,
+    build_instruction_requests,
+    classify_tasks,
+    explode_instructions,
+    generate_instances,
+    generate_instructions,
+    prepare_seed_pool,
+    score_instances,
+    score_instructions,
+    split_kept,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Columns of every output row, in order.
+OUTPUT_COLUMNS = [
+    "id",
+    "instruction",
+    "input",
+    "output",
+    "messages",
+    "source",
+    "round",
+    "parent_ids",
+    "is_classification",
+    "task_type_source",
+    "generation_order",
+    "demonstration_id",
+    "model",
+    "prompt_templates",
+    "generation_params",
+    "scores",
+]
+#: Columns of rejected rows (what is known at the stage they were dropped).
+REJECTED_COLUMNS = [
+    "id",
+    "instruction",
+    "input",
+    "output",
+    "round",
+    "parent_ids",
+    "stage",
+    "filter_reasons",
+    "scores",
+]
+_SCORES = {"words": Value("int64"), "rouge_l_max": Value("float64"), "rouge_l_nearest": Value("string")}
+OUTPUT_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "instruction": Value("string"),
+        "input": Value("string"),
+        "output": Value("string"),
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "source": Value("string"),
+        "round": Value("int64"),
+        "parent_ids": List(Value("string")),
+        "is_classification": Value("bool"),
+        "task_type_source": Value("string"),
+        "generation_order": Value("string"),
+        "demonstration_id": Value("string"),
+        "model": Value("string"),
+        "prompt_templates": List(Value("string")),
+        "generation_params": Value("string"),
+        "scores": _SCORES,
+    }
+)
+REJECTED_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "instruction": Value("string"),
+        "input": Value("string"),
+        "output": Value("string"),
+        "round": Value("int64"),
+        "parent_ids": List(Value("string")),
+        "stage": Value("string"),
+        "filter_reasons": List(Value("string")),
+        "scores": _SCORES,
+    }
+)
+
+
+def _empty(features: Features) -> Dataset:
+    return Dataset.from_dict({name: [] for name in features}, features=features)
+
+
+@dataclass
+class SelfInstructSummary:
+    """Counts of one run. ``dropped`` counts each reason once per row it applies to."""
+
+    rounds: int = 0
+    requests: int = 0
+    requests_unparsable: int = 0
+    generated: int = 0
+    kept: int = 0
+    rejected: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    task_type_fallbacks: int = 0
+    completion_tokens: int = 0
+    generation_seconds: float = 0.0
+    reused_chunks: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.generation_seconds if self.generation_seconds else 0.0
+
+    def add(self, other: dict[str, Any]) -> None:
+        for key, value in other.items():
+            if key == "dropped":
+                self.dropped.update(value)
+            elif key != "rounds":
+                setattr(self, key, getattr(self, key) + value)
+        self.rounds += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["dropped"] = dict(self.dropped.most_common())
+        data["tokens_per_second"] = round(self.tokens_per_second, 2)
+        data["generation_seconds"] = round(self.generation_seconds, 2)
+        return data
+
+
+@dataclass
+class SelfInstructResult:
+    """What :meth:`SelfInstruct.run` returns: kept rows, rejected rows (with reasons), and counts."""
+
+    dataset: Dataset
+    rejected: Dataset
+    summary: SelfInstructSummary
+
+
+def _fingerprint_rows(pool: Dataset) -> str:
+    digest = hashlib.sha256()
+    for row in pool:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def _as_rejected(dataset: Dataset, stage: str) -> Dataset:
+    if len(dataset) == 0:
+        return _empty(REJECTED_FEATURES)
+
+    def _row(row: dict[str, Any]) -> dict[str, Any]:
+        return {"input": row.get("input") or "", "output": row.get("output") or "", "stage": stage}
+
+    dataset = dataset.map(_row, keep_in_memory=True)
+    return dataset.select_columns(REJECTED_COLUMNS).cast(REJECTED_FEATURES)
+
+
+class SelfInstruct:
+    """Self-Instruct (Wang et al., 2023) over a ``datasets.Dataset`` of seed instructions.
+
+    >>> engine = GenerationEngine.from_config()            # embedded SmolLM2-135M-Instruct
+    >>> result = SelfInstruct(engine, SelfInstructConfig(num_instructions=20)).run(seeds)
+    >>> result.dataset  # instruction, input, output, messages, provenance columns
+
+    With ``checkpoint_dir``, each finished chunk and round is kept on disk; running again with the same
+    configuration and seeds reuses them (see :class:`~hf_synth.checkpoint.Checkpointer`).
+    """
+
+    def __init__(
+        self,
+        engine: GenerationEngine,
+        config: SelfInstructConfig | None = None,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.config = config or SelfInstructConfig()
+        self.checkpointer = Checkpointer(checkpoint_dir, chunk_size=self.config.checkpoint_every)
+        self.overwrite = overwrite
+
+    def generation_params(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "instruction": c.instruction_sampling.to_dict(),
+            "task_type": c.task_type_sampling.to_dict() if c.task_type_method == "llm" else None,
+            "instance": c.instance_sampling.to_dict(),
+        }
+
+    def run(self, seeds: Dataset) -> SelfInstructResult:
+        """Run rounds until ``num_instructions`` instructions are kept or ``max_rounds`` have run."""
+        config = self.config
+        pool = prepare_seed_pool(seeds, config)
+        self.checkpointer.bind(
+            {
+                # The target size and round limit only decide when to stop; rounds already run stay valid.
+                "config": {
+                    k: v
+                    for k, v in json.loads(json.dumps(asdict(config), default=str)).items()
+                    if k not in ("num_instructions", "max_rounds")
+                },
+                "model": self.engine.model_id,
+                "seeds": _fingerprint_rows(pool),
+            },
+            overwrite=self.overwrite,
+        )
+        seed_rows = pool.to_list()
+        index = RougeLIndex(r["instruction"] for r in seed_rows)
+        index_ids = [r["id"] for r in seed_rows]
+        summary = SelfInstructSummary()
+        kept_parts: list[Dataset] = []
+        rejected_parts: list[Dataset] = []
+        machine: list[dict] = []
+        for round_index in range(config.max_rounds):
+            if len(machine) >= config.num_instructions:
+                break
+            kept, rejected, stats = self._round(round_index, seed_rows, machine, index, index_ids)
+            summary.add(stats)
+            for row in kept.select_columns(["id", "instruction"]):
+                index.add(row["instruction"])
+                index_ids.append(row["id"])
+                machine.append(row)
+            kept_parts.append(kept)
+            rejected_parts.append(rejected)
+            logger.info(
+                "Round %d: %d instructions generated, %d kept (total %d/%d)",
+                round_index,
+                stats["generated"],
+                stats["kept"],
+                len(machine),
+                config.num_instructions,
+            )
+        dataset = concatenate_datasets(kept_parts) if kept_parts else _empty(OUTPUT_FEATURES)
+        if len(dataset) > config.num_instructions:
+            extra = dataset.select(range(config.num_instructions, len(dataset)))
+            dataset = dataset.select(range(config.num_instructions))
+            extra = extra.map(lambda r: {"filter_reasons": ["beyond_target"]}, keep_in_memory=True)
+            rejected_parts.append(_as_rejected(extra, "target"))
+            summary.kept -= len(extra)
+            summary.dropped["beyond_target"] += len(extra)
+            summary.rejected += len(extra)
+        if config.include_seeds:
+            dataset = concatenate_datasets([self._seed_output(pool), dataset])
+        rejected = concatenate_datasets(rejected_parts) if rejected_parts else _empty(REJECTED_FEATURES)
+        summary.reused_chunks = self.checkpointer.reused_chunks
+        if len(machine) < config.num_instructions:
+            logger.warning(
+                "Stopped after %d rounds with %d of %d instructions; raise max_rounds or requests_per_round",
+                summary.rounds,
+                min(len(machine), config.num_instructions),
+                config.num_instructions,
+            )
+        return SelfInstructResult(dataset=dataset, rejected=rejected, summary=summary)
+
+    # ------------------------------------------------------------------ one round
+    def _round(
+        self,
+        round_index: int,
+        seeds: list[dict],
+        machine: list[dict],
+        index: RougeLIndex,
+        index_ids: list[str],
+    ) -> tuple[Dataset, Dataset, dict]:
+        name = f"round-{round_index:03d}"
+        ckpt = self.checkpointer
+        if ckpt.has(f"{name}/kept") and ckpt.has(f"{name}/rejected"):
+            logger.info("Round %d: reusing finished round from %s", round_index, ckpt.root)
+            return (
+                ckpt.load(f"{name}/kept"),
+                ckpt.load(f"{name}/rejected"),
+                ckpt.load_json(f"{name}/stats.json"),
+            )
+
+        config = self.config
+        tokens_before, seconds_before = self.engine.stats.completion_tokens, self.engine.stats.seconds
+        ckpt_or_none = ckpt if ckpt.enabled else None
+        requests = build_instruction_requests(
+            seeds, machine, config, round_index, remaining=config.num_instructions - len(machine)
+        )
+        requests = generate_instructions(
+            requests, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/instructions"
+        )
+        unparsable = Counter(e for e in requests["parse_error"] if e)
+        candidates = explode_instructions(requests)
+        dropped: Counter = Counter({f"malformed:{k}": v for k, v in unparsable.items()})
+        stats: dict[str, Any] = {
+            "requests": len(requests),
+            "requests_unparsable": sum(unparsable.values()),
+            "generated": len(candidates),
+            "task_type_fallbacks": 0,
+        }
+        rejected_parts = []
+        if len(candidates):
+            scored = score_instructions(candidates, index, index_ids, config)
+            survivors, dropped_instr = split_kept(scored)
+            rejected_parts.append(_as_rejected(dropped_instr, "instruction"))
+            if len(survivors):
+                typed = classify_tasks(
+                    survivors, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/task_types"
+                )
+                stats["task_type_fallbacks"] = sum(
+                    s == "heuristic_fallback" for s in typed["task_type_source"]
+                )
+                instances = generate_instances(
+                    typed, self.engine, config, seeds, checkpointer=ckpt_or_none, name=f"{name}/instances"
+                )
+                final, dropped_inst = split_kept(score_instances(instances, config, seeds))
+                rejected_parts.append(_as_rejected(dropped_inst, "instance"))
+                kept = self._finalize(final)
+            else:
+                kept = _empty(OUTPUT_FEATURES)
+            for part in rejected_parts:
+                for reasons in part["filter_reasons"]:
+                    dropped.update(reasons)
+        else:
+            kept = _empty(OUTPUT_FEATURES)
+        rejected = concatenate_datasets(rejected_parts) if rejected_parts else _empty(REJECTED_FEATURES)
+        stats.update(
+            kept=len(kept),
+            rejected=len(rejected),
+            dropped=dict(dropped),
+            completion_tokens=self.engine.stats.completion_tokens - tokens_before,
+            generation_seconds=self.engine.stats.seconds - seconds_before,
+        )
+        ckpt.save(kept, f"{name}/kept")
+        ckpt.save(rejected, f"{name}/rejected")
+        ckpt.save_json(stats, f"{name}/stats.json")
+        return kept, rejected, stats
+
+    # ------------------------------------------------------------------ output rows
+    def _provenance(self) -> dict[str, Any]:
+        return {
+            "source": SOURCE,
+            "model": self.engine.model_id,
+            "prompt_templates": [
+                TEMPLATE_INSTRUCTIONS,
+                TEMPLATE_CLASSIFY,
+                TEMPLATE_INPUT_FIRST,
+                TEMPLATE_OUTPUT_FIRST,
+            ]
+            if self.config.task_type_method == "llm"
+            else [TEMPLATE_INSTRUCTIONS, TEMPLATE_INPUT_FIRST, TEMPLATE_OUTPUT_FIRST],
+            "generation_params": json.dumps(self.generation_params(), sort_keys=True),
+        }
+
+    def _finalize(self, dataset: Dataset) -> Dataset:
+        if len(dataset) == 0:
+            return _empty(OUTPUT_FEATURES)
+        provenance = self._provenance()
+        dataset = add_messages(dataset).map(lambda _: provenance, keep_in_memory=True)
+        return dataset.select_columns(OUTPUT_COLUMNS).cast(OUTPUT_FEATURES)
+
+    def _seed_output(self, pool: Dataset) -> Dataset:
+        def _row(row: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "source": "seed",
+                "round": -1,
+                "parent_ids": [],
+                "task_type_source": "seed",
+                "is_classification": bool(row["is_classification"]),
+                "generation_order": "",
+                "demonstration_id": "",
+                "model": "",
+                "prompt_templates": [],
+                "generation_params": "",
+                "scores": {"words": 0, "rouge_l_max": 0.0, "rouge_l_nearest": ""},
+            }
+
+        return (
+            add_messages(pool.map(_row, keep_in_memory=True))
+            .select_columns(OUTPUT_COLUMNS)
+            .cast(OUTPUT_FEATURES)
+        )
