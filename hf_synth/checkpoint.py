@@ -24,6 +24,12 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_FILE = "fingerprint.json"
 
 
+def save_dataset(dataset: Dataset, path: str | Path) -> None:
+    """``save_to_disk`` that also works for a dataset with no rows (datasets writes zero shards for those,
+    which ``load_from_disk`` cannot read back; one empty shard can be)."""
+    dataset.save_to_disk(str(path), num_shards=1 if len(dataset) == 0 else None)
+
+
 class CheckpointMismatchError(RuntimeError):
     """The checkpoint folder was written by a run with a different configuration or input."""
 
@@ -87,7 +93,7 @@ class Checkpointer:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
-            dataset.save_to_disk(str(tmp))
+            save_dataset(dataset, tmp)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)

@@ -85,7 +85,7 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
     from .cards import self_instruct_card
     from .engine import GenerationEngine
     from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
-    from .self_instruct import SelfInstruct, SelfInstructConfig
+    from .self_instruct import SelfInstruct, SelfInstructConfig, prepare_seed_pool
 
     file_config = load_yaml(args.config) if args.config else {}
     unknown = sorted(set(file_config) - {"engine", "self_instruct"})
@@ -124,6 +124,7 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
 
     seeds_name = args.seeds or f"hf-synth example seeds ({EXAMPLE_SEEDS.name})"
     seeds = load_seed_dataset(args.seeds, split=args.split)
+    prepare_seed_pool(seeds, config)  # bad seeds fail here, before a model is loaded
     output = Path(args.output)
     started = time.perf_counter()
     engine = GenerationEngine.from_config(engine_config)

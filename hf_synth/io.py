@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
+from .checkpoint import save_dataset
+
 logger = logging.getLogger(__name__)
 
 EXAMPLE_SEEDS = Path(__file__).parent / "data" / "example_seeds.jsonl"
@@ -64,7 +66,7 @@ def save_run(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"dataset": out / "dataset", "jsonl": out / "data.jsonl"}
-    dataset.save_to_disk(str(paths["dataset"]))
+    save_dataset(dataset, paths["dataset"])
     dataset.to_json(str(paths["jsonl"]), lines=True, force_ascii=False)
     if rejected is not None:
         paths["rejected"] = out / "rejected.jsonl"

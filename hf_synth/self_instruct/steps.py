@@ -8,6 +8,7 @@ rows can be inspected before :func:`split_kept` drops them with ``Dataset.filter
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Sequence
 from typing import Any
 

@@ -1,0 +1,159 @@
+"""Shared fixtures: offline Hub, a tiny random causal LM built in-process, and a scripted engine."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_EVALUATE_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json  # noqa: E402
+import re  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from hf_synth.engine import EngineStats, GenerationOutput  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SEED_TASKS = SHARED_DATA / "self_instruct_seed_tasks.jsonl"
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+    "{% if not (loop.last and m['role'] == 'assistant') %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_tokenizer(chat_template: str | None = CHAT_TEMPLATE, pad: bool = True):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [
+        "Write a poem about the sea. Classify the sentiment of the review. Input: Output: Class label:",
+        "1. 2. 3. 4. 5. 6. 7. 8. 9. 10. Give three tips for staying healthy. Yes No",
+        "The quick brown fox jumps over the lazy dog. Translate the sentence into French.",
+    ] * 5
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    specials = ["<unk>", "<|im_start|>", "<|im_end|>"] + (["<pad>"] if pad else [])
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(corpus, trainer)
+    kwargs = {"eos_token": "<|im_end|>", "unk_token": "<unk>"}
+    if pad:
+        kwargs["pad_token"] = "<pad>"
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **kwargs)
+    if chat_template:
+        fast.chat_template = chat_template
+    return fast
+
+
+def build_tiny_model(tokenizer, seed: int = 0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_tokenizer):
+    return build_tiny_model(tiny_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model, tiny_tokenizer) -> Path:
+    """The tiny model saved as a local folder, for code paths that load by path (the CLI)."""
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tiny_model.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _prompt_text(prompt) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(m["content"] for m in prompt)
+
+
+class ScriptedEngine:
+    """Stands in for GenerationEngine: ``reply(prompt_text) -> str`` decides each completion.
+
+    Records every prompt it saw; ``fail_after`` raises after that many generate() calls (a crash).
+    """
+
+    def __init__(self, reply: Callable[[str], str], model_id: str = "scripted-teacher", fail_after: int | None = None):
+        self.reply = reply
+        self.model_id = model_id
+        self.stats = EngineStats()
+        self.calls: list[list[str]] = []
+        self.fail_after = fail_after
+
+    def generate(self, prompts, sampling=None, *, desc="Generating", progress=True):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise RuntimeError("simulated crash")
+        texts = [_prompt_text(p) for p in prompts]
+        self.calls.append(texts)
+        outputs = []
+        for text in texts:
+            reply = self.reply(text)
+            tokens = max(1, len(reply.split()))
+            outputs.append(GenerationOutput(text=reply, prompt_tokens=len(text.split()), completion_tokens=tokens,
+                                            finish_reason="stop"))
+        self.stats.prompts += len(texts)
+        self.stats.completion_tokens += sum(o.completion_tokens for o in outputs)
+        self.stats.seconds += 0.001 * len(texts)
+        return outputs
+
+
+def which_template(text: str) -> str:
+    if "Continue it with" in text:
+        return "instructions"
+    if "Is the task below a classification task?" in text:
+        return "classify"
+    if "First pick one of its possible class labels" in text:
+        return "output_first"
+    if "First write the input the task works on" in text:
+        return "input_first"
+    raise AssertionError(f"unknown prompt: {text[:200]}")
+
+
+def task_of(text: str) -> str:
+    return re.findall(r"^Task: (.*)$", text, re.MULTILINE)[-1]
+
+
+@pytest.fixture
+def scripted_engine_factory():
+    return ScriptedEngine
+
+
+@pytest.fixture(scope="session")
+def real_seed_rows() -> list[dict]:
+    if not SEED_TASKS.is_file():
+        pytest.skip(f"{SEED_TASKS} not available")
+    return [json.loads(line) for line in SEED_TASKS.read_text().splitlines()]
