@@ -31,11 +31,15 @@ def build_prompts(n: int) -> list:
     requests = build_instruction_requests(seeds, [], config, 0)
     prompts = list(requests["prompt"])
     for row in rows[: n - len(prompts)]:
-        prompts.append(render_messages("self_instruct/input_first", instruction=row["instruction"], example=None))
+        prompts.append(
+            render_messages("self_instruct/input_first", instruction=row["instruction"], example=None)
+        )
     return prompts
 
 
-def plain_generate(engine: GenerationEngine, prompts: list, sampling: SamplingParams, batch_size: int) -> tuple[int, float]:
+def plain_generate(
+    engine: GenerationEngine, prompts: list, sampling: SamplingParams, batch_size: int
+) -> tuple[int, float]:
     """transformers' generate on fixed batches in the given order (no sorting), as a user would write it."""
     tok, model = engine.tokenizer, engine.model
     texts = [engine.format_prompt(p) for p in prompts]
@@ -44,9 +48,15 @@ def plain_generate(engine: GenerationEngine, prompts: list, sampling: SamplingPa
         enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
         torch.manual_seed(sampling.seed)
         with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=sampling.max_new_tokens, do_sample=True,
-                                 temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
-                                 pad_token_id=tok.pad_token_id)
+            out = model.generate(
+                **enc,
+                max_new_tokens=sampling.max_new_tokens,
+                do_sample=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=0,
+                pad_token_id=tok.pad_token_id,
+            )
         new = out[:, enc["input_ids"].shape[1] :]
         for row in new.tolist():
             stop = next((j for j, t in enumerate(row) if t == tok.eos_token_id), None)
@@ -69,45 +79,52 @@ def main() -> None:
     engine.generate(prompts[:2], SamplingParams(max_new_tokens=4), progress=False)  # warm-up
     results = {}
 
-    for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        engine.batch_size = bs
-        before_tok, before_s = engine.stats.completion_tokens, engine.stats.seconds
-        started = time.perf_counter()
-        engine.generate(prompts, sampling, progress=False)
-        wall = time.perf_counter() - started
-        tokens = engine.stats.completion_tokens - before_tok
-        results[f"engine_batch{bs}"] = {"tokens": tokens, "seconds": round(wall, 2), "tok_s": round(tokens / wall, 1)}
-
-    tokens, seconds = plain_generate(engine, prompts, sampling, 16)
-    results["plain_generate_batch16"] = {"tokens": tokens, "seconds": round(seconds, 2), "tok_s": round(tokens / seconds, 1)}
-
-    if not args.skip_sequential:
-        engine.batch_size = 1
+    def timed(batch_size: int) -> dict:
+        engine.batch_size = batch_size
         before = engine.stats.completion_tokens
         started = time.perf_counter()
         engine.generate(prompts, sampling, progress=False)
         wall = time.perf_counter() - started
         tokens = engine.stats.completion_tokens - before
-        results["one_at_a_time"] = {"tokens": tokens, "seconds": round(wall, 2), "tok_s": round(tokens / wall, 1)}
+        return {"tokens": tokens, "seconds": round(wall, 2), "tok_s": round(tokens / wall, 1)}
+
+    for bs in [int(b) for b in args.batch_sizes.split(",")]:
+        results[f"engine_batch{bs}"] = timed(bs)
+    tokens, seconds = plain_generate(engine, prompts, sampling, 16)
+    results["plain_generate_batch16"] = {
+        "tokens": tokens,
+        "seconds": round(seconds, 2),
+        "tok_s": round(tokens / seconds, 1),
+    }
+    if not args.skip_sequential:
+        results["one_at_a_time"] = timed(1)
 
     base_seq = results.get("one_at_a_time", {}).get("tok_s")
     base_plain = results["plain_generate_batch16"]["tok_s"]
-    for name, r in results.items():
+    for r in results.values():
         r["ratio_vs_one_at_a_time"] = round(r["tok_s"] / base_seq, 2) if base_seq else None
         r["ratio_vs_plain_batch16"] = round(r["tok_s"] / base_plain, 2)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report = {
-        "prompts": len(prompts), "max_new_tokens": args.max_new_tokens, "temperature": 0.7, "top_p": 0.9,
-        "model": engine.model_id, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-        "peak_rss_mb": round(peak_rss_mb), "results": results,
+        "prompts": len(prompts),
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "model": engine.model_id,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "peak_rss_mb": round(peak_rss_mb),
+        "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print("| run | tokens | seconds | tok/s | × one-at-a-time | × plain batch-16 |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['tokens']} | {r['seconds']} | {r['tok_s']} | {r['ratio_vs_one_at_a_time']} | "
-              f"{r['ratio_vs_plain_batch16']} |")
+        print(
+            f"| {name} | {r['tokens']} | {r['seconds']} | {r['tok_s']} | {r['ratio_vs_one_at_a_time']} | "
+            f"{r['ratio_vs_plain_batch16']} |"
+        )
     print(f"peak RSS {peak_rss_mb:.0f} MB, {torch.get_num_threads()} threads")
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", type=Path, help="Output folder of an hf-synth run")
     parser.add_argument("--examples", type=int, default=2, help="Examples to show per reason")
     args = parser.parse_args()

@@ -107,7 +107,9 @@ class ScriptedEngine:
     Records every prompt it saw; ``fail_after`` raises after that many generate() calls (a crash).
     """
 
-    def __init__(self, reply: Callable[[str], str], model_id: str = "scripted-teacher", fail_after: int | None = None):
+    def __init__(
+        self, reply: Callable[[str], str], model_id: str = "scripted-teacher", fail_after: int | None = None
+    ):
         self.reply = reply
         self.model_id = model_id
         self.stats = EngineStats()
@@ -123,8 +125,14 @@ class ScriptedEngine:
         for text in texts:
             reply = self.reply(text)
             tokens = max(1, len(reply.split()))
-            outputs.append(GenerationOutput(text=reply, prompt_tokens=len(text.split()), completion_tokens=tokens,
-                                            finish_reason="stop"))
+            outputs.append(
+                GenerationOutput(
+                    text=reply,
+                    prompt_tokens=len(text.split()),
+                    completion_tokens=tokens,
+                    finish_reason="stop",
+                )
+            )
         self.stats.prompts += len(texts)
         self.stats.completion_tokens += sum(o.completion_tokens for o in outputs)
         self.stats.seconds += 0.001 * len(texts)

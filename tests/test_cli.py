@@ -11,14 +11,31 @@ from hf_synth.io import EXAMPLE_SEEDS, load_seed_dataset
 
 def test_cli_self_instruct_writes_dataset_jsonl_card_and_summary(tmp_path, tiny_model_dir, capsys):
     out = tmp_path / "run"
-    code = main(["self-instruct", "--model", str(tiny_model_dir), "--num-instructions", "6", "--max-rounds", "1",
-                 "--requests-per-round", "2", "--max-new-tokens", "8", "--output", str(out), "--batch-size", "4"])
+    code = main(
+        [
+            "self-instruct",
+            "--model",
+            str(tiny_model_dir),
+            "--num-instructions",
+            "6",
+            "--max-rounds",
+            "1",
+            "--requests-per-round",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--output",
+            str(out),
+            "--batch-size",
+            "4",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "instructions generated:" in printed and "tok/s" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["requests"] == 2 and summary["rounds"] == 1
-    assert summary["generated"] == summary["kept"] + summary["rejected"] - summary["dropped"].get("beyond_target", 0)
+    assert summary["generated"] + summary["requests_unparsable"] == summary["kept"] + summary["rejected"]
     dataset = load_from_disk(str(out / "dataset"))
     lines = (out / "data.jsonl").read_text().splitlines()
     assert len(lines) == len(dataset)
@@ -34,33 +51,71 @@ def test_cli_self_instruct_writes_dataset_jsonl_card_and_summary(tmp_path, tiny_
 def test_cli_reads_yaml_config_and_reports_unknown_keys(tmp_path, tiny_model_dir, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("self_instruct:\n  num_instructons: 3\n")
-    code = main(["self-instruct", "--config", str(config), "--output", str(tmp_path / "o"),
-                 "--model", str(tiny_model_dir)])
+    code = main(
+        [
+            "self-instruct",
+            "--config",
+            str(config),
+            "--output",
+            str(tmp_path / "o"),
+            "--model",
+            str(tiny_model_dir),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "num_instructons" in err and "num_instructions" in err
     config.write_text("engine:\n  batch_size: 0\n")
     assert main(["self-instruct", "--config", str(config), "--output", str(tmp_path / "o")]) == 2
     assert "batch_size" in capsys.readouterr().err
-    config.write_text("self_instruct:\n  instance_sampling: {temperature: 0.2, max_new_tokens: 4}\n  max_rounds: 1\n"
-                      "  requests_per_round: 1\n  num_instructions: 1\n")
-    assert main(["self-instruct", "--config", str(config), "--output", str(tmp_path / "o2"),
-                 "--model", str(tiny_model_dir), "--max-new-tokens", "6"]) == 0
+    config.write_text(
+        "self_instruct:\n  instance_sampling: {temperature: 0.2, max_new_tokens: 4}\n  max_rounds: 1\n"
+        "  requests_per_round: 1\n  num_instructions: 1\n"
+    )
+    assert (
+        main(
+            [
+                "self-instruct",
+                "--config",
+                str(config),
+                "--output",
+                str(tmp_path / "o2"),
+                "--model",
+                str(tiny_model_dir),
+                "--max-new-tokens",
+                "6",
+            ]
+        )
+        == 0
+    )
     saved = yaml.safe_load((tmp_path / "o2" / "config.yaml").read_text())["self_instruct"]
-    assert saved["instance_sampling"]["temperature"] == 0.2 and saved["instance_sampling"]["max_new_tokens"] == 6
+    assert (
+        saved["instance_sampling"]["temperature"] == 0.2 and saved["instance_sampling"]["max_new_tokens"] == 6
+    )
 
 
 def test_cli_seed_file_without_instruction_column_is_one_clear_error(tmp_path, tiny_model_dir, capsys):
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text('{"prompt": "Name a river.", "answer": "Nile"}\n')
-    code = main(["self-instruct", "--seeds", str(seeds), "--output", str(tmp_path / "o"),
-                 "--model", str(tiny_model_dir)])
+    code = main(
+        [
+            "self-instruct",
+            "--seeds",
+            str(seeds),
+            "--output",
+            str(tmp_path / "o"),
+            "--model",
+            str(tiny_model_dir),
+        ]
+    )
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert code == 2 and len(err) == 1
     assert "prompt, answer" in err[0] and "--instruction-column" in err[0]
 
 
 def test_cli_missing_seed_file(tmp_path, capsys):
-    assert main(["self-instruct", "--seeds", str(tmp_path / "none.jsonl"), "--output", str(tmp_path / "o")]) == 2
+    assert (
+        main(["self-instruct", "--seeds", str(tmp_path / "none.jsonl"), "--output", str(tmp_path / "o")]) == 2
+    )
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -72,10 +127,13 @@ def test_example_seeds_are_our_own_and_complete():
     assert EXAMPLE_SEEDS.is_file()
 
 
-@pytest.mark.parametrize("suffix, writer", [
-    (".csv", lambda p: p.write_text("instruction,output\nName a river.,Nile\n")),
-    (".json", lambda p: p.write_text(json.dumps([{"instruction": "Name a river."}]))),
-])
+@pytest.mark.parametrize(
+    "suffix, writer",
+    [
+        (".csv", lambda p: p.write_text("instruction,output\nName a river.,Nile\n")),
+        (".json", lambda p: p.write_text(json.dumps([{"instruction": "Name a river."}]))),
+    ],
+)
 def test_seed_files_of_other_formats(tmp_path, suffix, writer):
     path = tmp_path / f"seeds{suffix}"
     writer(path)
@@ -94,17 +152,36 @@ def test_inspect_rejected_script_counts_reasons(tmp_path):
     from pathlib import Path
 
     rows = [
-        {"id": "a", "instruction": "Draw a cat.", "output": "", "stage": "instruction",
-         "filter_reasons": ["blocked_keyword:draw"]},
-        {"id": "b", "instruction": "Explain X.", "output": "As an AI...", "stage": "instance",
-         "filter_reasons": ["refusal"]},
-        {"id": "c", "instruction": "Draw a dog.", "output": "", "stage": "instruction",
-         "filter_reasons": ["blocked_keyword:draw"]},
+        {
+            "id": "a",
+            "instruction": "Draw a cat.",
+            "output": "",
+            "stage": "instruction",
+            "filter_reasons": ["blocked_keyword:draw"],
+        },
+        {
+            "id": "b",
+            "instruction": "Explain X.",
+            "output": "As an AI...",
+            "stage": "instance",
+            "filter_reasons": ["refusal"],
+        },
+        {
+            "id": "c",
+            "instruction": "Draw a dog.",
+            "output": "",
+            "stage": "instruction",
+            "filter_reasons": ["blocked_keyword:draw"],
+        },
     ]
     (tmp_path / "rejected.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     script = Path(__file__).resolve().parents[1] / "scripts" / "inspect_rejected.py"
-    out = subprocess.run([sys.executable, str(script), str(tmp_path), "--examples", "1"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), "--examples", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "3 rejected rows" in out
     assert "== blocked_keyword:draw: 2" in out and "== refusal: 1" in out
     assert out.index("blocked_keyword:draw") < out.index("refusal")

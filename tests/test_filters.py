@@ -70,12 +70,20 @@ def test_greedy_novelty_matches_pairwise_reference(instructions):
 
 def test_packaged_evaluate_module_loads_offline_and_scores():
     rouge = load_rouge_l()
-    result = rouge.compute(predictions=["write a poem about cats", "hello"],
-                           references=[["write a poem about dogs", "list rivers"], ["nothing alike"]])
-    assert result["rougeL"][0] == pytest.approx(_reference("write a poem about dogs", "write a poem about cats"))
+    result = rouge.compute(
+        predictions=["write a poem about cats", "hello"],
+        references=[["write a poem about dogs", "list rivers"], ["nothing alike"]],
+    )
+    assert result["rougeL"][0] == pytest.approx(
+        _reference("write a poem about dogs", "write a poem about cats")
+    )
     assert result["nearest"] == [0, -1] and result["rougeL"][1] == 0.0
-    novelty = rouge.compute(predictions=["write a poem about cats", "write a poem about cats please", "x y z"],
-                            references=[[], [], []], pool=["write a haiku"], threshold=0.7)
+    novelty = rouge.compute(
+        predictions=["write a poem about cats", "write a poem about cats please", "x y z"],
+        references=[[], [], []],
+        pool=["write a haiku"],
+        threshold=0.7,
+    )
     assert novelty["keep"] == [True, False, True]
 
 
@@ -95,7 +103,10 @@ def test_packaged_evaluate_module_loads_offline_and_scores():
     ],
 )
 def test_instruction_rules(text, reasons):
-    assert instruction_reasons(text, min_words=3, max_words=150, blocked_keywords=["draw", "map", "image"]) == reasons
+    assert (
+        instruction_reasons(text, min_words=3, max_words=150, blocked_keywords=["draw", "map", "image"])
+        == reasons
+    )
 
 
 def test_length_and_keyword_helpers():

@@ -25,7 +25,9 @@ def test_converted_cache_matches_the_gguf_model(default_engine):
     from transformers import AutoModelForCausalLM
 
     gguf = find_default_gguf()
-    original = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=DEFAULT_GGUF_FILE, dtype=torch.float32)
+    original = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=DEFAULT_GGUF_FILE, dtype=torch.float32
+    )
     ids = default_engine.tokenizer("Write a haiku about rain.", return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         expected = original(ids).logits
@@ -36,9 +38,13 @@ def test_converted_cache_matches_the_gguf_model(default_engine):
 
 def test_default_model_batched_greedy_matches_single_prompts(default_engine):
     prompts = ["Name three fruits.", "Write one sentence about the moon and the stars at night."]
-    batched = default_engine.generate(prompts, SamplingParams(max_new_tokens=24, temperature=0), progress=False)
-    single = [default_engine.generate([p], SamplingParams(max_new_tokens=24, temperature=0), progress=False)[0]
-              for p in prompts]
+    batched = default_engine.generate(
+        prompts, SamplingParams(max_new_tokens=24, temperature=0), progress=False
+    )
+    single = [
+        default_engine.generate([p], SamplingParams(max_new_tokens=24, temperature=0), progress=False)[0]
+        for p in prompts
+    ]
     assert [o.text for o in batched] == [o.text for o in single]
     assert all(o.text.strip() for o in batched)
 
@@ -49,8 +55,25 @@ def test_self_instruct_cli_on_the_default_model(tmp_path):
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("\n".join(SEED_TASKS.read_text().splitlines()[:12]) + "\n")
     out = tmp_path / "run"
-    code = main(["self-instruct", "--seeds", str(seeds), "--num-instructions", "3", "--requests-per-round", "4",
-                 "--max-rounds", "3", "--max-new-tokens", "128", "--output", str(out), "--seed", "1"])
+    code = main(
+        [
+            "self-instruct",
+            "--seeds",
+            str(seeds),
+            "--num-instructions",
+            "3",
+            "--requests-per-round",
+            "4",
+            "--max-rounds",
+            "3",
+            "--max-new-tokens",
+            "128",
+            "--output",
+            str(out),
+            "--seed",
+            "1",
+        ]
+    )
     assert code == 0
     dataset = load_from_disk(str(out / "dataset"))
     assert len(dataset) >= 1
@@ -60,7 +83,8 @@ def test_self_instruct_cli_on_the_default_model(tmp_path):
         assert row["instruction"].strip() and row["output"].strip()
         assert row["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
         assert set(row["parent_ids"]) <= seed_ids | set(dataset["id"]) | {
-            r["id"] for r in map(json.loads, (out / "rejected.jsonl").read_text().splitlines())}
+            r["id"] for r in map(json.loads, (out / "rejected.jsonl").read_text().splitlines())
+        }
         assert row["messages"][-1]["content"] == row["output"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["completion_tokens"] > 0 and summary["tokens_per_second"] > 0

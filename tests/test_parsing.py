@@ -47,20 +47,29 @@ def test_text_without_list_markers_yields_nothing():
 def test_inline_numbers_split_only_on_the_next_number():
     parsed = parse_instruction_list(INLINE_DOUBLE_NUMBERS)
     assert len(parsed.items) == 3
-    assert parse_instruction_list("7. Convert 3. 5 kilograms to pounds.").items == ["Convert 3. 5 kilograms to pounds."]
+    assert parse_instruction_list("7. Convert 3. 5 kilograms to pounds.").items == [
+        "Convert 3. 5 kilograms to pounds."
+    ]
 
 
 @pytest.mark.parametrize(
     "text, expected",
     [
         ("**9.** Explain photosynthesis simply.", ["Explain photosynthesis simply."]),
-        ("Task 9: Describe a rainbow.\nTask 10: List three rivers.", ["Describe a rainbow.", "List three rivers."]),
+        (
+            "Task 9: Describe a rainbow.\nTask 10: List three rivers.",
+            ["Describe a rainbow.", "List three rivers."],
+        ),
         ('9) "Suggest a gift for a teacher."', ["Suggest a gift for a teacher."]),
-        ("- Write a limerick about cats.\n- Give a synonym for happy.", ["Write a limerick about cats.",
-                                                                       "Give a synonym for happy."]),
+        (
+            "- Write a limerick about cats.\n- Give a synonym for happy.",
+            ["Write a limerick about cats.", "Give a synonym for happy."],
+        ),
         ("9. Instruction: Summarize the article.", ["Summarize the article."]),
-        ("9. Write a story that\nspans two lines.\n10. Next task.", ["Write a story that spans two lines.",
-                                                                     "Next task."]),
+        (
+            "9. Write a story that\nspans two lines.\n10. Next task.",
+            ["Write a story that spans two lines.", "Next task."],
+        ),
         ("9.\r\nCount the vowels.\r\n10. Reverse a string.", ["Count the vowels.", "Reverse a string."]),
     ],
 )
@@ -85,8 +94,11 @@ def test_empty_or_non_text_is_a_recorded_error(text):
 
 def test_input_first_instance():
     parsed = parse_instance("Input: The library opens at nine.\nOutput: La bibliothèque ouvre à neuf heures.")
-    assert (parsed.input, parsed.output, parsed.error) == ("The library opens at nine.",
-                                                            "La bibliothèque ouvre à neuf heures.", None)
+    assert (parsed.input, parsed.output, parsed.error) == (
+        "The library opens at nine.",
+        "La bibliothèque ouvre à neuf heures.",
+        None,
+    )
 
 
 @pytest.mark.parametrize("none", ["<none>", "None", "N/A", "<noinput>", "none."])
@@ -101,8 +113,10 @@ def test_markdown_labels_and_multiline_output():
 
 
 def test_second_example_and_new_turns_are_cut_off():
-    text = ("Input: Two hours wasted.\nOutput: Negative\n\nUser: How to make a light show\n"
-            "Input: Another one\nOutput: Positive")
+    text = (
+        "Input: Two hours wasted.\nOutput: Negative\n\nUser: How to make a light show\n"
+        "Input: Another one\nOutput: Positive"
+    )
     parsed = parse_instance(text)
     assert parsed.output == "Negative"
     parsed = parse_instance("Input: a\nOutput: b\nInput: c\nOutput: d")
@@ -122,8 +136,16 @@ def test_output_first_instance():
 
 
 @pytest.mark.parametrize(
-    "text, expected", [(" Yes", True), (" No.", False), ("yes, it is", True), ("True", True), (" maybe", None),
-                       ("", None), (None, None)]
+    "text, expected",
+    [
+        (" Yes", True),
+        (" No.", False),
+        ("yes, it is", True),
+        ("True", True),
+        (" maybe", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_yes_no(text, expected):
     assert parse_yes_no(text) is expected

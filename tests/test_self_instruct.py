@@ -11,13 +11,28 @@ from hf_synth.self_instruct import OUTPUT_COLUMNS, prepare_seed_pool
 from .conftest import ScriptedEngine, task_of, which_template
 
 SEEDS = [
-    {"instruction": "Give three tips for staying healthy.", "input": "", "output": "Sleep, eat well, move.",
-     "is_classification": False},
-    {"instruction": "Is the review positive or negative?", "input": "Great phone!", "output": "Positive",
-     "is_classification": True},
-    {"instruction": "Translate the sentence into French.", "input": "I like tea.", "output": "J'aime le thé."},
-    {"instruction": "Summarize the paragraph in one sentence.", "input": "Bees pollinate crops.",
-     "output": "Bees matter."},
+    {
+        "instruction": "Give three tips for staying healthy.",
+        "input": "",
+        "output": "Sleep, eat well, move.",
+        "is_classification": False,
+    },
+    {
+        "instruction": "Is the review positive or negative?",
+        "input": "Great phone!",
+        "output": "Positive",
+        "is_classification": True,
+    },
+    {
+        "instruction": "Translate the sentence into French.",
+        "input": "I like tea.",
+        "output": "J'aime le thé.",
+    },
+    {
+        "instruction": "Summarize the paragraph in one sentence.",
+        "input": "Bees pollinate crops.",
+        "output": "Bees matter.",
+    },
     {"instruction": "Suggest a name for a vegan bakery.", "input": "", "output": "Crumb Garden"},
     {"instruction": "Write a haiku about autumn rain.", "input": "", "output": "Rain on red leaves"},
     {"instruction": "Convert 100 degrees Fahrenheit to Celsius.", "input": "", "output": "37.8 C"},
@@ -54,15 +69,21 @@ BAD = [
 
 
 def make_reply(good=GOOD, bad=BAD):
-    fresh = itertools.chain(bad, good, (f"Write a unique story number {i} about topic {i * 7919}." for i in
-                                        itertools.count()))
+    fresh = itertools.chain(
+        bad, good, (f"Write a unique story number {i} about topic {i * 7919}." for i in itertools.count())
+    )
 
     def reply(text: str) -> str:
         kind = which_template(text)
         if kind == "instructions":
             items = [next(fresh) for _ in range(4)]
-            return " " + "\n".join(f"{i}. {item}" if i else item for i, item in enumerate(items, start=0)).replace(
-                "0. ", "", 1) + "\n\nThese tasks are all different."
+            return (
+                " "
+                + "\n".join(f"{i}. {item}" if i else item for i, item in enumerate(items, start=0)).replace(
+                    "0. ", "", 1
+                )
+                + "\n\nThese tasks are all different."
+            )
         task = task_of(text)
         if kind == "classify":
             return " Yes" if "sentiment" in task else " No"
@@ -88,8 +109,11 @@ def stateless_reply(text: str) -> str:
     verbs = ["Explain", "Summarize", "Critique", "Invent", "Translate", "Plan", "Debug", "Rank", "Compare"]
     topics = ["volcanoes", "jazz", "tax law", "origami", "sourdough", "comets", "chess", "tides", "bonsai"]
     people = ["a child", "a chef", "an engineer", "a tourist", "a nurse", "a poet", "a pilot", "a farmer"]
-    items = [f"{verbs[digest[i] % 9]} {topics[digest[i + 3] % 9]} for {people[digest[i + 6] % 8]} in "
-             f"{digest[i + 9]} words." for i in range(3)]
+    items = [
+        f"{verbs[digest[i] % 9]} {topics[digest[i + 3] % 9]} for {people[digest[i + 6] % 8]} in "
+        f"{digest[i + 9]} words."
+        for i in range(3)
+    ]
     return " " + "\n".join(f"{n}. {item}" if n else item for n, item in enumerate(items))
 
 
@@ -100,16 +124,19 @@ def _run(config, engine=None, **kwargs):
 
 
 def test_end_to_end_rows_columns_and_provenance():
-    config = SelfInstructConfig(num_instructions=10, requests_per_round=3, num_seed_examples=4,
-                                num_machine_examples=2, seed=3)
+    config = SelfInstructConfig(
+        num_instructions=10, requests_per_round=3, num_seed_examples=4, num_machine_examples=2, seed=3
+    )
     engine, result = _run(config)
     ds = result.dataset
     assert len(ds) == 10
     assert ds.column_names == OUTPUT_COLUMNS
     for row in ds:
         assert row["source"] == "self-instruct" and row["model"] == "scripted-teacher"
-        assert row["messages"][0] == {"role": "user", "content": row["instruction"] + (
-            "\n\n" + row["input"] if row["input"] else "")}
+        assert row["messages"][0] == {
+            "role": "user",
+            "content": row["instruction"] + ("\n\n" + row["input"] if row["input"] else ""),
+        }
         assert row["messages"][1] == {"role": "assistant", "content": row["output"]}
         assert len(row["parent_ids"]) >= 4
         assert json.loads(row["generation_params"])["instance"]["temperature"] == 0.7
@@ -139,8 +166,9 @@ def test_every_filter_reason_is_counted_and_rows_are_kept_for_inspection():
 
 
 def test_later_rounds_mix_machine_instructions_into_the_few_shot_prompts():
-    config = SelfInstructConfig(num_instructions=12, requests_per_round=2, num_seed_examples=3,
-                                num_machine_examples=2, seed=5)
+    config = SelfInstructConfig(
+        num_instructions=12, requests_per_round=2, num_seed_examples=3, num_machine_examples=2, seed=5
+    )
     engine, result = _run(config)
     assert result.summary.rounds >= 2
     later = [r for r in result.dataset if r["round"] >= 1]
@@ -148,7 +176,9 @@ def test_later_rounds_mix_machine_instructions_into_the_few_shot_prompts():
     for row in later:
         available = sum(r["round"] < row["round"] for r in result.dataset)
         assert sum(p.startswith("si-") for p in row["parent_ids"]) == min(2, available)
-    assert all(not any(p.startswith("si-") for p in r["parent_ids"]) for r in result.dataset if r["round"] == 0)
+    assert all(
+        not any(p.startswith("si-") for p in r["parent_ids"]) for r in result.dataset if r["round"] == 0
+    )
     # machine instructions shown as examples appear verbatim in the prompts of later rounds
     first_kept = result.dataset[0]["instruction"]
     instruction_prompts = [t for call in engine.calls for t in call if which_template(t) == "instructions"]
@@ -168,19 +198,38 @@ def test_beyond_target_rows_are_rejected_not_lost():
 def test_max_rounds_stops_a_run_that_keeps_nothing():
     # The pipeline prefills the next list number, so an empty continuation is an empty item.
     engine = ScriptedEngine(lambda text: "" if which_template(text) == "instructions" else "")
-    _, result = _run(SelfInstructConfig(num_instructions=5, max_rounds=3, requests_per_round=2), engine=engine)
+    _, result = _run(
+        SelfInstructConfig(num_instructions=5, max_rounds=3, requests_per_round=2), engine=engine
+    )
     assert len(result.dataset) == 0 and result.summary.rounds == 3
     assert result.summary.requests_unparsable == result.summary.requests
     assert result.summary.dropped["malformed:no_list_items"] == result.summary.requests
+    assert set(result.rejected["stage"]) == {"request"} and len(result.rejected) == result.summary.requests
+    assert all(raw.startswith("8.") or raw[0].isdigit() for raw in result.rejected["raw_completion"])
 
 
-@pytest.mark.parametrize("garbage", ["", "\x00\x01\x02", "{{{{", "1.", "Input:\nOutput:", "ü" * 5000,
-                                     "1. \n2. \n3.", "Output: Output: Output:"])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        "\x00\x01\x02",
+        "{{{{",
+        "1.",
+        "Input:\nOutput:",
+        "ü" * 5000,
+        "1. \n2. \n3.",
+        "Output: Output: Output:",
+    ],
+)
 def test_malformed_model_output_never_crashes(garbage):
     engine = ScriptedEngine(lambda text: garbage)
-    _, result = _run(SelfInstructConfig(num_instructions=2, max_rounds=2, requests_per_round=2), engine=engine)
-    assert result.summary.rounds == 2
-    assert result.summary.generated == result.summary.kept + result.summary.rejected
+    _, result = _run(
+        SelfInstructConfig(num_instructions=2, max_rounds=2, requests_per_round=2), engine=engine
+    )
+    summary = result.summary
+    assert summary.rounds == 2
+    assert summary.generated + summary.requests_unparsable == summary.kept + summary.rejected
+    assert len(result.rejected) == summary.rejected
 
 
 def test_llm_task_type_with_unparsable_verdict_falls_back_and_is_counted():
@@ -191,7 +240,9 @@ def test_llm_task_type_with_unparsable_verdict_falls_back_and_is_counted():
             return " Yes" if "sentiment" in task_of(text) else " hmm"
         return base(text)
 
-    config = SelfInstructConfig(num_instructions=100, max_rounds=1, requests_per_round=4, task_type_method="llm")
+    config = SelfInstructConfig(
+        num_instructions=100, max_rounds=1, requests_per_round=4, task_type_method="llm"
+    )
     _, result = _run(config, engine=ScriptedEngine(reply))
     rows = {r["instruction"]: r for r in result.dataset}
     assert rows["Classify the sentiment of this tweet as positive or negative."]["task_type_source"] == "llm"
@@ -211,7 +262,9 @@ def test_copies_of_the_demonstration_are_dropped():
     config = SelfInstructConfig(num_instructions=100, max_rounds=1, requests_per_round=4, seed=3)
     _, result = _run(config, engine=ScriptedEngine(reply))
     rejected = {r["instruction"]: r for r in result.rejected}
-    assert rejected["Compose a limerick about a forgetful wizard."]["filter_reasons"] == ["copies_demonstration"]
+    assert rejected["Compose a limerick about a forgetful wizard."]["filter_reasons"] == [
+        "copies_demonstration"
+    ]
     assert all(r["demonstration_id"].startswith("seed-") for r in result.dataset)
 
 
@@ -254,8 +307,12 @@ def test_changed_config_is_refused_unless_overwrite(tmp_path):
 
 
 def test_a_larger_target_extends_an_earlier_run(tmp_path):
-    _, small = _run(SelfInstructConfig(num_instructions=3, requests_per_round=2, seed=4), checkpoint_dir=tmp_path)
-    _, large = _run(SelfInstructConfig(num_instructions=12, requests_per_round=2, seed=4), checkpoint_dir=tmp_path)
+    _, small = _run(
+        SelfInstructConfig(num_instructions=3, requests_per_round=2, seed=4), checkpoint_dir=tmp_path
+    )
+    _, large = _run(
+        SelfInstructConfig(num_instructions=12, requests_per_round=2, seed=4), checkpoint_dir=tmp_path
+    )
     assert large.dataset["id"][:3] == small.dataset["id"]
     assert len(large.dataset) == 12
 
@@ -275,8 +332,16 @@ def test_seed_pool_maps_columns_and_reads_instances(real_seed_rows):
     assert pool["output"][0] == real_seed_rows[0]["instances"][0]["output"]
     custom = Dataset.from_list([{"q": "Name a river.", "a": "Nile"}, {"q": "  ", "a": "dropped"}])
     pool = prepare_seed_pool(custom, SelfInstructConfig(instruction_column="q", output_column="a"))
-    assert pool.to_list() == [{"id": "seed-00000", "instruction": "Name a river.", "input": "", "output": "Nile",
-                               "is_classification": None, "source": "seed"}]
+    assert pool.to_list() == [
+        {
+            "id": "seed-00000",
+            "instruction": "Name a river.",
+            "input": "",
+            "output": "Nile",
+            "is_classification": None,
+            "source": "seed",
+        }
+    ]
 
 
 def test_empty_and_non_text_seeds_are_clear_errors():

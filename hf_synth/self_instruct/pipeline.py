@@ -36,37 +36,6 @@ from .steps import (
 
 logger = logging.getLogger(__name__)
 
-#: Columns of every output row, in order.
-OUTPUT_COLUMNS = [
-    "id",
-    "instruction",
-    "input",
-    "output",
-    "messages",
-    "source",
-    "round",
-    "parent_ids",
-    "is_classification",
-    "task_type_source",
-    "generation_order",
-    "demonstration_id",
-    "model",
-    "prompt_templates",
-    "generation_params",
-    "scores",
-]
-#: Columns of rejected rows (what is known at the stage they were dropped).
-REJECTED_COLUMNS = [
-    "id",
-    "instruction",
-    "input",
-    "output",
-    "round",
-    "parent_ids",
-    "stage",
-    "filter_reasons",
-    "scores",
-]
 _SCORES = {"words": Value("int64"), "rouge_l_max": Value("float64"), "rouge_l_nearest": Value("string")}
 OUTPUT_FEATURES = Features(
     {
@@ -99,8 +68,13 @@ REJECTED_FEATURES = Features(
         "stage": Value("string"),
         "filter_reasons": List(Value("string")),
         "scores": _SCORES,
+        "raw_completion": Value("string"),
     }
 )
+#: Columns of every output row, in order.
+OUTPUT_COLUMNS = list(OUTPUT_FEATURES)
+#: Columns of rejected rows: what is known at the stage they were dropped, and the raw reply.
+REJECTED_COLUMNS = list(REJECTED_FEATURES)
 
 
 def _empty(features: Features) -> Dataset:
@@ -109,7 +83,11 @@ def _empty(features: Features) -> Dataset:
 
 @dataclass
 class SelfInstructSummary:
-    """Counts of one run. ``dropped`` counts each reason once per row it applies to."""
+    """Counts of one run. ``dropped`` counts each reason once per row it applies to.
+
+    Every parsed instruction is either kept or rejected, and every reply without a parsable list is one
+    more rejected row: ``generated + requests_unparsable == kept + rejected``.
+    """
 
     rounds: int = 0
     requests: int = 0
@@ -159,12 +137,37 @@ def _fingerprint_rows(pool: Dataset) -> str:
     return digest.hexdigest()
 
 
+def _failed_requests(requests: Dataset) -> Dataset:
+    """Requests whose reply held no parsable list, as rejected rows (stage ``request``) with the raw reply."""
+    rows = [
+        {
+            "id": r["request_id"],
+            "instruction": "",
+            "input": "",
+            "output": "",
+            "round": r["round"],
+            "parent_ids": r["parent_ids"],
+            "stage": "request",
+            "filter_reasons": [f"malformed:{r['parse_error']}"],
+            "scores": {"words": 0, "rouge_l_max": 0.0, "rouge_l_nearest": ""},
+            "raw_completion": r["completion"],
+        }
+        for r in requests
+    ]
+    return Dataset.from_list(rows, features=REJECTED_FEATURES) if rows else _empty(REJECTED_FEATURES)
+
+
 def _as_rejected(dataset: Dataset, stage: str) -> Dataset:
     if len(dataset) == 0:
         return _empty(REJECTED_FEATURES)
 
     def _row(row: dict[str, Any]) -> dict[str, Any]:
-        return {"input": row.get("input") or "", "output": row.get("output") or "", "stage": stage}
+        return {
+            "input": row.get("input") or "",
+            "output": row.get("output") or "",
+            "stage": stage,
+            "raw_completion": row.get("instance_completion") or "",
+        }
 
     dataset = dataset.map(_row, keep_in_memory=True)
     return dataset.select_columns(REJECTED_COLUMNS).cast(REJECTED_FEATURES)
@@ -295,41 +298,35 @@ class SelfInstruct:
         requests = generate_instructions(
             requests, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/instructions"
         )
-        unparsable = Counter(e for e in requests["parse_error"] if e)
+        failed = requests.filter(lambda error: bool(error), input_columns="parse_error", keep_in_memory=True)
         candidates = explode_instructions(requests)
-        dropped: Counter = Counter({f"malformed:{k}": v for k, v in unparsable.items()})
         stats: dict[str, Any] = {
             "requests": len(requests),
-            "requests_unparsable": sum(unparsable.values()),
+            "requests_unparsable": len(failed),
             "generated": len(candidates),
             "task_type_fallbacks": 0,
         }
-        rejected_parts = []
+        rejected_parts = [_failed_requests(failed)]
+        kept = _empty(OUTPUT_FEATURES)
+        survivors = _empty(OUTPUT_FEATURES)
         if len(candidates):
-            scored = score_instructions(candidates, index, index_ids, config)
-            survivors, dropped_instr = split_kept(scored)
+            survivors, dropped_instr = split_kept(score_instructions(candidates, index, index_ids, config))
             rejected_parts.append(_as_rejected(dropped_instr, "instruction"))
-            if len(survivors):
-                typed = classify_tasks(
-                    survivors, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/task_types"
-                )
-                stats["task_type_fallbacks"] = sum(
-                    s == "heuristic_fallback" for s in typed["task_type_source"]
-                )
-                instances = generate_instances(
-                    typed, self.engine, config, seeds, checkpointer=ckpt_or_none, name=f"{name}/instances"
-                )
-                final, dropped_inst = split_kept(score_instances(instances, config, seeds))
-                rejected_parts.append(_as_rejected(dropped_inst, "instance"))
-                kept = self._finalize(final)
-            else:
-                kept = _empty(OUTPUT_FEATURES)
-            for part in rejected_parts:
-                for reasons in part["filter_reasons"]:
-                    dropped.update(reasons)
-        else:
-            kept = _empty(OUTPUT_FEATURES)
-        rejected = concatenate_datasets(rejected_parts) if rejected_parts else _empty(REJECTED_FEATURES)
+        if len(survivors):
+            typed = classify_tasks(
+                survivors, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/task_types"
+            )
+            stats["task_type_fallbacks"] = sum(s == "heuristic_fallback" for s in typed["task_type_source"])
+            instances = generate_instances(
+                typed, self.engine, config, seeds, checkpointer=ckpt_or_none, name=f"{name}/instances"
+            )
+            final, dropped_inst = split_kept(score_instances(instances, config, seeds))
+            rejected_parts.append(_as_rejected(dropped_inst, "instance"))
+            kept = self._finalize(final)
+        rejected = concatenate_datasets(rejected_parts)
+        dropped: Counter = Counter()
+        for reasons in rejected["filter_reasons"]:
+            dropped.update(reasons)
         stats.update(
             kept=len(kept),
             rejected=len(rejected),

@@ -224,7 +224,7 @@ def score_instructions(
         return {"filter_reasons": reasons_col, "scores": scores_col}
 
     # Sequential on purpose: the greedy decision of a row depends on the rows before it.
-    return candidates.map(_score, batched=True, keep_in_memory=True, load_from_cache_file=False)
+    return candidates.map(_score, batched=True, keep_in_memory=True, new_fingerprint=_fresh_fingerprint())
 
 
 def split_kept(dataset: Dataset) -> tuple[Dataset, Dataset]:
@@ -380,6 +380,10 @@ def add_messages(dataset: Dataset) -> Dataset:
         }
 
     return dataset.map(_messages, keep_in_memory=True)
+
+
+def _fresh_fingerprint() -> str:
+    return f"hf-synth-{uuid.uuid4().hex}"
 
 
 def _run_map(
