@@ -1,9 +1,10 @@
 """hf-synth: synthetic fine-tuning datasets on top of datasets, transformers and TRL.
 
-The public API, in pipeline order: the generation engine, Self-Instruct, filters, I/O and cards.
+The public API, in pipeline order: the generation engine, Self-Instruct, Evol-Instruct, filters, I/O and
+cards.
 """
 
-from .cards import self_instruct_card
+from .cards import evol_instruct_card, self_instruct_card
 from .checkpoint import Checkpointer, CheckpointMismatchError
 from .engine import (
     DEFAULT_MODEL_ID,
@@ -14,6 +15,7 @@ from .engine import (
     SamplingParams,
     default_model_path,
 )
+from .evol_instruct import EvolInstruct, EvolInstructConfig, EvolInstructResult
 from .filters import RougeLIndex, greedy_novelty, rouge_l_f
 from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
 from .metrics import load_rouge_l
@@ -29,6 +31,9 @@ __all__ = [
     "Checkpointer",
     "DefaultModelNotInstalledError",
     "EngineConfig",
+    "EvolInstruct",
+    "EvolInstructConfig",
+    "EvolInstructResult",
     "GenerationEngine",
     "GenerationOutput",
     "RougeLIndex",
@@ -37,6 +42,7 @@ __all__ = [
     "SelfInstructConfig",
     "SelfInstructResult",
     "default_model_path",
+    "evol_instruct_card",
     "greedy_novelty",
     "load_rouge_l",
     "load_seed_dataset",

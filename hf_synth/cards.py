@@ -10,6 +10,12 @@ from typing import Any
 from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
+_COMMON_COLUMNS = [
+    ("instruction, input, output", "the task, its optional input and the model's output"),
+    ("messages", "the same as a conversation (user, assistant) in TRL's format"),
+    ("model, prompt_templates, generation_params", "the model, prompt templates and sampling parameters"),
+]
+
 
 def cards_dir() -> Path:
     """The card templates: packaged as ``hf_synth/_cards`` in wheels, ``cards/`` in a source checkout."""
@@ -23,6 +29,50 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "1M<n<10M")
 
 
+def build_card(
+    dataset: Dataset,
+    *,
+    method: str,
+    tags: Sequence[str],
+    model: str,
+    steps: Sequence[str],
+    columns: Sequence[tuple[str, str]],
+    prompt_templates: Sequence[str],
+    generation_params: dict[str, Any],
+    generated: int,
+    rejected: int,
+    dropped: dict[str, int],
+    num_examples: int = 3,
+    template: str = "dataset_card.md",
+) -> DatasetCard:
+    """A dataset card with valid YAML metadata and a body that explains how the rows were made."""
+    data = DatasetCardData(
+        license="other",
+        language=["en"],
+        task_categories=["text-generation"],
+        size_categories=[size_category(len(dataset))],
+        tags=["synthetic", *tags, "hf-synth"],
+        pretty_name=f"hf-synth {method} dataset",
+    )
+    return DatasetCard.from_template(
+        data,
+        template_path=str(cards_dir() / template),
+        pretty_name=data.pretty_name,
+        method=method,
+        model=model,
+        steps=list(steps),
+        columns=[*_COMMON_COLUMNS, *columns],
+        prompt_templates=list(prompt_templates),
+        generation_params=json.dumps(generation_params, indent=2),
+        generated=generated,
+        kept=len(dataset),
+        rejected=rejected,
+        dropped=sorted(dropped.items(), key=lambda kv: -kv[1]),
+        examples=[dataset[i] for i in range(min(num_examples, len(dataset)))],
+        model_size_note="small" if "135M" in model else "language-model",
+    )
+
+
 def self_instruct_card(
     dataset: Dataset,
     summary: dict[str, Any],
@@ -31,19 +81,8 @@ def self_instruct_card(
     prompt_templates: Sequence[str],
     generation_params: dict[str, Any],
     seeds: str,
-    num_examples: int = 3,
-    template: str = "dataset_card.md",
 ) -> DatasetCard:
-    """The dataset card of a Self-Instruct run (valid YAML metadata + a body that explains the run)."""
-    data = DatasetCardData(
-        license="other",
-        language=["en"],
-        task_categories=["text-generation"],
-        size_categories=[size_category(len(dataset))],
-        tags=["synthetic", "self-instruct", "hf-synth"],
-        pretty_name="hf-synth Self-Instruct dataset",
-    )
-    examples = [dataset[i] for i in range(min(num_examples, len(dataset)))]
+    """The dataset card of a Self-Instruct run."""
     steps = [
         f"Seed pool: `{seeds}`.",
         "Few-shot prompts mixing human seeds with earlier machine instructions asked the teacher for new "
@@ -55,19 +94,69 @@ def self_instruct_card(
         "Instances were filtered: malformed replies, empty or copied outputs, refusals.",
         f"Survivors joined the pool for the next round ({summary.get('rounds', '?')} rounds).",
     ]
-    return DatasetCard.from_template(
-        data,
-        template_path=str(cards_dir() / template),
-        pretty_name=data.pretty_name,
+    columns = [
+        ("source, round", "how and in which Self-Instruct round the row was made"),
+        (
+            "parent_ids",
+            "ids of the few-shot instructions shown to the teacher when it wrote this instruction",
+        ),
+        ("demonstration_id", "the seed shown as format example when the instance was generated"),
+        ("scores", "rouge_l_max against the pool at the time, and the id of the nearest text"),
+    ]
+    return build_card(
+        dataset,
         method="Self-Instruct",
+        tags=["self-instruct"],
         model=model,
         steps=steps,
-        prompt_templates=list(prompt_templates),
-        generation_params=json.dumps(generation_params, indent=2),
-        generated=summary.get("generated", 0),
-        kept=len(dataset),
+        columns=columns,
+        prompt_templates=prompt_templates,
+        generation_params=generation_params,
+        generated=summary.get("generated", 0) + summary.get("requests_unparsable", 0),
         rejected=summary.get("rejected", 0),
-        dropped=sorted(summary.get("dropped", {}).items(), key=lambda kv: -kv[1]),
-        examples=examples,
-        model_size_note="small" if "135M" in model else "language-model",
+        dropped=summary.get("dropped", {}),
+    )
+
+
+def evol_instruct_card(
+    dataset: Dataset,
+    summary: dict[str, Any],
+    *,
+    model: str,
+    judge_model: str,
+    response_model: str,
+    prompt_templates: Sequence[str],
+    generation_params: dict[str, Any],
+    source: str,
+) -> DatasetCard:
+    """The dataset card of an Evol-Instruct run."""
+    steps = [
+        f"Input instructions: `{source}`.",
+        "Each instruction was rewritten by one operation drawn per row: deepening, concretizing, reasoning "
+        "augmentation, added constraints (in-depth) or breadth expansion (a new, rarer instruction).",
+        "Failed evolutions were eliminated: empty, too short or stop words only, refusals, copied prompt "
+        "scaffolding, no new information over the parent (ROUGE-L), and the judge's verdict "
+        f"(`{judge_model or 'no judge'}`: coherent, solvable, more complex).",
+        f"Survivors were answered by `{response_model}`; empty answers and refusals were eliminated.",
+        f"Survivors became the parents of the next round ({summary.get('rounds', '?')} rounds); an eliminated "
+        "evolution's parent was retried.",
+    ]
+    columns = [
+        ("parent_id, root_id, round", "lineage: the row this one was evolved from, the original, the round"),
+        ("evolution_op", "the operation that produced the row"),
+        ("judge", "the judge's verdict (coherent, solvable, more_complex, score, parsed)"),
+        ("scores", "words, clauses and constraint cues of the row and of its parent, ROUGE-L to the parent"),
+    ]
+    return build_card(
+        dataset,
+        method="Evol-Instruct",
+        tags=["evol-instruct"],
+        model=model,
+        steps=steps,
+        columns=columns,
+        prompt_templates=prompt_templates,
+        generation_params=generation_params,
+        generated=summary.get("evolved", 0),
+        rejected=summary.get("eliminated", 0),
+        dropped=summary.get("reasons", {}),
     )

@@ -57,6 +57,34 @@ def _build_parser() -> argparse.ArgumentParser:
     si.add_argument("--show", type=int, default=3, help="Rows to print at the end (default 3)")
     _add_engine_args(si)
 
+    ev = sub.add_parser("evol-instruct", help="Evolve an instruction dataset with Evol-Instruct")
+    ev.add_argument(
+        "--input", required=True, help="Instruction file, dataset folder, hf-synth run folder or Hub id"
+    )
+    ev.add_argument("--split", help="Split of the input dataset (default: train, or the only split)")
+    ev.add_argument("--rounds", type=int, help="Evolution rounds (default 2)")
+    ev.add_argument("--output", required=True, help="Output folder")
+    ev.add_argument("--config", help="YAML file with 'engine:' and 'evol_instruct:' sections")
+    ev.add_argument("--judge-model", help="Judge model (default: the evolving model)")
+    ev.add_argument("--response-model", help="Model that answers the evolved instructions (default: --model)")
+    ev.add_argument("--operations", help="Operation weights, e.g. deepening=2,breadth=1 (default: uniform)")
+    ev.add_argument(
+        "--no-judge", action="store_true", help="Eliminate with the rules only, without an LLM judge"
+    )
+    ev.add_argument("--instruction-column", help="Column holding the instruction (default: instruction)")
+    ev.add_argument(
+        "--input-column", help="Column holding an input appended to the instruction (default: input)"
+    )
+    ev.add_argument("--max-new-tokens", type=int, help="Token limit for the responses")
+    ev.add_argument("--seed", type=int)
+    ev.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Discard checkpoints of an earlier run in --output instead of resuming",
+    )
+    ev.add_argument("--show", type=int, default=2, help="Lineages to print at the end (default 2)")
+    _add_engine_args(ev)
+
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
     show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
     show.add_argument("-n", type=int, default=3, help="Number of rows")
@@ -67,6 +95,28 @@ def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, A
     return {
         key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr, None) is not None
     }
+
+
+def _load_sections(args: argparse.Namespace, section: str) -> tuple[EngineConfig, dict[str, Any]]:
+    """The engine config and the raw ``section`` dict from --config, with engine flags applied."""
+    file_config = load_yaml(args.config) if args.config else {}
+    unknown = sorted(set(file_config) - {"engine", section})
+    if unknown:
+        raise ValueError(
+            f"Unknown section(s) {', '.join(unknown)} in {args.config}; valid: engine, {section}"
+        )
+    engine_data = {
+        **file_config.get("engine", {}),
+        **_overrides(
+            args, {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
+        ),
+    }
+    return from_dict(EngineConfig, engine_data, "engine"), dict(file_config.get(section, {}))
+
+
+def _print_summary_counts(counts: dict[str, int]) -> None:
+    for reason, count in counts.items():
+        print(f"    {count:5d}  {reason}")
 
 
 def _print_rows(rows: list[dict], n: int) -> None:
@@ -87,19 +137,7 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
     from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
     from .self_instruct import SelfInstruct, SelfInstructConfig, prepare_seed_pool
 
-    file_config = load_yaml(args.config) if args.config else {}
-    unknown = sorted(set(file_config) - {"engine", "self_instruct"})
-    if unknown:
-        raise ValueError(
-            f"Unknown section(s) {', '.join(unknown)} in {args.config}; valid: engine, self_instruct"
-        )
-    engine_data = {
-        **file_config.get("engine", {}),
-        **_overrides(
-            args, {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
-        ),
-    }
-    si_data = dict(file_config.get("self_instruct", {}))
+    engine_config, si_data = _load_sections(args, "self_instruct")
     si_data.update(
         _overrides(
             args,
@@ -119,7 +157,6 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
     if args.max_new_tokens is not None:
         for step in ("instruction_sampling", "instance_sampling"):
             si_data[step] = {**si_data.get(step, {}), "max_new_tokens": args.max_new_tokens}
-    engine_config = from_dict(EngineConfig, engine_data, "engine")
     config = from_dict(SelfInstructConfig, si_data, "self_instruct")
 
     seeds_name = args.seeds or f"hf-synth example seeds ({EXAMPLE_SEEDS.name})"
@@ -158,12 +195,133 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
         f"  instructions generated: {summary['generated']}, kept: {len(result.dataset)}, "
         f"rejected: {summary['rejected']}"
     )
-    for reason, count in summary["dropped"].items():
-        print(f"    dropped {count:5d}  {reason}")
+    print("  dropped per reason:")
+    _print_summary_counts(summary["dropped"])
     print(f"  tokens generated: {summary['completion_tokens']} at {summary['tokens_per_second']} tok/s")
     print(f"  dataset: {paths['dataset']} (load_from_disk), {paths['jsonl']}")
     print(f"  rejected rows: {paths['rejected']}; card: {output / 'README.md'}")
     _print_rows(result.dataset.to_list(), args.show)
+    return 0
+
+
+def _parse_weights(text: str) -> dict[str, float]:
+    weights = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            weights[name.strip()] = float(value) if sep else 1.0
+        except ValueError as err:
+            raise ValueError(
+                f"--operations: {part!r} is not NAME=NUMBER (e.g. deepening=2,breadth=1)"
+            ) from err
+    return weights
+
+
+def _cmd_evol_instruct(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .cards import evol_instruct_card
+    from .engine import GenerationEngine
+    from .evol_instruct import EvolInstruct, EvolInstructConfig, prepare_roots
+    from .io import load_seed_dataset, save_run
+
+    engine_config, data = _load_sections(args, "evol_instruct")
+    data.update(
+        _overrides(
+            args,
+            {
+                "rounds": "rounds",
+                "instruction_column": "instruction_column",
+                "input_column": "input_column",
+                "seed": "seed",
+            },
+        )
+    )
+    if args.operations:
+        data["operation_weights"] = _parse_weights(args.operations)
+    if args.no_judge:
+        data["use_judge"] = False
+    if args.max_new_tokens is not None:
+        data["response_sampling"] = {
+            **data.get("response_sampling", {}),
+            "max_new_tokens": args.max_new_tokens,
+        }
+    config = from_dict(EvolInstructConfig, data, "evol_instruct")
+    dataset = load_seed_dataset(args.input, split=args.split)
+    prepare_roots(dataset, config)  # bad input fails here, before a model is loaded
+
+    started = time.perf_counter()
+    engine = GenerationEngine.from_config(engine_config)
+    loaded = {engine_config.model: engine}
+
+    def other(model: str | None) -> GenerationEngine:
+        if model is None or model in loaded:
+            return loaded.get(model, engine)
+        loaded[model] = GenerationEngine.from_config(replace(engine_config, model=model))
+        return loaded[model]
+
+    pipeline = EvolInstruct(
+        engine,
+        config,
+        judge_engine=other(args.judge_model),
+        response_engine=other(args.response_model),
+        checkpoint_dir=Path(args.output) / "checkpoints",
+        overwrite=args.overwrite,
+    )
+    result = pipeline.run(dataset)
+    summary = result.summary.to_dict()
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    output = Path(args.output)
+    paths = save_run(
+        output,
+        result.dataset,
+        result.eliminated,
+        summary=summary,
+        config={
+            "engine": to_dict(engine_config),
+            "evol_instruct": to_dict(config),
+            "judge_model": pipeline.judge_engine.model_id,
+            "response_model": pipeline.response_engine.model_id,
+        },
+    )
+    card = evol_instruct_card(
+        result.dataset,
+        summary,
+        model=engine.model_id,
+        judge_model=pipeline.judge_engine.model_id if config.use_judge else "",
+        response_model=pipeline.response_engine.model_id,
+        prompt_templates=pipeline.prompt_templates(),
+        generation_params=pipeline.generation_params(),
+        source=str(args.input),
+    )
+    card.save(str(output / "README.md"))
+
+    print(f"\nEvol-Instruct finished in {summary['wall_seconds']}s over {summary['rounds']} round(s)")
+    print(f"  evolved: {summary['evolved']}, kept: {summary['kept']}, eliminated: {summary['eliminated']}")
+    check = summary["judge_self_check"]
+    if check:
+        state = "enforced" if summary["judge_enforced"] else "NOT enforced (verdicts recorded only)"
+        print(f"  judge self-check: {check['correct']}/{check['total']} control answers right; judge {state}")
+    print("  per operation (kept/evolved):")
+    for op, counts in summary["per_operation"].items():
+        print(f"    {counts['kept']:4d}/{counts['evolved']:<4d} {op}")
+    print("  eliminated per reason:")
+    _print_summary_counts(summary["reasons"])
+    print(f"  tokens generated: {summary['completion_tokens']} at {summary['tokens_per_second']} tok/s")
+    print(f"  dataset: {paths['dataset']} (load_from_disk), {paths['jsonl']}")
+    print(f"  eliminated rows: {paths['rejected']}; card: {output / 'README.md'}")
+    by_id = {r["id"]: r for r in result.dataset.to_list() + result.eliminated.to_list()}
+    shown = [r for r in result.dataset.to_list() if r["round"] == summary["rounds"]][: args.show]
+    for row in shown:
+        print("-" * 72)
+        chain = [row]
+        while chain[-1]["parent_id"] in by_id:
+            chain.append(by_id[chain[-1]["parent_id"]])
+        print(f"Lineage of {row['id']} (root {row['root_id']}):")
+        print(f"  round 0: {chain[-1]['parent_instruction']}")
+        for node in reversed(chain):
+            print(f"  round {node['round']} [{node['evolution_op']}]: {node['instruction']}")
+        print(f"  answer: {row['output'][:300]}")
     return 0
 
 
@@ -183,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.setLevel(args.log_level)
-    commands = {"self-instruct": _cmd_self_instruct, "show": _cmd_show}
+    commands = {"self-instruct": _cmd_self_instruct, "evol-instruct": _cmd_evol_instruct, "show": _cmd_show}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:

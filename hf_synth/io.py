@@ -29,8 +29,9 @@ def _pick_split(data: Dataset | DatasetDict, split: str | None, source: str) -> 
 
 
 def load_seed_dataset(source: str | Path | None = None, *, split: str | None = None) -> Dataset:
-    """Load a dataset from a JSONL/JSON/CSV/Parquet/text file, a ``save_to_disk`` folder, a local dataset
-    folder, or a Hub dataset id. ``None`` gives hf-synth's own example seeds."""
+    """Load a dataset from a JSONL/JSON/CSV/Parquet/text file, a ``save_to_disk`` folder, the output folder
+    of an hf-synth run, a local dataset folder, or a Hub dataset id. ``None`` gives hf-synth's own example
+    seeds."""
     if source is None:
         source = EXAMPLE_SEEDS
     path = Path(source).expanduser()
@@ -43,6 +44,8 @@ def load_seed_dataset(source: str | Path | None = None, *, split: str | None = N
         except UnicodeDecodeError as err:
             raise ValueError(f"{path} is not valid UTF-8 ({err}); re-encode it as UTF-8.") from err
     if path.is_dir():
+        if (path / "dataset" / "state.json").is_file():  # the output folder of an hf-synth run
+            path = path / "dataset"
         if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
             return _pick_split(load_from_disk(str(path)), split, str(path))
         return _pick_split(load_dataset(str(path)), split, str(path))

@@ -186,3 +186,63 @@ def test_inspect_rejected_script_counts_reasons(tmp_path):
     assert "== blocked_keyword:draw: 2" in out and "== refusal: 1" in out
     assert out.index("blocked_keyword:draw") < out.index("refusal")
     assert "Draw a dog." not in out  # one example per reason
+
+
+def test_cli_evol_instruct_on_a_self_instruct_style_folder(tmp_path, tiny_model_dir, capsys):
+    from hf_synth.checkpoint import save_dataset
+    from hf_synth.io import load_seed_dataset
+
+    run = tmp_path / "si"
+    save_dataset(load_seed_dataset(None).select(range(3)), run / "dataset")
+    out = tmp_path / "evol"
+    code = main(
+        [
+            "evol-instruct",
+            "--input",
+            str(run),
+            "--rounds",
+            "2",
+            "--output",
+            str(out),
+            "--model",
+            str(tiny_model_dir),
+            "--max-new-tokens",
+            "4",
+            "--operations",
+            "deepening=1,breadth=1",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "per operation (kept/evolved)" in printed and "judge self-check" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evolved"] >= 3 and summary["evolved"] == summary["kept"] + summary["eliminated"]
+    assert set(summary["per_operation"]) == {
+        "deepening",
+        "concretizing",
+        "reasoning",
+        "constraints",
+        "breadth",
+    }
+    rows = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    rows += [json.loads(line) for line in (out / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == summary["evolved"]
+    assert {r["root_id"] for r in rows} <= {"example-000", "example-001", "example-002"}
+    assert all(r["evolution_op"] in ("deepening", "breadth") for r in rows)
+    card = DatasetCard.load(out / "README.md")
+    assert "evol-instruct" in card.data.tags and "Evol-Instruct" in card.text
+
+
+def test_cli_evol_instruct_rejects_bad_operations(tmp_path, capsys):
+    code = main(
+        [
+            "evol-instruct",
+            "--input",
+            str(EXAMPLE_SEEDS),
+            "--output",
+            str(tmp_path / "o"),
+            "--operations",
+            "deepen=2",
+        ]
+    )
+    assert code == 2 and "deepening" in capsys.readouterr().err

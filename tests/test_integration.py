@@ -88,3 +88,44 @@ def test_self_instruct_cli_on_the_default_model(tmp_path):
         assert row["messages"][-1]["content"] == row["output"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["completion_tokens"] > 0 and summary["tokens_per_second"] > 0
+
+
+def test_evol_instruct_cli_on_the_default_model(tmp_path):
+    if not SEED_TASKS.is_file():
+        pytest.skip("shared seed tasks not available")
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("\n".join(SEED_TASKS.read_text().splitlines()[20:26]) + "\n")
+    out = tmp_path / "evol"
+    assert (
+        main(
+            [
+                "evol-instruct",
+                "--input",
+                str(seeds),
+                "--rounds",
+                "1",
+                "--output",
+                str(out),
+                "--max-new-tokens",
+                "64",
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evolved"] == 6 and summary["judge_self_check"]["total"] == 4
+    rows = [
+        json.loads(line)
+        for name in ("data.jsonl", "rejected.jsonl")
+        for line in (out / name).read_text().splitlines()
+    ]
+    seed_ids = {json.loads(line)["id"] for line in seeds.read_text().splitlines()}
+    assert len(rows) == 6
+    for row in rows:
+        assert row["root_id"] in seed_ids and row["parent_id"] == row["root_id"] and row["round"] == 1
+        assert row["evolution_op"] and row["evolution_completion"]
+        assert row["eliminated"] == bool(row["elimination_reasons"])
+        if not row["eliminated"]:
+            assert row["instruction"].strip() and row["output"].strip()

@@ -1,4 +1,5 @@
 import pytest
+from jinja2.exceptions import UndefinedError
 
 from hf_synth.prompts import render_messages, template_names
 
@@ -20,6 +21,9 @@ VARIABLES = {
         "example": {"instruction": t, "input": t, "output": t},
     },
     "self_instruct/output_first": lambda t: {"instruction": t, "example": None},
+    "evol_instruct/in_depth": lambda t: {"instruction": t, "operation": "deepening"},
+    "evol_instruct/breadth": lambda t: {"instruction": t},
+    "evol_instruct/judge": lambda t: {"parent": t, "evolved": t + " more", "question": "more_complex"},
 }
 
 
@@ -53,3 +57,25 @@ def test_unknown_template_lists_the_available_ones():
 def test_missing_variable_is_an_error():
     with pytest.raises(Exception, match="instruction"):
         render_messages("self_instruct/classify_task")
+
+
+def test_every_in_depth_operation_has_its_own_method_text():
+    texts = {
+        op: render_messages("evol_instruct/in_depth", instruction="Do X.", operation=op)[0]["content"]
+        for op in ["deepening", "concretizing", "reasoning", "constraints"]
+    }
+    assert len(set(texts.values())) == 4
+    with pytest.raises(UndefinedError):
+        render_messages("evol_instruct/in_depth", instruction="Do X.", operation="nonsense")
+
+
+@pytest.mark.parametrize("question", ["coherent", "solvable", "more_complex", "score"])
+def test_judge_asks_one_question(question):
+    content = render_messages("evol_instruct/judge", parent="A", evolved="B", question=question)[0]["content"]
+    cues = {
+        "coherent": "clear and sensible",
+        "solvable": "text alone",
+        "more_complex": "ask for more",
+        "score": "from 1 (useless) to 10",
+    }
+    assert [cue in content for cue in cues.values()].count(True) == 1 and cues[question] in content

@@ -2,6 +2,8 @@
 
 from .heuristics import (
     DEFAULT_BLOCKED_KEYWORDS,
+    STOP_WORDS,
+    content_reasons,
     instruction_reasons,
     keyword_reasons,
     length_reasons,
@@ -14,6 +16,8 @@ from .rouge import Match, NoveltyDecision, RougeLIndex, greedy_novelty, lcs_leng
 
 __all__ = [
     "DEFAULT_BLOCKED_KEYWORDS",
+    "STOP_WORDS",
+    "content_reasons",
     "Match",
     "NoveltyDecision",
     "RougeLIndex",

@@ -47,6 +47,106 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"\bi don'?t have (?:access|the ability)\b",
 )
 _REFUSAL = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE)
+
+#: Common English function words: a text made only of these says nothing.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "else",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "about",
+        "as",
+        "into",
+        "from",
+        "up",
+        "down",
+        "out",
+        "over",
+        "under",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "i",
+        "you",
+        "he",
+        "she",
+        "we",
+        "they",
+        "me",
+        "him",
+        "her",
+        "us",
+        "them",
+        "my",
+        "your",
+        "his",
+        "our",
+        "their",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "too",
+        "very",
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "just",
+        "also",
+        "than",
+        "there",
+        "here",
+        "all",
+        "any",
+        "some",
+    ]
+)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -60,6 +160,18 @@ def length_reasons(text: str, min_words: int, max_words: int, *, field: str = "i
         return [f"{field}_too_short"]
     if n > max_words:
         return [f"{field}_too_long"]
+    return []
+
+
+def content_reasons(text: str, min_words: int, *, field: str = "instruction") -> list[str]:
+    """Too few words, or nothing but punctuation and stop words."""
+    words = _WORD.findall((text or "").lower())
+    if not words:
+        return [f"{field}_no_words"]
+    if len(words) < min_words:
+        return [f"{field}_too_short"]
+    if all(w in STOP_WORDS or w.isdigit() for w in words):
+        return [f"{field}_only_stop_words"]
     return []
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -15,6 +14,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 from ..checkpoint import Checkpointer
 from ..engine import GenerationEngine
 from ..filters.rouge import RougeLIndex
+from ..rows import empty_dataset, fingerprint_rows
 from .self_instruct_config import SelfInstructConfig
 from .steps import (
     SOURCE,
@@ -77,10 +77,6 @@ OUTPUT_COLUMNS = list(OUTPUT_FEATURES)
 REJECTED_COLUMNS = list(REJECTED_FEATURES)
 
 
-def _empty(features: Features) -> Dataset:
-    return Dataset.from_dict({name: [] for name in features}, features=features)
-
-
 @dataclass
 class SelfInstructSummary:
     """Counts of one run. ``dropped`` counts each reason once per row it applies to.
@@ -130,13 +126,6 @@ class SelfInstructResult:
     summary: SelfInstructSummary
 
 
-def _fingerprint_rows(pool: Dataset) -> str:
-    digest = hashlib.sha256()
-    for row in pool:
-        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
-    return digest.hexdigest()
-
-
 def _failed_requests(requests: Dataset) -> Dataset:
     """Requests whose reply held no parsable list, as rejected rows (stage ``request``) with the raw reply."""
     rows = [
@@ -154,12 +143,12 @@ def _failed_requests(requests: Dataset) -> Dataset:
         }
         for r in requests
     ]
-    return Dataset.from_list(rows, features=REJECTED_FEATURES) if rows else _empty(REJECTED_FEATURES)
+    return Dataset.from_list(rows, features=REJECTED_FEATURES) if rows else empty_dataset(REJECTED_FEATURES)
 
 
 def _as_rejected(dataset: Dataset, stage: str) -> Dataset:
     if len(dataset) == 0:
-        return _empty(REJECTED_FEATURES)
+        return empty_dataset(REJECTED_FEATURES)
 
     def _row(row: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -218,7 +207,7 @@ class SelfInstruct:
                     if k not in ("num_instructions", "max_rounds")
                 },
                 "model": self.engine.model_id,
-                "seeds": _fingerprint_rows(pool),
+                "seeds": fingerprint_rows(pool),
             },
             overwrite=self.overwrite,
         )
@@ -248,7 +237,7 @@ class SelfInstruct:
                 len(machine),
                 config.num_instructions,
             )
-        dataset = concatenate_datasets(kept_parts) if kept_parts else _empty(OUTPUT_FEATURES)
+        dataset = concatenate_datasets(kept_parts) if kept_parts else empty_dataset(OUTPUT_FEATURES)
         if len(dataset) > config.num_instructions:
             extra = dataset.select(range(config.num_instructions, len(dataset)))
             dataset = dataset.select(range(config.num_instructions))
@@ -259,7 +248,9 @@ class SelfInstruct:
             summary.rejected += len(extra)
         if config.include_seeds:
             dataset = concatenate_datasets([self._seed_output(pool), dataset])
-        rejected = concatenate_datasets(rejected_parts) if rejected_parts else _empty(REJECTED_FEATURES)
+        rejected = (
+            concatenate_datasets(rejected_parts) if rejected_parts else empty_dataset(REJECTED_FEATURES)
+        )
         summary.reused_chunks = self.checkpointer.reused_chunks
         if len(machine) < config.num_instructions:
             logger.warning(
@@ -307,8 +298,8 @@ class SelfInstruct:
             "task_type_fallbacks": 0,
         }
         rejected_parts = [_failed_requests(failed)]
-        kept = _empty(OUTPUT_FEATURES)
-        survivors = _empty(OUTPUT_FEATURES)
+        kept = empty_dataset(OUTPUT_FEATURES)
+        survivors = empty_dataset(OUTPUT_FEATURES)
         if len(candidates):
             survivors, dropped_instr = split_kept(score_instructions(candidates, index, index_ids, config))
             rejected_parts.append(_as_rejected(dropped_instr, "instruction"))
@@ -357,7 +348,7 @@ class SelfInstruct:
 
     def _finalize(self, dataset: Dataset) -> Dataset:
         if len(dataset) == 0:
-            return _empty(OUTPUT_FEATURES)
+            return empty_dataset(OUTPUT_FEATURES)
         provenance = self._provenance()
         dataset = add_messages(dataset).map(lambda _: provenance, keep_in_memory=True)
         return dataset.select_columns(OUTPUT_COLUMNS).cast(OUTPUT_FEATURES)

@@ -8,7 +8,6 @@ rows can be inspected before :func:`split_kept` drops them with ``Dataset.filter
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from ..engine import GenerationEngine
 from ..filters.heuristics import instruction_reasons, output_reasons, refusal_reasons, word_count
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
+from ..rows import checkpointed_map, fresh_fingerprint
 from .parsing import (
     looks_like_classification,
     normalize_space,
@@ -224,7 +224,7 @@ def score_instructions(
         return {"filter_reasons": reasons_col, "scores": scores_col}
 
     # Sequential on purpose: the greedy decision of a row depends on the rows before it.
-    return candidates.map(_score, batched=True, keep_in_memory=True, new_fingerprint=_fresh_fingerprint())
+    return candidates.map(_score, batched=True, keep_in_memory=True, new_fingerprint=fresh_fingerprint())
 
 
 def split_kept(dataset: Dataset) -> tuple[Dataset, Dataset]:
@@ -382,14 +382,9 @@ def add_messages(dataset: Dataset) -> Dataset:
     return dataset.map(_messages, keep_in_memory=True)
 
 
-def _fresh_fingerprint() -> str:
-    return f"hf-synth-{uuid.uuid4().hex}"
-
-
 def _run_map(
     dataset: Dataset, function, checkpointer, name: str, config: SelfInstructConfig, desc: str
 ) -> Dataset:
-    kwargs = {"batched": True, "batch_size": config.checkpoint_every, "desc": desc}
-    if checkpointer is not None:
-        return checkpointer.map(dataset, function, name, **kwargs)
-    return dataset.map(function, keep_in_memory=True, **kwargs)
+    return checkpointed_map(
+        dataset, function, checkpointer, name, batch_size=config.checkpoint_every, desc=desc
+    )

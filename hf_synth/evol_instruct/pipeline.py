@@ -1,0 +1,282 @@
+"""The Evol-Instruct loop: evolve, eliminate, answer, and evolve the survivors again."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, Features, List, Value, concatenate_datasets
+
+from ..checkpoint import Checkpointer
+from ..engine import GenerationEngine
+from ..rows import empty_dataset, fingerprint_rows
+from ..self_instruct.steps import add_messages
+from .evol_instruct_config import OPERATIONS, EvolInstructConfig
+from .steps import (
+    JUDGE_FEATURES,
+    SCORE_FEATURES,
+    TEMPLATE_BREADTH,
+    TEMPLATE_IN_DEPTH,
+    TEMPLATE_JUDGE,
+    build_evolution_requests,
+    calibrate_judge,
+    check_evolutions,
+    evolve_instructions,
+    generate_responses,
+    judge_evolutions,
+    prepare_roots,
+)
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "evol-instruct"
+
+EVOL_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "instruction": Value("string"),
+        "input": Value("string"),
+        "output": Value("string"),
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "source": Value("string"),
+        "round": Value("int64"),
+        "parent_id": Value("string"),
+        "root_id": Value("string"),
+        "parent_instruction": Value("string"),
+        "evolution_op": Value("string"),
+        "eliminated": Value("bool"),
+        "elimination_reason": Value("string"),
+        "elimination_reasons": List(Value("string")),
+        "judge": JUDGE_FEATURES,
+        "scores": SCORE_FEATURES,
+        "model": Value("string"),
+        "judge_model": Value("string"),
+        "response_model": Value("string"),
+        "prompt_templates": List(Value("string")),
+        "generation_params": Value("string"),
+        "evolution_completion": Value("string"),
+        "judge_raw": Value("string"),
+    }
+)
+#: Columns of every Evol-Instruct row (kept or eliminated), in order.
+EVOL_COLUMNS = list(EVOL_FEATURES)
+
+
+@dataclass
+class EvolInstructSummary:
+    """Counts of one run: per operation (evolved/kept) and per elimination reason (each reason once per row)."""
+
+    rounds: int = 0
+    evolved: int = 0
+    kept: int = 0
+    eliminated: int = 0
+    per_operation: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {op: {"evolved": 0, "kept": 0} for op in OPERATIONS}
+    )
+    reasons: Counter = field(default_factory=Counter)
+    completion_tokens: int = 0
+    generation_seconds: float = 0.0
+    judge_self_check: dict[str, Any] = field(default_factory=dict)
+    judge_enforced: bool = True
+
+    def add_round(self, rows: Dataset, tokens: int, seconds: float) -> None:
+        self.rounds += 1
+        self.completion_tokens += tokens
+        self.generation_seconds += seconds
+        for op, eliminated, reasons in zip(
+            rows["evolution_op"], rows["eliminated"], rows["elimination_reasons"], strict=True
+        ):
+            self.evolved += 1
+            self.per_operation[op]["evolved"] += 1
+            if eliminated:
+                self.eliminated += 1
+                self.reasons.update(reasons)
+            else:
+                self.kept += 1
+                self.per_operation[op]["kept"] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = dict(self.reasons.most_common())
+        data["generation_seconds"] = round(self.generation_seconds, 2)
+        data["tokens_per_second"] = (
+            round(self.completion_tokens / self.generation_seconds, 2) if (self.generation_seconds) else 0.0
+        )
+        return data
+
+
+@dataclass
+class EvolInstructResult:
+    """Kept evolutions (answered), eliminated ones (with reasons), and counts."""
+
+    dataset: Dataset
+    eliminated: Dataset
+    summary: EvolInstructSummary
+
+
+class EvolInstruct:
+    """Evol-Instruct (Xu et al., 2023) over any instruction ``Dataset``.
+
+    ``engine`` evolves; ``judge_engine`` and ``response_engine`` default to it but may be other models.
+    Survivors of round k are the parents of round k+1; with ``retry_failed`` an eliminated evolution's
+    parent is evolved again next round. With ``checkpoint_dir`` finished chunks and rounds are kept on disk
+    and reused by a re-run with the same configuration.
+    """
+
+    def __init__(
+        self,
+        engine: GenerationEngine,
+        config: EvolInstructConfig | None = None,
+        *,
+        judge_engine: GenerationEngine | None = None,
+        response_engine: GenerationEngine | None = None,
+        checkpoint_dir: str | Path | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.judge_engine = judge_engine or engine
+        self.response_engine = response_engine or engine
+        self.config = config or EvolInstructConfig()
+        self.checkpointer = Checkpointer(checkpoint_dir, chunk_size=self.config.checkpoint_every)
+        self.overwrite = overwrite
+
+    def _engines(self) -> list[GenerationEngine]:
+        unique: dict[int, GenerationEngine] = {}
+        for engine in (self.engine, self.judge_engine, self.response_engine):
+            unique[id(engine)] = engine
+        return list(unique.values())
+
+    def generation_params(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "evolution": c.evolution_sampling.to_dict(),
+            "judge": c.judge_sampling.to_dict() if c.use_judge else None,
+            "response": c.response_sampling.to_dict(),
+            "operation_weights": c.operation_weights,
+        }
+
+    def prompt_templates(self) -> list[str]:
+        templates = [TEMPLATE_IN_DEPTH, TEMPLATE_BREADTH]
+        return templates + [TEMPLATE_JUDGE] if self.config.use_judge else templates
+
+    def run(self, dataset: Dataset) -> EvolInstructResult:
+        """Evolve every row for ``rounds`` rounds; returns kept (answered) and eliminated evolutions."""
+        config = self.config
+        roots = prepare_roots(dataset, config)
+        self.checkpointer.bind(
+            {
+                # rounds only decides when to stop: rounds already run stay valid for a longer run
+                "config": {
+                    k: v
+                    for k, v in json.loads(json.dumps(asdict(config), default=str)).items()
+                    if k != "rounds"
+                },
+                "models": [self.engine.model_id, self.judge_engine.model_id, self.response_engine.model_id],
+                "input": fingerprint_rows(roots),
+            },
+            overwrite=self.overwrite,
+        )
+        summary = EvolInstructSummary()
+        self._enforce_judge = True
+        if config.use_judge and config.judge_self_check != "off":
+            summary.judge_self_check = calibrate_judge(self.judge_engine, config)
+            if not summary.judge_self_check["passed"]:
+                check = summary.judge_self_check
+                self._enforce_judge = config.judge_self_check == "ignore"
+                logger.warning(
+                    "Judge %s answered %d of %d control questions correctly (answers: %s); %s. Use a stronger "
+                    "--judge-model, or --no-judge.",
+                    self.judge_engine.model_id,
+                    check["correct"],
+                    check["total"],
+                    check["answers"],
+                    "its verdicts are used anyway (judge_self_check=ignore)"
+                    if self._enforce_judge
+                    else "its verdicts are recorded but eliminate nothing",
+                )
+        summary.judge_enforced = config.use_judge and self._enforce_judge
+        parents = roots
+        parts: list[Dataset] = []
+        for round_index in range(1, config.rounds + 1):
+            if len(parents) == 0:
+                break
+            rows, tokens, seconds = self._round(round_index, parents)
+            summary.add_round(rows, tokens, seconds)
+            parts.append(rows)
+            survivors = rows.filter(lambda e: not e, input_columns="eliminated", keep_in_memory=True)
+            next_parents = survivors.select_columns(["id", "instruction", "root_id", "round"])
+            if config.retry_failed:
+                failed = {p for p, e in zip(rows["parent_id"], rows["eliminated"], strict=True) if e}
+                retry = parents.filter(
+                    lambda i, ids=failed: i in ids, input_columns="id", keep_in_memory=True
+                )
+                next_parents = concatenate_datasets([next_parents.cast(parents.features), retry])
+            logger.info(
+                "Evol round %d: %d evolved, %d kept; %d parents next round",
+                round_index,
+                len(rows),
+                len(survivors),
+                len(next_parents),
+            )
+            parents = next_parents
+        everything = concatenate_datasets(parts) if parts else empty_dataset(EVOL_FEATURES)
+        kept = everything.filter(lambda e: not e, input_columns="eliminated", keep_in_memory=True)
+        eliminated = everything.filter(lambda e: e, input_columns="eliminated", keep_in_memory=True)
+        return EvolInstructResult(dataset=kept, eliminated=eliminated, summary=summary)
+
+    def _round(self, round_index: int, parents: Dataset) -> tuple[Dataset, int, float]:
+        name = f"evol-round-{round_index:02d}"
+        ckpt = self.checkpointer
+        if ckpt.has(f"{name}/rows"):
+            logger.info("Evol round %d: reusing finished round from %s", round_index, ckpt.root)
+            stats = ckpt.load_json(f"{name}/stats.json")
+            return ckpt.load(f"{name}/rows"), stats["completion_tokens"], stats["generation_seconds"]
+        engines = self._engines()
+        tokens_before = sum(e.stats.completion_tokens for e in engines)
+        seconds_before = sum(e.stats.seconds for e in engines)
+        config = self.config
+        requests = build_evolution_requests(parents, config, round_index)
+        rows = evolve_instructions(requests, self.engine, config, checkpointer=ckpt, name=f"{name}/evolve")
+        rows = check_evolutions(rows, config)
+        rows = judge_evolutions(
+            rows,
+            self.judge_engine,
+            config,
+            enforce=self._enforce_judge,
+            checkpointer=ckpt,
+            name=f"{name}/judge",
+        )
+        rows = generate_responses(
+            rows, self.response_engine, config, checkpointer=ckpt, name=f"{name}/respond"
+        )
+        rows = self._finalize(rows)
+        tokens = sum(e.stats.completion_tokens for e in engines) - tokens_before
+        seconds = sum(e.stats.seconds for e in engines) - seconds_before
+        ckpt.save(rows, f"{name}/rows")
+        ckpt.save_json({"completion_tokens": tokens, "generation_seconds": seconds}, f"{name}/stats.json")
+        return rows, tokens, seconds
+
+    def _finalize(self, rows: Dataset) -> Dataset:
+        provenance = {
+            "input": "",
+            "source": SOURCE,
+            "model": self.engine.model_id,
+            "judge_model": self.judge_engine.model_id if self.config.use_judge else "",
+            "response_model": self.response_engine.model_id,
+            "prompt_templates": self.prompt_templates(),
+            "generation_params": json.dumps(self.generation_params(), sort_keys=True),
+        }
+
+        def _row(row: dict[str, Any]) -> dict[str, Any]:
+            reasons = row["elimination_reasons"]
+            return provenance | {
+                "eliminated": bool(reasons),
+                "elimination_reason": reasons[0] if reasons else "",
+            }
+
+        rows = rows.map(_row, keep_in_memory=True)
+        return add_messages(rows).select_columns(EVOL_COLUMNS).cast(EVOL_FEATURES)
