@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from datasets import Dataset, Features
@@ -57,3 +58,49 @@ def checkpointed_map(
     if checkpointer is not None and checkpointer.enabled:
         return checkpointer.map(dataset, function, name, **kwargs)
     return dataset.map(function, keep_in_memory=True, **kwargs)
+
+
+def config_fingerprint(config: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """A dataclass config as JSON-safe data, without the fields in ``exclude`` (fields that only decide when
+    a run stops, so that a longer run may reuse the checkpoints of a shorter one)."""
+    data = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    return {k: v for k, v in data.items() if k not in set(exclude)}
+
+
+def unique_ids(dataset: Dataset) -> list[str] | None:
+    """The ``id`` column as strings when it exists and holds unique, non-empty values; else ``None``."""
+    if "id" not in dataset.column_names:
+        return None
+    ids = list(dataset["id"])
+    if any(i in (None, "") for i in ids) or len(set(map(str, ids))) != len(ids):
+        return None
+    return [str(i) for i in ids]
+
+
+def iter_instructions(dataset: Dataset, column: str, what: str) -> Iterator[tuple[int, dict, str]]:
+    """Yield ``(row index, row, stripped instruction)`` for rows with a non-empty instruction.
+
+    Errors name the fix: a missing column lists the dataset's columns and the option to map one; an empty
+    dataset, a non-text value (with its row) and a dataset with only empty instructions are refused.
+    ``what`` names the dataset in messages (e.g. "seed", "input").
+    """
+    if column not in dataset.column_names:
+        raise ValueError(
+            f"The {what} dataset has no {column!r} column (columns: {', '.join(dataset.column_names) or 'none'}); "
+            "map yours with instruction_column=NAME (CLI: --instruction-column NAME)."
+        )
+    if len(dataset) == 0:
+        raise ValueError(f"The {what} dataset is empty; it needs at least one instruction.")
+    found = False
+    for i, row in enumerate(dataset):
+        value = row[column]
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"{what.capitalize()} row {i}: column {column!r} holds {type(value).__name__}, not text; "
+                "pass instruction_column= naming a text column."
+            )
+        if value and value.strip():
+            found = True
+            yield i, row, value.strip()
+    if not found:
+        raise ValueError(f"Every row of the {what} dataset has an empty {column!r}.")

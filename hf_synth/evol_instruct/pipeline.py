@@ -13,7 +13,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checkpoint import Checkpointer
 from ..engine import GenerationEngine
-from ..rows import empty_dataset, fingerprint_rows
+from ..rows import config_fingerprint, empty_dataset, fingerprint_rows
 from ..self_instruct.steps import add_messages
 from .evol_instruct_config import OPERATIONS, EvolInstructConfig
 from .steps import (
@@ -170,11 +170,7 @@ class EvolInstruct:
         self.checkpointer.bind(
             {
                 # rounds only decides when to stop: rounds already run stay valid for a longer run
-                "config": {
-                    k: v
-                    for k, v in json.loads(json.dumps(asdict(config), default=str)).items()
-                    if k != "rounds"
-                },
+                "config": config_fingerprint(config, exclude=("rounds",)),
                 "models": [self.engine.model_id, self.judge_engine.model_id, self.response_engine.model_id],
                 "input": fingerprint_rows(roots),
             },

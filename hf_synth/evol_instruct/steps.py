@@ -22,7 +22,7 @@ from ..filters.complexity import complexity_features
 from ..filters.heuristics import content_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import checkpointed_map
+from ..rows import checkpointed_map, iter_instructions, unique_ids
 from ..self_instruct.steps import user_content
 from .evol_instruct_config import IN_DEPTH, OPERATIONS, EvolInstructConfig
 from .parsing import JUDGE_QUESTIONS, combine_verdict, parse_evolved_instruction, parse_yes_no_answer
@@ -50,13 +50,6 @@ SCORE_FEATURES = {
 }
 
 
-def _column_error(dataset: Dataset, column: str) -> ValueError:
-    return ValueError(
-        f"The input dataset has no {column!r} column (columns: {', '.join(dataset.column_names) or 'none'}); "
-        "map yours with instruction_column=NAME (CLI: --instruction-column NAME)."
-    )
-
-
 def prepare_roots(dataset: Dataset, config: EvolInstructConfig) -> Dataset:
     """Normalise any instruction dataset into lineage roots: ``id``, ``instruction``, ``root_id``, ``round``.
 
@@ -64,31 +57,13 @@ def prepare_roots(dataset: Dataset, config: EvolInstructConfig) -> Dataset:
     the whole prompt. Existing unique ``id`` values are kept (so lineages point back to e.g. Self-Instruct
     rows); rows with an empty instruction are skipped.
     """
-    if config.instruction_column not in dataset.column_names:
-        raise _column_error(dataset, config.instruction_column)
-    if len(dataset) == 0:
-        raise ValueError("The input dataset is empty; Evol-Instruct needs at least one instruction.")
-    ids = list(dataset["id"]) if "id" in dataset.column_names else None
-    if ids is not None and (len(set(map(str, ids))) != len(ids) or any(i in (None, "") for i in ids)):
-        ids = None
+    ids = unique_ids(dataset)
     has_input = config.input_column in dataset.column_names
     rows = []
-    for i, row in enumerate(dataset):
-        instruction = row[config.instruction_column]
-        if instruction is not None and not isinstance(instruction, str):
-            raise TypeError(
-                f"Input row {i}: column {config.instruction_column!r} holds {type(instruction).__name__}, not "
-                "text; pass instruction_column= naming a text column."
-            )
-        if not instruction or not instruction.strip():
-            continue
-        text = user_content(
-            instruction.strip(), (row[config.input_column] or "").strip() if has_input else ""
-        )
-        row_id = str(ids[i]) if ids is not None else f"root-{i:05d}"
+    for i, row, instruction in iter_instructions(dataset, config.instruction_column, "input"):
+        text = user_content(instruction, (row[config.input_column] or "").strip() if has_input else "")
+        row_id = ids[i] if ids is not None else f"root-{i:05d}"
         rows.append({"id": row_id, "instruction": text, "root_id": row_id, "round": 0})
-    if not rows:
-        raise ValueError(f"Every row of the input dataset has an empty {config.instruction_column!r}.")
     return Dataset.from_list(rows)
 
 

@@ -14,7 +14,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 from ..checkpoint import Checkpointer
 from ..engine import GenerationEngine
 from ..filters.rouge import RougeLIndex
-from ..rows import empty_dataset, fingerprint_rows
+from ..rows import config_fingerprint, empty_dataset, fingerprint_rows
 from .self_instruct_config import SelfInstructConfig
 from .steps import (
     SOURCE,
@@ -201,11 +201,7 @@ class SelfInstruct:
         self.checkpointer.bind(
             {
                 # The target size and round limit only decide when to stop; rounds already run stay valid.
-                "config": {
-                    k: v
-                    for k, v in json.loads(json.dumps(asdict(config), default=str)).items()
-                    if k not in ("num_instructions", "max_rounds")
-                },
+                "config": config_fingerprint(config, exclude=("num_instructions", "max_rounds")),
                 "model": self.engine.model_id,
                 "seeds": fingerprint_rows(pool),
             },

@@ -17,7 +17,7 @@ from ..engine import GenerationEngine
 from ..filters.heuristics import instruction_reasons, output_reasons, refusal_reasons, word_count
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import checkpointed_map, fresh_fingerprint
+from ..rows import checkpointed_map, fresh_fingerprint, iter_instructions, unique_ids
 from .parsing import (
     looks_like_classification,
     normalize_space,
@@ -36,13 +36,6 @@ SOURCE = "self-instruct"
 
 
 # ---------------------------------------------------------------------------- seeds
-def _column_error(dataset: Dataset, column: str, option: str) -> ValueError:
-    return ValueError(
-        f"The seed dataset has no {column!r} column (columns: {', '.join(dataset.column_names) or 'none'}); "
-        f"map yours with {option}=NAME (CLI: --{option.replace('_', '-')} NAME)."
-    )
-
-
 def prepare_seed_pool(dataset: Dataset, config: SelfInstructConfig) -> Dataset:
     """Normalise any dataset with an instruction column into the seed pool.
 
@@ -50,24 +43,10 @@ def prepare_seed_pool(dataset: Dataset, config: SelfInstructConfig) -> Dataset:
     unknown) and ``source == "seed"``. Input/output come from ``input_column``/``output_column`` or the
     first element of a Self-Instruct style ``instances`` column. Rows with an empty instruction are dropped.
     """
-    if config.instruction_column not in dataset.column_names:
-        raise _column_error(dataset, config.instruction_column, "instruction_column")
-    if len(dataset) == 0:
-        raise ValueError("The seed dataset is empty; Self-Instruct needs at least one seed instruction.")
     columns = set(dataset.column_names)
-    ids = list(dataset["id"]) if "id" in columns else None
-    if ids is not None and (len(set(map(str, ids))) != len(ids) or any(i in (None, "") for i in ids)):
-        ids = None  # not usable as unique ids
+    ids = unique_ids(dataset)
     rows = []
-    for i, row in enumerate(dataset):
-        instruction = row[config.instruction_column]
-        if instruction is not None and not isinstance(instruction, str):
-            raise TypeError(
-                f"Seed row {i}: column {config.instruction_column!r} holds {type(instruction).__name__}, "
-                "not text; pass instruction_column= naming a text column."
-            )
-        if not instruction or not instruction.strip():
-            continue
+    for i, row, instruction in iter_instructions(dataset, config.instruction_column, "seed"):
         example_input = row.get(config.input_column) if config.input_column in columns else None
         example_output = row.get(config.output_column) if config.output_column in columns else None
         instances = row.get("instances") if "instances" in columns else None
@@ -78,16 +57,14 @@ def prepare_seed_pool(dataset: Dataset, config: SelfInstructConfig) -> Dataset:
         is_cls = row.get("is_classification") if "is_classification" in columns else None
         rows.append(
             {
-                "id": str(ids[i]) if ids is not None else f"seed-{i:05d}",
-                "instruction": instruction.strip(),
+                "id": ids[i] if ids is not None else f"seed-{i:05d}",
+                "instruction": instruction,
                 "input": str(example_input or ""),
                 "output": str(example_output or ""),
                 "is_classification": bool(is_cls) if isinstance(is_cls, bool) else None,
                 "source": "seed",
             }
         )
-    if not rows:
-        raise ValueError(f"Every row of the seed dataset has an empty {config.instruction_column!r}.")
     return Dataset.from_list(rows)
 
 
