@@ -246,3 +246,27 @@ def test_cli_evol_instruct_rejects_bad_operations(tmp_path, capsys):
         ]
     )
     assert code == 2 and "deepening" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_wheel_ships_templates_cards_metric_and_seeds(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "-q", "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    names = zipfile.ZipFile(next(tmp_path.glob("hf_synth-*.whl"))).namelist()
+    for required in (
+        "hf_synth/_cards/dataset_card.md",
+        "hf_synth/data/example_seeds.jsonl",
+        "hf_synth/metrics/rouge_l/rouge_l.py",
+        "hf_synth/prompts/evol_instruct/judge_probes.json",
+        "hf_synth/prompts/self_instruct/generate_instructions.user.jinja",
+    ):
+        assert required in names

@@ -92,7 +92,10 @@ def evolver(evolve, judge=None, respond=None):
 def grow(parent: str, op: str) -> str:
     if op == "breadth":  # a new instruction in the same field, not an extension of the parent
         return f"Describe an unusual tradition connected to {parent.split()[-1].rstrip('.')} in a mountain village."
-    return f"{parent.rstrip('.')}, and explain each step with one concrete example from {op} practice."
+    bank = ["harbour", "glacier", "violin", "algebra", "lantern", "orchard", "satellite", "carnival", "compass",
+            "volcano", "library", "bakery", "telescope", "meadow", "canyon", "festival"]
+    fresh = [w for w in bank if w not in parent][:3]
+    return f"{parent.rstrip('.')}, and relate it to a {fresh[0]}, a {fresh[1]} and a {fresh[2]} ({op})."
 
 
 def _run(config, reply, **kwargs):
@@ -186,6 +189,8 @@ def test_rule_eliminations_each_with_its_reason():
         ("Write a poem about the sea!", "deepening", "no_new_information"),
         ("Write a poem about sea.", "deepening", "no_new_information"),
         ("Compose verse about waves.", "concretizing", "shorter_than_parent"),
+        ("Please write a poem about the sea for me.", "constraints", "trivial_edit"),
+        ("So, write a short poem about the sea.", "deepening", "trivial_edit"),
         ("Write a poem about the sea, please.", "breadth", "too_similar_to_parent"),
     ],
 )

@@ -61,6 +61,8 @@ class EvolInstructConfig:
         min_words: Evolutions with fewer words (or only stop words) are eliminated.
         max_parent_similarity: ROUGE-L F against the parent at or above which an in-depth evolution
             adds no information (``no_new_information``).
+        min_new_words: An in-depth rewrite must add at least this many content words (not stop words)
+            that its parent did not have; fewer is a ``trivial_edit``.
         breadth_max_similarity: The same bound for breadth expansion, which must be a new instruction.
         scaffolding_phrases: Prompt phrases an evolution must not copy (unless its parent had them).
         evolution_sampling / judge_sampling / response_sampling: Sampling per step.
@@ -80,6 +82,7 @@ class EvolInstructConfig:
     min_judge_score: float = 0.0
     min_words: int = 3
     max_parent_similarity: float = 0.9
+    min_new_words: int = 2
     breadth_max_similarity: float = 0.7
     scaffolding_phrases: list[str] = field(default_factory=lambda: list(DEFAULT_SCAFFOLDING))
     evolution_sampling: SamplingParams = field(default_factory=_evolution_sampling)

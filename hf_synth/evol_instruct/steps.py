@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from datasets import Dataset, Features, List, Value
 from ..checkpoint import Checkpointer
 from ..engine import GenerationEngine
 from ..filters.complexity import complexity_features
-from ..filters.heuristics import content_reasons, refusal_reasons
+from ..filters.heuristics import STOP_WORDS, content_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
 from ..rows import checkpointed_map, iter_instructions, unique_ids
@@ -27,6 +28,7 @@ from ..self_instruct.steps import user_content
 from .evol_instruct_config import IN_DEPTH, OPERATIONS, EvolInstructConfig
 from .parsing import JUDGE_QUESTIONS, combine_verdict, parse_evolved_instruction, parse_yes_no_answer
 
+_WORD = re.compile(r"\w+", re.UNICODE)
 TEMPLATE_IN_DEPTH = "evol_instruct/in_depth"
 TEMPLATE_BREADTH = "evol_instruct/breadth"
 TEMPLATE_JUDGE = "evol_instruct/judge"
@@ -97,6 +99,14 @@ def build_evolution_requests(parents: Dataset, config: EvolInstructConfig, round
     return Dataset.from_list(rows)
 
 
+def new_content_words(evolved: str, parent: str) -> set[str]:
+    """Words of ``evolved`` that are neither stop words nor in ``parent`` (case-insensitive)."""
+    old = set(_WORD.findall(parent.lower()))
+    return {
+        w for w in _WORD.findall(evolved.lower()) if w not in old and w not in STOP_WORDS and not w.isdigit()
+    }
+
+
 def _prefix(messages: Sequence[dict]) -> str:
     return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
 
@@ -135,7 +145,8 @@ def check_evolutions(dataset: Dataset, config: EvolInstructConfig) -> Dataset:
     ``instruction_too_short`` / ``instruction_only_stop_words``, ``refusal``, ``copies_scaffolding`` (a
     phrase of our prompts the parent did not contain), ``no_new_information`` (in-depth rewrite with
     ROUGE-L >= ``max_parent_similarity`` to its parent), ``shorter_than_parent`` (an in-depth rewrite
-    with fewer words than its parent asks for less, not more), ``too_similar_to_parent`` (breadth
+    with fewer words than its parent asks for less, not more), ``trivial_edit`` (an in-depth rewrite that
+    adds fewer than ``min_new_words`` content words its parent did not have), ``too_similar_to_parent`` (breadth
     expansion with ROUGE-L >= ``breadth_max_similarity``).
     """
     phrases = [p.lower() for p in config.scaffolding_phrases]
@@ -164,6 +175,11 @@ def check_evolutions(dataset: Dataset, config: EvolInstructConfig) -> Dataset:
                 reasons = ["no_new_information"]
             elif row["evolution_op"] in IN_DEPTH and new["words"] < old["words"]:
                 reasons = ["shorter_than_parent"]
+            elif (
+                row["evolution_op"] in IN_DEPTH
+                and len(new_content_words(evolved, parent)) < config.min_new_words
+            ):
+                reasons = ["trivial_edit"]
             elif row["evolution_op"] not in IN_DEPTH and similarity >= config.breadth_max_similarity:
                 reasons = ["too_similar_to_parent"]
         return {"elimination_reasons": reasons, "scores": scores}
