@@ -1,6 +1,6 @@
 """Elimination shares and complexity change of an Evol-Instruct run (reads its output folder).
 
-    python bench/evol_report.py runs/evol
+python bench/evol_report.py runs/evol
 """
 
 from __future__ import annotations
@@ -35,20 +35,26 @@ def main() -> None:
         print(f"| {op} | {n} | {kept_ops[op]} | {kept_ops[op] / n:.0%} |")
     print("\nKept evolutions, mean change against their parent:")
     print("| rows | n | words | clauses | constraint cues | ROUGE-L to parent |\n|---|---|---|---|---|---|")
-    for label, group in (("in-depth", [r for r in kept if r["evolution_op"] != "breadth"]),
-                         ("breadth", [r for r in kept if r["evolution_op"] == "breadth"])):
+    for label, group in (
+        ("in-depth", [r for r in kept if r["evolution_op"] != "breadth"]),
+        ("breadth", [r for r in kept if r["evolution_op"] == "breadth"]),
+    ):
         if not group:
             continue
         s = [r["scores"] for r in group]
-        print(f"| {label} | {len(group)} | {mean(x['words'] - x['words_parent'] for x in s):+.1f} "
-              f"({mean(x['words_parent'] for x in s):.1f} → {mean(x['words'] for x in s):.1f}) | "
-              f"{mean(x['clauses'] - x['clauses_parent'] for x in s):+.2f} | "
-              f"{mean(x['constraints'] - x['constraints_parent'] for x in s):+.2f} | "
-              f"{mean(x['rouge_l_parent'] for x in s):.2f} |")
+        print(
+            f"| {label} | {len(group)} | {mean(x['words'] - x['words_parent'] for x in s):+.1f} "
+            f"({mean(x['words_parent'] for x in s):.1f} → {mean(x['words'] for x in s):.1f}) | "
+            f"{mean(x['clauses'] - x['clauses_parent'] for x in s):+.2f} | "
+            f"{mean(x['constraints'] - x['constraints_parent'] for x in s):+.2f} | "
+            f"{mean(x['rouge_l_parent'] for x in s):.2f} |"
+        )
     summary = json.loads((args.run_dir / "summary.json").read_text())
     check = summary.get("judge_self_check") or {}
     if check:
-        print(f"\nJudge self-check: {check['correct']}/{check['total']}; enforced: {summary['judge_enforced']}")
+        print(
+            f"\nJudge self-check: {check['correct']}/{check['total']}; enforced: {summary['judge_enforced']}"
+        )
 
 
 if __name__ == "__main__":

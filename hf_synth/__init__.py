@@ -16,7 +16,18 @@ from .engine import (
     default_model_path,
 )
 from .evol_instruct import EvolInstruct, EvolInstructConfig, EvolInstructResult
-from .filters import RougeLIndex, greedy_novelty, rouge_l_f
+from .filters import (
+    RougeLIndex,
+    complexity_filter,
+    greedy_novelty,
+    greedy_novelty_fast,
+    length_filter,
+    minhash_dedup_filter,
+    rouge_l_f,
+    rouge_novelty_filter,
+    run_filters,
+    split_filtered,
+)
 from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
 from .metrics import load_rouge_l
 from .prompts import render_messages, template_names
@@ -43,13 +54,20 @@ __all__ = [
     "SelfInstructResult",
     "default_model_path",
     "evol_instruct_card",
+    "complexity_filter",
     "greedy_novelty",
+    "greedy_novelty_fast",
+    "length_filter",
+    "minhash_dedup_filter",
     "load_rouge_l",
     "load_seed_dataset",
     "parse_instruction_list",
     "render_messages",
     "rouge_l_f",
+    "rouge_novelty_filter",
+    "run_filters",
     "save_run",
     "self_instruct_card",
+    "split_filtered",
     "template_names",
 ]

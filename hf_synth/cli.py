@@ -85,6 +85,16 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--show", type=int, default=2, help="Lineages to print at the end (default 2)")
     _add_engine_args(ev)
 
+    flt = sub.add_parser(
+        "filter", help="Score and filter any dataset (ROUGE novelty, near-duplicates, length, ...)"
+    )
+    flt.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    flt.add_argument("--split", help="Split of the input dataset")
+    flt.add_argument("--config", required=True, help="YAML file with a 'filters:' list")
+    flt.add_argument(
+        "--output", required=True, help="Output folder (kept rows; dropped rows in rejected.jsonl)"
+    )
+
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
     show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
     show.add_argument("-n", type=int, default=3, help="Number of rows")
@@ -325,6 +335,41 @@ def _cmd_evol_instruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_filter(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .filters import run_filters, split_filtered
+    from .io import load_seed_dataset, save_run
+
+    config = load_yaml(args.config)
+    unknown = sorted(set(config) - {"filters"})
+    if unknown or not isinstance(config.get("filters"), list):
+        raise ValueError(
+            f"{args.config} must hold a 'filters:' list (unknown keys: {', '.join(unknown) or 'none'})"
+        )
+    dataset = load_seed_dataset(args.input, split=args.split)
+    started = time.perf_counter()
+    scored = run_filters(dataset, config["filters"])
+    kept, dropped = split_filtered(scored)
+    reasons: Counter = Counter(r for row in dropped["filter_reasons"] for r in row)
+    summary = {
+        "input": str(args.input),
+        "rows": len(dataset),
+        "kept": len(kept),
+        "dropped": len(dropped),
+        "reasons": dict(reasons.most_common()),
+        "seconds": round(time.perf_counter() - started, 2),
+        "filters": config["filters"],
+    }
+    paths = save_run(args.output, kept, dropped, summary=summary, config=config)
+    print(
+        f"\nFiltered {len(dataset)} rows in {summary['seconds']}s: kept {len(kept)}, dropped {len(dropped)}"
+    )
+    _print_summary_counts(summary["reasons"])
+    print(f"  kept: {paths['dataset']}, {paths['jsonl']}; dropped: {paths['rejected']}")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
@@ -341,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.setLevel(args.log_level)
-    commands = {"self-instruct": _cmd_self_instruct, "evol-instruct": _cmd_evol_instruct, "show": _cmd_show}
+    commands = {
+        "self-instruct": _cmd_self_instruct,
+        "evol-instruct": _cmd_evol_instruct,
+        "filter": _cmd_filter,
+        "show": _cmd_show,
+    }
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:

@@ -270,3 +270,35 @@ def test_wheel_ships_templates_cards_metric_and_seeds(tmp_path):
         "hf_synth/prompts/self_instruct/generate_instructions.user.jinja",
     ):
         assert required in names
+
+
+def test_cli_filter_with_yaml(tmp_path, capsys):
+    data = tmp_path / "in.jsonl"
+    rows = [
+        {"instruction": "Write a poem about the sea.", "output": "Waves."},
+        {"instruction": "Write a poem about the sea!", "output": "More waves."},
+        {"instruction": "Explain tides to a child.", "output": ""},
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    config = tmp_path / "filters.yaml"
+    config.write_text(
+        "filters:\n  - {name: rouge_novelty, column: instruction, threshold: 0.7}\n"
+        "  - {name: length, column: output, min_words: 1}\n"
+    )
+    assert (
+        main(["filter", "--input", str(data), "--config", str(config), "--output", str(tmp_path / "o")]) == 0
+    )
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["kept"] == 1 and summary["reasons"] == {"rouge_l_too_similar": 1, "output_too_short": 1}
+    assert "kept 1, dropped 2" in capsys.readouterr().out
+    config.write_text("filters:\n  - {name: rouge_novelty, treshold: 0.7}\n")
+    assert (
+        main(["filter", "--input", str(data), "--config", str(config), "--output", str(tmp_path / "o")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "treshold" in err and "threshold" in err
+    config.write_text("filters:\n  - {name: toxicity}\n")
+    assert (
+        main(["filter", "--input", str(data), "--config", str(config), "--output", str(tmp_path / "o")]) == 2
+    )
+    assert "rouge_novelty" in capsys.readouterr().err

@@ -92,8 +92,24 @@ def evolver(evolve, judge=None, respond=None):
 def grow(parent: str, op: str) -> str:
     if op == "breadth":  # a new instruction in the same field, not an extension of the parent
         return f"Describe an unusual tradition connected to {parent.split()[-1].rstrip('.')} in a mountain village."
-    bank = ["harbour", "glacier", "violin", "algebra", "lantern", "orchard", "satellite", "carnival", "compass",
-            "volcano", "library", "bakery", "telescope", "meadow", "canyon", "festival"]
+    bank = [
+        "harbour",
+        "glacier",
+        "violin",
+        "algebra",
+        "lantern",
+        "orchard",
+        "satellite",
+        "carnival",
+        "compass",
+        "volcano",
+        "library",
+        "bakery",
+        "telescope",
+        "meadow",
+        "canyon",
+        "festival",
+    ]
     fresh = [w for w in bank if w not in parent][:3]
     return f"{parent.rstrip('.')}, and relate it to a {fresh[0]}, a {fresh[1]} and a {fresh[2]} ({op})."
 

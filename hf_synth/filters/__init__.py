@@ -1,5 +1,18 @@
-"""Filters: rule checks and ROUGE-L novelty, used as score columns plus ``Dataset.filter``."""
+"""Filters: rule checks, ROUGE-L novelty, near-duplicates, length and complexity, as score columns plus
+``Dataset.filter``."""
 
+from .complexity import complexity_features
+from .dataset_filters import (
+    FILTERS,
+    add_filter_columns,
+    complexity_filter,
+    length_filter,
+    minhash_dedup_filter,
+    reading_grade,
+    rouge_novelty_filter,
+    run_filters,
+    split_filtered,
+)
 from .heuristics import (
     DEFAULT_BLOCKED_KEYWORDS,
     STOP_WORDS,
@@ -13,8 +26,21 @@ from .heuristics import (
     word_count,
 )
 from .rouge import Match, NoveltyDecision, RougeLIndex, greedy_novelty, lcs_length, rouge_l_f, rouge_tokens
+from .rouge_fast import NoveltyResult, greedy_novelty_fast
 
 __all__ = [
+    "FILTERS",
+    "run_filters",
+    "NoveltyResult",
+    "add_filter_columns",
+    "complexity_features",
+    "complexity_filter",
+    "greedy_novelty_fast",
+    "length_filter",
+    "minhash_dedup_filter",
+    "reading_grade",
+    "rouge_novelty_filter",
+    "split_filtered",
     "DEFAULT_BLOCKED_KEYWORDS",
     "STOP_WORDS",
     "content_reasons",

@@ -20,7 +20,6 @@ from .steps import (
     prepare_seed_pool,
     score_instances,
     score_instructions,
-    split_kept,
 )
 
 __all__ = [
@@ -44,5 +43,4 @@ __all__ = [
     "prepare_seed_pool",
     "score_instances",
     "score_instructions",
-    "split_kept",
 ]

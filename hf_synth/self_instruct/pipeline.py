@@ -13,6 +13,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checkpoint import Checkpointer
 from ..engine import GenerationEngine
+from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
 from ..rows import config_fingerprint, empty_dataset, fingerprint_rows
 from .self_instruct_config import SelfInstructConfig
@@ -31,7 +32,6 @@ from .steps import (
     prepare_seed_pool,
     score_instances,
     score_instructions,
-    split_kept,
 )
 
 logger = logging.getLogger(__name__)
@@ -297,7 +297,9 @@ class SelfInstruct:
         kept = empty_dataset(OUTPUT_FEATURES)
         survivors = empty_dataset(OUTPUT_FEATURES)
         if len(candidates):
-            survivors, dropped_instr = split_kept(score_instructions(candidates, index, index_ids, config))
+            survivors, dropped_instr = split_filtered(
+                score_instructions(candidates, index, index_ids, config)
+            )
             rejected_parts.append(_as_rejected(dropped_instr, "instruction"))
         if len(survivors):
             typed = classify_tasks(
@@ -307,7 +309,7 @@ class SelfInstruct:
             instances = generate_instances(
                 typed, self.engine, config, seeds, checkpointer=ckpt_or_none, name=f"{name}/instances"
             )
-            final, dropped_inst = split_kept(score_instances(instances, config, seeds))
+            final, dropped_inst = split_filtered(score_instances(instances, config, seeds))
             rejected_parts.append(_as_rejected(dropped_inst, "instance"))
             kept = self._finalize(final)
         rejected = concatenate_datasets(rejected_parts)

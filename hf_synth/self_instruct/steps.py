@@ -2,7 +2,7 @@
 
 Generation steps are batched ``Dataset.map`` functions that call the engine once per map batch (the engine
 then sorts and sub-batches the prompts). Filter steps add ``filter_reasons`` and ``scores`` columns, so
-rows can be inspected before :func:`split_kept` drops them with ``Dataset.filter``.
+rows can be inspected before :func:`~hf_synth.filters.split_filtered` drops them with ``Dataset.filter``.
 """
 
 from __future__ import annotations
@@ -202,15 +202,6 @@ def score_instructions(
 
     # Sequential on purpose: the greedy decision of a row depends on the rows before it.
     return candidates.map(_score, batched=True, keep_in_memory=True, new_fingerprint=fresh_fingerprint())
-
-
-def split_kept(dataset: Dataset) -> tuple[Dataset, Dataset]:
-    """``Dataset.filter`` on ``filter_reasons``: (rows with no reason, rows with at least one)."""
-    kept = dataset.filter(lambda reasons: not reasons, input_columns="filter_reasons", keep_in_memory=True)
-    dropped = dataset.filter(
-        lambda reasons: bool(reasons), input_columns="filter_reasons", keep_in_memory=True
-    )
-    return kept, dropped
 
 
 # ---------------------------------------------------------------------------- task type

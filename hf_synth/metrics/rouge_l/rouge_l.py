@@ -8,13 +8,15 @@ Two uses:
 * ``compute(predictions=[...], references=[[...], ...])``: per prediction, the maximum ROUGE-L F against
   its references, plus the mean.
 * ``compute(predictions=[...], references=[[] ...], pool=[...], threshold=0.7)``: Self-Instruct's greedy
-  novelty decision of each prediction against ``pool`` and the predictions kept before it.
+  novelty decision of each prediction against ``pool`` and the predictions kept before it (compiled;
+  ~41,000 prompts in seconds; ``pool=[]`` filters a corpus against itself).
 """
 
 import datasets
 import evaluate
 
-from hf_synth.filters.rouge import RougeLIndex, greedy_novelty
+from hf_synth.filters.rouge import RougeLIndex
+from hf_synth.filters.rouge_fast import greedy_novelty_fast
 
 _DESCRIPTION = "ROUGE-L F-measure (LCS based) with rouge_score's default tokeniser, exact, with pruning."
 _KWARGS_DESCRIPTION = """
@@ -24,9 +26,10 @@ Args:
     pool: optional list of texts; switches to the greedy novelty filter against it.
     threshold: novelty threshold (default 0.7): kept if the best ROUGE-L F is below it.
 Returns:
-    rougeL: per-prediction best ROUGE-L F; rougeL_mean: their mean;
-    nearest: index of the best match (in the references, or in pool + kept predictions), -1 if none;
-    keep: (pool mode only) the novelty decision per prediction.
+    rougeL: per-prediction best ROUGE-L F (pool mode: the F that dropped a prediction; for a kept one the
+        best F among pairs that needed an exact check, 0.0 if none did); rougeL_mean: their mean;
+    nearest: index of that match (in the references, or in pool + predictions), -1 if none;
+    keep: (pool mode only) the novelty decision per prediction, exact and compiled (numba).
 """
 
 
@@ -47,13 +50,13 @@ class RougeL(evaluate.Metric):
 
     def _compute(self, predictions, references, pool=None, threshold=0.7):
         if pool is not None:
-            decisions = greedy_novelty(predictions, list(pool), threshold=threshold)
-            scores = [d.rouge_l_max for d in decisions]
+            result = greedy_novelty_fast(predictions, threshold, pool=list(pool))
+            scores = [float(s) for s in result.score]
             return {
                 "rougeL": scores,
                 "rougeL_mean": sum(scores) / len(scores) if scores else 0.0,
-                "nearest": [d.nearest for d in decisions],
-                "keep": [d.keep for d in decisions],
+                "nearest": [int(n) for n in result.nearest],
+                "keep": [bool(k) for k in result.keep],
             }
         scores, nearest = [], []
         for prediction, refs in zip(predictions, references, strict=True):
