@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -48,6 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     si.add_argument("--task-type-method", choices=["llm", "heuristic"])
     si.add_argument("--max-new-tokens", type=int, help="Token limit for instruction and instance generation")
     si.add_argument("--seed", type=int)
+    si.add_argument("--focus-skills", help="Comma-separated skills to steer toward (see hf-synth report)")
     si.add_argument("--include-seeds", action="store_true", default=None, help="Also output the seed rows")
     si.add_argument(
         "--overwrite",
@@ -94,6 +96,16 @@ def _build_parser() -> argparse.ArgumentParser:
     flt.add_argument(
         "--output", required=True, help="Output folder (kept rows; dropped rows in rejected.jsonl)"
     )
+
+    rep = sub.add_parser("report", help="Skill coverage and filter statistics of a dataset")
+    rep.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    rep.add_argument("--split", help="Split of the input dataset")
+    rep.add_argument("--column", default="instruction", help="Column to classify (default: instruction)")
+    rep.add_argument("--taxonomy", help="YAML file 'skill: description' (default: hf-synth's skills)")
+    rep.add_argument(
+        "--embedding-model", help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"
+    )
+    rep.add_argument("--out", help="Write the report as JSON here")
 
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
     show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
@@ -164,6 +176,8 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
             },
         )
     )
+    if args.focus_skills:
+        si_data["focus_skills"] = [s.strip() for s in args.focus_skills.split(",") if s.strip()]
     if args.max_new_tokens is not None:
         for step in ("instruction_sampling", "instance_sampling"):
             si_data[step] = {**si_data.get(step, {}), "max_new_tokens": args.max_new_tokens}
@@ -370,6 +384,37 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .curation import classify_skills, coverage_report, load_taxonomy
+    from .io import load_seed_dataset
+
+    taxonomy = load_taxonomy(args.taxonomy)
+    dataset = load_seed_dataset(args.input, split=args.split)
+    report = coverage_report(
+        classify_skills(dataset, args.column, taxonomy=taxonomy, model=args.embedding_model), taxonomy
+    )
+    if "filter_reasons" in dataset.column_names:
+        report["filter_reasons"] = dict(
+            Counter(r for row in dataset["filter_reasons"] for r in row).most_common()
+        )
+    print(f"\n{report['rows']} rows, skill coverage:")
+    for name, row in sorted(report["skills"].items(), key=lambda kv: -kv[1]["count"]):
+        print(f"  {row['count']:6d}  {row['share']:6.1%}  {'#' * round(row['share'] * 50):<25} {name}")
+    print(f"  missing: {', '.join(report['missing']) or 'none'}")
+    if report["under_covered"]:
+        print(f"  under-covered: {', '.join(report['under_covered'])}")
+        print(
+            f"  steer the next run: hf-synth self-instruct ... --focus-skills {','.join(report['under_covered'][:4])}"
+        )
+    for reason, count in report.get("filter_reasons", {}).items():
+        print(f"  filter reason {reason}: {count}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
@@ -390,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "self-instruct": _cmd_self_instruct,
         "evol-instruct": _cmd_evol_instruct,
         "filter": _cmd_filter,
+        "report": _cmd_report,
         "show": _cmd_show,
     }
     try:

@@ -242,3 +242,71 @@ def test_toxicity_with_a_transformers_classifier(tmp_path, tiny_tokenizer):
     tiny_tokenizer.save_pretrained(tmp_path / "sentiment")
     with pytest.raises(ValueError, match="none of them a toxicity label"):
         toxicity_scores(["x"], model=str(tmp_path / "sentiment"))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (" Yes. It lists three tips.", (True, "It lists three tips.")),
+        ("No - it ignores the word limit", (False, "it ignores the word limit")),
+        ("[No]", (False, "")),
+        (" Yes or No", (None, "Yes or No")),
+        ("The response", (None, "The response")),
+    ],
+)
+def test_parse_adherence(text, expected):
+    from hf_synth.filters.judge import parse_adherence
+
+    assert parse_adherence(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (" 4 - clear but short", 4.0),
+        ("3.5, decent", 3.5),
+        ("8/10 good", 4.0),
+        (" 7", None),
+        ("0", None),
+        ("excellent", None),
+        ("", None),
+    ],
+)
+def test_parse_rating(text, expected):
+    from hf_synth.filters.judge import parse_rating
+
+    assert parse_rating(text)[0] == expected
+
+
+def test_judge_filter_marks_unparsable_and_drops_by_rule(scripted_engine_factory):
+    from hf_synth.filters.judge import judge_filter
+
+    replies = {
+        ("adheres", "Sort the words."): " Yes, it sorts them.",
+        ("quality", "Sort the words."): " 4.5 - correct and short.",
+        ("adheres", "Write a haiku."): " No, it is a limerick.",
+        ("quality", "Write a haiku."): " 2 - wrong form.",
+        ("adheres", "Name a river."): " hmm",
+        ("quality", "Name a river."): " 4",
+    }
+
+    def reply(text):
+        kind = "adheres" if "follow the instruction" in text else "quality"
+        instruction = text.split("Instruction:\n", 1)[1].split("\n", 1)[0]
+        return replies[(kind, instruction)]
+
+    ds = Dataset.from_list(
+        [
+            {"instruction": "Sort the words.", "output": "a, b"},
+            {"instruction": "Write a haiku.", "output": "There once was..."},
+            {"instruction": "Name a river.", "output": "Nile"},
+        ]
+    )
+    out = judge_filter(ds, scripted_engine_factory(reply, model_id="judge-x"), min_quality=3)
+    assert out["filter_reasons"] == [[], ["judge_not_adherent", "judge_low_quality"], []]
+    first, _, third = out["scores"]
+    assert first["judge_adheres"] is True and first["judge_quality"] == 4.5
+    assert first["judge_adherence_reason"] == "it sorts them." and first["judge_model"] == "judge-x"
+    assert third["judge_parsed"] is False and third["judge_adheres"] is None and third["judge_quality"] == 4.0
+    strict = judge_filter(ds, scripted_engine_factory(reply), drop_unparsable=True)
+    assert strict["filter_reasons"][2] == ["judge_unparsable"]

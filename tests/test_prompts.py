@@ -24,6 +24,8 @@ VARIABLES = {
     "evol_instruct/in_depth": lambda t: {"instruction": t, "operation": "deepening"},
     "evol_instruct/breadth": lambda t: {"instruction": t},
     "evol_instruct/judge": lambda t: {"parent": t, "evolved": t + " more", "question": "more_complex"},
+    "judge/adherence": lambda t: {"instruction": t, "response": t},
+    "judge/quality": lambda t: {"instruction": t, "response": t},
 }
 
 

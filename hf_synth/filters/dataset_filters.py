@@ -243,11 +243,38 @@ def _toxicity(
     return toxicity_filter(dataset, columns, threshold=threshold, model=model)
 
 
+def _judge(
+    dataset: Dataset,
+    *,
+    model: str | None = None,
+    instruction_column: str = "instruction",
+    response_column: str = "output",
+    min_quality: float = 0.0,
+    require_adherence: bool = True,
+    drop_unparsable: bool = False,
+    batch_size: int = 16,
+) -> Dataset:
+    from ..engine import EngineConfig, GenerationEngine
+    from .judge import judge_filter
+
+    engine = GenerationEngine.from_config(EngineConfig(model=model, batch_size=batch_size))
+    return judge_filter(
+        dataset,
+        engine,
+        instruction_column=instruction_column,
+        response_column=response_column,
+        min_quality=min_quality,
+        require_adherence=require_adherence,
+        drop_unparsable=drop_unparsable,
+    )
+
+
 FILTERS = {
     "rouge_novelty": rouge_novelty_filter,
     "minhash_dedup": minhash_dedup_filter,
     "embedding_dedup": _embedding_dedup,
     "toxicity": _toxicity,
+    "judge": _judge,
     "length": length_filter,
     "complexity": complexity_filter,
 }

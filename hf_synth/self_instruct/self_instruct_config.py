@@ -43,6 +43,8 @@ class SelfInstructConfig:
         include_seeds: Also return the seed rows in the output dataset (``source == "seed"``).
         instruction_column / input_column / output_column: Columns of the seed dataset. A Self-Instruct
             style ``instances`` column (list of ``{input, output}``) is read when input/output are absent.
+        focus_skills: Kinds of task the prompts ask for most (e.g. the ``under_covered`` skills that
+            ``hf-synth report`` lists), to steer a run toward what a dataset lacks.
         checkpoint_every: Rows per checkpoint chunk of a generation step (finished chunks are on disk).
         seed: Seed for few-shot sampling and (through the sampling params) for generation.
     """
@@ -66,6 +68,7 @@ class SelfInstructConfig:
     instruction_column: str = "instruction"
     input_column: str = "input"
     output_column: str = "output"
+    focus_skills: list[str] = field(default_factory=list)
     checkpoint_every: int = 64
     seed: int = 42
 

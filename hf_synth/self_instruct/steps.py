@@ -96,7 +96,12 @@ def build_instruction_requests(
             examples += rng.sample(list(machine), min(config.num_machine_examples, len(machine)))
         rng.shuffle(examples)
         texts = [normalize_space(e["instruction"]) for e in examples]
-        messages = render_messages(TEMPLATE_INSTRUCTIONS, examples=texts, num_new=config.num_new_per_request)
+        messages = render_messages(
+            TEMPLATE_INSTRUCTIONS,
+            examples=texts,
+            num_new=config.num_new_per_request,
+            focus_skills=[s.replace("_", " ") for s in config.focus_skills],
+        )
         rows.append(
             {
                 "request_id": f"r{round_index:03d}-q{r:04d}",
