@@ -39,6 +39,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_engine.py --prompts 32 --max-new-tokens 128
+	$(PY) bench/bench_rouge.py --reference-sizes 1000 --full
+	$(PY) bench/eval_toxicity.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
