@@ -297,7 +297,7 @@ def test_cli_filter_with_yaml(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "treshold" in err and "threshold" in err
-    config.write_text("filters:\n  - {name: toxicity}\n")
+    config.write_text("filters:\n  - {name: sentiment}\n")
     assert (
         main(["filter", "--input", str(data), "--config", str(config), "--output", str(tmp_path / "o")]) == 2
     )

@@ -3,14 +3,12 @@
 
 from .complexity import complexity_features
 from .dataset_filters import (
-    FILTERS,
     add_filter_columns,
     complexity_filter,
     length_filter,
     minhash_dedup_filter,
     reading_grade,
     rouge_novelty_filter,
-    run_filters,
     split_filtered,
 )
 from .heuristics import (
@@ -25,6 +23,7 @@ from .heuristics import (
     start_reasons,
     word_count,
 )
+from .registry import FILTERS, run_filters
 from .rouge import Match, NoveltyDecision, RougeLIndex, greedy_novelty, lcs_length, rouge_l_f, rouge_tokens
 from .rouge_fast import NoveltyResult, greedy_novelty_fast
 

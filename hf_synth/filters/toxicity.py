@@ -11,6 +11,8 @@ from typing import Any
 
 from datasets import Dataset
 
+from .dataset_filters import _texts, add_filter_columns
+
 #: Labels of common toxicity models that mean "toxic" (compared in lower case).
 TOXIC_LABELS = (
     "toxic",
@@ -64,8 +66,6 @@ def toxicity_filter(
     (reason ``toxic:<column>``). The default 0.5 suits the default classifier: on our labelled sentences
     (``bench/eval_toxicity.py``) it flags no benign sentence (highest benign score 0.44) and 13 of 15
     toxic ones. Missing columns are an error naming the available ones."""
-    from .dataset_filters import _texts, add_filter_columns
-
     columns = [columns] if isinstance(columns, str) else list(columns)
     per_column = {c: toxicity_scores(_texts(dataset, c), model) for c in columns}
     scores = [{f"toxicity_{c}": per_column[c][i] for c in columns} for i in range(len(dataset))]
