@@ -205,7 +205,7 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
         result.dataset,
         summary,
         model=engine.model_id,
-        prompt_templates=pipeline._provenance()["prompt_templates"],
+        prompt_templates=pipeline.prompt_templates(),
         generation_params=pipeline.generation_params(),
         seeds=seeds_name,
     )

@@ -329,18 +329,16 @@ class SelfInstruct:
         return kept, rejected, stats
 
     # ------------------------------------------------------------------ output rows
+    def prompt_templates(self) -> list[str]:
+        """Names of the prompt templates this run uses (recorded in every row and in the card)."""
+        classify = [TEMPLATE_CLASSIFY] if self.config.task_type_method == "llm" else []
+        return [TEMPLATE_INSTRUCTIONS, *classify, TEMPLATE_INPUT_FIRST, TEMPLATE_OUTPUT_FIRST]
+
     def _provenance(self) -> dict[str, Any]:
         return {
             "source": SOURCE,
             "model": self.engine.model_id,
-            "prompt_templates": [
-                TEMPLATE_INSTRUCTIONS,
-                TEMPLATE_CLASSIFY,
-                TEMPLATE_INPUT_FIRST,
-                TEMPLATE_OUTPUT_FIRST,
-            ]
-            if self.config.task_type_method == "llm"
-            else [TEMPLATE_INSTRUCTIONS, TEMPLATE_INPUT_FIRST, TEMPLATE_OUTPUT_FIRST],
+            "prompt_templates": self.prompt_templates(),
             "generation_params": json.dumps(self.generation_params(), sort_keys=True),
         }
 
