@@ -1,0 +1,127 @@
+"""scripts/sft.py and scripts/dpo.py run end to end on a tiny model and data made by hf-synth."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+from hf_synth import SelfInstruct, SelfInstructConfig, save_run
+
+from .conftest import ScriptedEngine
+from .test_self_instruct import SEEDS, make_reply
+
+pytestmark = pytest.mark.slow
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_sft_on_a_self_instruct_run(tmp_path, tiny_model_dir):
+    result = SelfInstruct(ScriptedEngine(make_reply()), SelfInstructConfig(num_instructions=6, seed=3)).run(
+        Dataset.from_list(SEEDS)
+    )
+    save_run(tmp_path / "run", result.dataset, result.rejected)
+    out = tmp_path / "sft"
+    proc = _run(
+        "sft.py",
+        "--dataset",
+        str(tmp_path / "run"),
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "2",
+        "--output_dir",
+        str(out),
+        "--save_strategy",
+        "no",
+        "--logging_steps",
+        "1",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / "train_results.json").read_text())
+    assert math.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.num_hidden_layers == 2
+
+
+def test_sft_refuses_preference_data(tmp_path, tiny_model_dir):
+    Dataset.from_list(
+        [
+            {
+                "prompt": "p",
+                "chosen": "good",
+                "rejected": "bad",
+                "messages": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "bad"}],
+            }
+        ]
+    ).save_to_disk(str(tmp_path / "pairs"))
+    proc = _run(
+        "sft.py",
+        "--dataset",
+        str(tmp_path / "pairs"),
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--output_dir",
+        str(tmp_path / "o"),
+    )
+    assert proc.returncode != 0 and "scripts/dpo.py" in proc.stderr
+    assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_dpo_on_preference_pairs(tmp_path, tiny_model_dir):
+    Dataset.from_list(
+        [
+            {"prompt": f"Write a poem {i}.", "chosen": "The quick brown fox.", "rejected": "No"}
+            for i in range(6)
+        ]
+    ).save_to_disk(str(tmp_path / "pairs"))
+    out = tmp_path / "dpo"
+    proc = _run(
+        "dpo.py",
+        "--dataset",
+        str(tmp_path / "pairs"),
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--output_dir",
+        str(out),
+        "--save_strategy",
+        "no",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert math.isfinite(json.loads((out / "train_results.json").read_text())["train_loss"])
+
+
+def test_dpo_names_missing_columns(tmp_path):
+    Dataset.from_list([{"prompt": "p", "chosen": "c"}]).save_to_disk(str(tmp_path / "half"))
+    proc = _run("dpo.py", "--dataset", str(tmp_path / "half"), "--output_dir", str(tmp_path / "o"))
+    assert proc.returncode != 0 and "rejected" in proc.stderr and "prompt, chosen and rejected" in proc.stderr
+
+
+def test_sft_with_lora(tmp_path, tiny_model_dir):
+    Dataset.from_list([{"messages": [{"role": "user", "content": f"Write a poem {i}."},
+                                     {"role": "assistant", "content": "The quick brown fox."}]} for i in range(4)]
+                      ).save_to_disk(str(tmp_path / "data"))
+    out = tmp_path / "lora"
+    proc = _run("sft.py", "--dataset", str(tmp_path / "data"), "--model_name_or_path", str(tiny_model_dir),
+                "--use_peft", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj", "--max_steps", "2",
+                "--per_device_train_batch_size", "2", "--output_dir", str(out), "--save_strategy", "no")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "adapter_config.json").is_file() and json.loads((out / "adapter_config.json").read_text())["r"] == 4
