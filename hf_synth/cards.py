@@ -29,6 +29,31 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "1M<n<10M")
 
 
+def length_stats(dataset: Dataset, columns: Sequence[str] = ("instruction", "input", "output")) -> list:
+    """Word-length statistics (mean, median, 90th percentile, max) of the text columns present."""
+    import numpy as np
+
+    from .filters.heuristics import word_count
+
+    stats = []
+    for column in columns:
+        if column not in dataset.column_names or len(dataset) == 0:
+            continue
+        words = np.array([word_count(t or "") for t in dataset[column]])
+        stats.append(
+            (
+                column,
+                {
+                    "mean": round(float(words.mean()), 1),
+                    "median": int(np.median(words)),
+                    "p90": int(np.percentile(words, 90)),
+                    "max": int(words.max()),
+                },
+            )
+        )
+    return stats
+
+
 def build_card(
     dataset: Dataset,
     *,
@@ -42,10 +67,15 @@ def build_card(
     generated: int,
     rejected: int,
     dropped: dict[str, int],
+    coverage: dict[str, Any] | None = None,
+    source_datasets: Sequence[str] = (),
     num_examples: int = 3,
     template: str = "dataset_card.md",
 ) -> DatasetCard:
-    """A dataset card with valid YAML metadata and a body that explains how the rows were made."""
+    """A dataset card with valid YAML metadata and a body that explains how the rows were made.
+
+    ``coverage`` is a :func:`~hf_synth.curation.coverage_report`; ``source_datasets`` are Hub ids the data
+    was made from (seeds, inputs)."""
     data = DatasetCardData(
         license="other",
         language=["en"],
@@ -53,6 +83,7 @@ def build_card(
         size_categories=[size_category(len(dataset))],
         tags=["synthetic", *tags, "hf-synth"],
         pretty_name=f"hf-synth {method} dataset",
+        source_datasets=list(source_datasets) or None,
     )
     return DatasetCard.from_template(
         data,
@@ -69,6 +100,8 @@ def build_card(
         rejected=rejected,
         dropped=sorted(dropped.items(), key=lambda kv: -kv[1]),
         examples=[dataset[i] for i in range(min(num_examples, len(dataset)))],
+        length_stats=length_stats(dataset),
+        coverage=sorted(coverage["skills"].items(), key=lambda kv: -kv[1]["count"]) if coverage else None,
         model_size_note="small" if "135M" in model else "language-model",
     )
 
@@ -81,6 +114,8 @@ def self_instruct_card(
     prompt_templates: Sequence[str],
     generation_params: dict[str, Any],
     seeds: str,
+    coverage: dict[str, Any] | None = None,
+    source_datasets: Sequence[str] = (),
 ) -> DatasetCard:
     """The dataset card of a Self-Instruct run."""
     steps = [
@@ -115,6 +150,8 @@ def self_instruct_card(
         generated=summary.get("generated", 0) + summary.get("requests_unparsable", 0),
         rejected=summary.get("rejected", 0),
         dropped=summary.get("dropped", {}),
+        coverage=coverage,
+        source_datasets=source_datasets,
     )
 
 
@@ -128,6 +165,8 @@ def evol_instruct_card(
     prompt_templates: Sequence[str],
     generation_params: dict[str, Any],
     source: str,
+    coverage: dict[str, Any] | None = None,
+    source_datasets: Sequence[str] = (),
 ) -> DatasetCard:
     """The dataset card of an Evol-Instruct run."""
     steps = [
@@ -159,4 +198,6 @@ def evol_instruct_card(
         generated=summary.get("evolved", 0),
         rejected=summary.get("eliminated", 0),
         dropped=summary.get("reasons", {}),
+        coverage=coverage,
+        source_datasets=source_datasets,
     )

@@ -107,6 +107,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--out", help="Write the report as JSON here")
 
+    push = sub.add_parser("push", help="Publish a run folder: parquet shards + dataset card, in one commit")
+    push.add_argument("path", help="Output folder of an hf-synth run (dataset/, README.md, rejected.jsonl)")
+    push.add_argument("repo_id", nargs="?", help="Dataset repo on the Hub, e.g. user/my-synthetic-data")
+    push.add_argument("--private", action="store_true", help="Create the repo as private")
+    push.add_argument("--token", help="Hub token (default: HF_TOKEN or the one saved by `hf auth login`)")
+    push.add_argument("--local-dir", help="Write the same repo layout here instead of (or before) pushing")
+    push.add_argument(
+        "--new-only", action="store_true", help="Fail if the repo exists instead of updating it"
+    )
+
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
     show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
     show.add_argument("-n", type=int, default=3, help="Number of rows")
@@ -208,6 +218,7 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
         prompt_templates=pipeline.prompt_templates(),
         generation_params=pipeline.generation_params(),
         seeds=seeds_name,
+        **_card_extras(result.dataset, args.seeds),
     )
     card.save(str(output / "README.md"))
 
@@ -226,6 +237,21 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
     print(f"  rejected rows: {paths['rejected']}; card: {output / 'README.md'}")
     _print_rows(result.dataset.to_list(), args.show)
     return 0
+
+
+def _card_extras(dataset, source: str | None) -> dict[str, Any]:
+    """Skill coverage (best effort: a missing embedding model only costs the card that section) and the Hub
+    id the data came from, for dataset cards."""
+    from pathlib import Path as _Path
+
+    extras: dict[str, Any] = {"source_datasets": [] if source is None or _Path(source).exists() else [source]}
+    try:
+        from .curation import classify_skills, coverage_report
+
+        extras["coverage"] = coverage_report(classify_skills(dataset)) if len(dataset) else None
+    except Exception as err:  # noqa: BLE001 - the card is still useful without this section
+        logger.warning("Skill coverage left out of the card: %s", err)
+    return extras
 
 
 def _parse_weights(text: str) -> dict[str, float]:
@@ -317,6 +343,7 @@ def _cmd_evol_instruct(args: argparse.Namespace) -> int:
         prompt_templates=pipeline.prompt_templates(),
         generation_params=pipeline.generation_params(),
         source=str(args.input),
+        **_card_extras(result.dataset, args.input),
     )
     card.save(str(output / "README.md"))
 
@@ -415,6 +442,42 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_push(args: argparse.Namespace) -> int:
+    from datasets import load_dataset, load_from_disk
+    from huggingface_hub import DatasetCard
+
+    from .hub import push_to_hub, write_repo
+
+    run = Path(args.path)
+    if not (run / "dataset" / "state.json").is_file():
+        raise FileNotFoundError(
+            f"{run} is not an hf-synth output folder (no dataset/ inside); pass a run's --output."
+        )
+    if not args.repo_id and not args.local_dir:
+        raise ValueError("Name a REPO_ID to push to, or --local-dir to write the repo layout locally.")
+    dataset = load_from_disk(str(run / "dataset"))
+    rejected_file = run / "rejected.jsonl"
+    rejected = None
+    if rejected_file.is_file() and rejected_file.stat().st_size:
+        rejected = load_dataset("json", data_files=str(rejected_file), split="train")
+    card = DatasetCard.load(run / "README.md") if (run / "README.md").is_file() else None
+    if args.local_dir:
+        write_repo(dataset, args.local_dir, card=card, rejected=rejected)
+        print(f"Wrote the repo layout to {args.local_dir} (load_dataset({str(args.local_dir)!r}))")
+    if args.repo_id:
+        url = push_to_hub(
+            dataset,
+            args.repo_id,
+            card=card,
+            rejected=rejected,
+            private=args.private,
+            token=args.token,
+            exist_ok=not args.new_only,
+        )
+        print(f"Pushed {len(dataset)} rows to {url}")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
@@ -436,11 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         "evol-instruct": _cmd_evol_instruct,
         "filter": _cmd_filter,
         "report": _cmd_report,
+        "push": _cmd_push,
         "show": _cmd_show,
     }
     try:
         return commands[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:  # HubPushError is a RuntimeError
         if args.log_level == "DEBUG":
             raise
         print(f"hf-synth: error: {err}", file=sys.stderr)

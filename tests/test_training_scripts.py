@@ -116,12 +116,40 @@ def test_dpo_names_missing_columns(tmp_path):
 
 
 def test_sft_with_lora(tmp_path, tiny_model_dir):
-    Dataset.from_list([{"messages": [{"role": "user", "content": f"Write a poem {i}."},
-                                     {"role": "assistant", "content": "The quick brown fox."}]} for i in range(4)]
-                      ).save_to_disk(str(tmp_path / "data"))
+    Dataset.from_list(
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": f"Write a poem {i}."},
+                    {"role": "assistant", "content": "The quick brown fox."},
+                ]
+            }
+            for i in range(4)
+        ]
+    ).save_to_disk(str(tmp_path / "data"))
     out = tmp_path / "lora"
-    proc = _run("sft.py", "--dataset", str(tmp_path / "data"), "--model_name_or_path", str(tiny_model_dir),
-                "--use_peft", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj", "--max_steps", "2",
-                "--per_device_train_batch_size", "2", "--output_dir", str(out), "--save_strategy", "no")
+    proc = _run(
+        "sft.py",
+        "--dataset",
+        str(tmp_path / "data"),
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--use_peft",
+        "--lora_r",
+        "4",
+        "--lora_target_modules",
+        "q_proj",
+        "v_proj",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--output_dir",
+        str(out),
+        "--save_strategy",
+        "no",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (out / "adapter_config.json").is_file() and json.loads((out / "adapter_config.json").read_text())["r"] == 4
+    assert (out / "adapter_config.json").is_file() and json.loads((out / "adapter_config.json").read_text())[
+        "r"
+    ] == 4

@@ -1,0 +1,172 @@
+"""Publishing: the local repo layout, and the real push_to_hub code path against a local fake Hub."""
+
+import io
+import logging
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+from datasets import Dataset, load_dataset
+from huggingface_hub import DatasetCard
+
+from hf_synth import SelfInstruct, SelfInstructConfig, save_run, self_instruct_card
+from hf_synth.cli import main
+from hf_synth.hub import HubPushError, push_to_hub, write_repo
+
+from .conftest import ScriptedEngine
+from .hub_server import READ_TOKEN, WRITE_TOKEN, FakeHub
+from .test_self_instruct import SEEDS, make_reply
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    engine = ScriptedEngine(make_reply())
+    pipeline = SelfInstruct(engine, SelfInstructConfig(num_instructions=6, seed=3))
+    result = pipeline.run(Dataset.from_list(SEEDS))
+    out = tmp_path_factory.mktemp("run")
+    save_run(out, result.dataset, result.rejected, summary=result.summary.to_dict())
+    card = self_instruct_card(
+        result.dataset,
+        result.summary.to_dict(),
+        model=engine.model_id,
+        prompt_templates=pipeline.prompt_templates(),
+        generation_params=pipeline.generation_params(),
+        seeds="tests' seeds",
+        source_datasets=["me/seed-tasks"],
+    )
+    card.save(str(out / "README.md"))
+    return out, result
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    with FakeHub() as hub:
+        # what HF_ENDPOINT does when set before huggingface_hub is imported
+        monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(
+            "huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE",
+            hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+        )
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        yield hub
+
+
+def _card_checks(card: DatasetCard, rows: int) -> None:
+    meta = card.data.to_dict()
+    assert meta["tags"][0] == "synthetic" and "self-instruct" in meta["tags"]
+    assert meta["task_categories"] == ["text-generation"] and meta["size_categories"] == ["n<1K"]
+    assert meta["source_datasets"] == ["me/seed-tasks"] and meta["license"] and meta["language"] == ["en"]
+    assert [c["config_name"] for c in meta["configs"]] == ["default", "rejected"]
+    for section in (
+        "## How it was made",
+        "## Filtering",
+        "## Size and lengths",
+        "## Columns and lineage",
+        "## Examples",
+        "## Limitations",
+        "## Training with TRL",
+    ):
+        assert section in card.text
+    assert f"{rows} rows" in card.text
+
+
+def test_local_layout_reads_back(tmp_path, run_dir):
+    out, result = run_dir
+    assert main(["push", str(out), "--local-dir", str(tmp_path / "repo")]) == 0
+    data = load_dataset(str(tmp_path / "repo"))
+    assert data["train"]["id"] == result.dataset["id"]
+    assert load_dataset(str(tmp_path / "repo"), "rejected")["train"].num_rows == len(result.rejected)
+    _card_checks(DatasetCard.load(tmp_path / "repo" / "README.md"), len(result.dataset))
+
+
+def test_existing_metadata_is_merged_not_overwritten(tmp_path, run_dir):
+    out, result = run_dir
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text(
+        "---\nlicense: mit\ntags:\n- my-tag\nannotations_creators:\n- machine-generated\n---\n# Mine\n"
+    )
+    write_repo(result.dataset, repo, card=DatasetCard.load(out / "README.md"), rejected=result.rejected)
+    meta = DatasetCard.load(repo / "README.md").data.to_dict()
+    assert meta["license"] == "mit" and meta["annotations_creators"] == ["machine-generated"]
+    assert "my-tag" in meta["tags"] and "synthetic" in meta["tags"] and meta["configs"]
+
+
+def test_push_through_the_real_client(tmp_path, run_dir, fake_hub, caplog):
+    out, result = run_dir
+    caplog.set_level(logging.DEBUG)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        assert (
+            main(
+                [
+                    "--log-level",
+                    "DEBUG",
+                    "push",
+                    str(out),
+                    "me/synthetic",
+                    "--token",
+                    WRITE_TOKEN,
+                    "--private",
+                ]
+            )
+            == 0
+        )
+    repo = fake_hub.repos["me/synthetic"]
+    assert repo["type"] == "dataset" and repo["private"] is True
+    assert {"README.md", "data/train-00000-of-00001.parquet"} <= set(repo["files"])
+    assert any(p.startswith("rejected/") for p in repo["files"])
+    local = tmp_path / "downloaded"
+    for path, data in repo["files"].items():
+        (local / path).parent.mkdir(parents=True, exist_ok=True)
+        (local / path).write_bytes(data)
+    assert load_dataset(str(local))["train"]["id"] == result.dataset["id"]
+    _card_checks(DatasetCard.load(local / "README.md"), len(result.dataset))
+    everything = (
+        stdout.getvalue()
+        + stderr.getvalue()
+        + caplog.text
+        + "".join(d.decode("utf-8", "replace") for d in repo["files"].values())
+    )
+    assert WRITE_TOKEN not in everything and "Pushed" in stdout.getvalue()
+    # a second push updates the same repo and keeps metadata the owner added in between
+    readme = repo["files"]["README.md"].decode().replace("license: other", "license: apache-2.0")
+    repo["files"]["README.md"] = readme.encode()
+    push_to_hub(result.dataset, "me/synthetic", card=DatasetCard.load(out / "README.md"), token=WRITE_TOKEN)
+    assert "license: apache-2.0" in repo["files"]["README.md"].decode()
+
+
+@pytest.mark.parametrize(
+    "token, repo, message",
+    [
+        (None, "me/x", "No Hugging Face token"),
+        ("hf_wrong", "me/x", "refused (401)"),
+        (READ_TOKEN, "me/x", "No permission to write me/x (403)"),
+        (WRITE_TOKEN, "someone-else/x", "No permission to write someone-else/x (403)"),
+    ],
+)
+def test_push_errors_are_one_line_and_never_show_the_token(
+    run_dir, fake_hub, token, repo, message, monkeypatch
+):
+    out, result = run_dir
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(HubPushError) as info:
+        push_to_hub(result.dataset, repo, token=token)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+    assert (token or "hf_") not in text or token is None
+
+
+def test_push_cli_needs_a_run_folder(tmp_path, capsys):
+    assert main(["push", str(tmp_path), "me/x"]) == 2
+    assert "not an hf-synth output folder" in capsys.readouterr().err
+
+
+def test_new_only_refuses_an_existing_repo(run_dir, fake_hub, capsys):
+    out, _ = run_dir
+    assert main(["push", str(out), "me/taken", "--token", WRITE_TOKEN]) == 0
+    assert main(["push", str(out), "me/taken", "--token", WRITE_TOKEN, "--new-only"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "me/taken already exists (409)" in err[0] and WRITE_TOKEN not in err[0]
