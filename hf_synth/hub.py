@@ -153,6 +153,6 @@ def _push_error(err: Exception, repo_id: str) -> HubPushError:
         )
     if status == 409:
         return HubPushError(
-            f"{repo_id} exists and cannot be used as a dataset repo (409): choose another id."
+            f"{repo_id} already exists (409): choose another id, or allow updating it (drop --new-only)."
         )
     return HubPushError(f"Pushing to {repo_id} failed (HTTP {status}): {str(err).splitlines()[0]}")
