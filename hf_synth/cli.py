@@ -97,15 +97,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "--output", required=True, help="Output folder (kept rows; dropped rows in rejected.jsonl)"
     )
 
-    rep = sub.add_parser("report", help="Skill coverage and filter statistics of a dataset")
-    rep.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    rep = sub.add_parser("report", help="Skill coverage, filter statistics and an HTML quality report")
+    rep.add_argument("path", nargs="?", help="hf-synth run folder, dataset file or folder, or Hub id")
+    rep.add_argument("--input", help="The same as PATH")
     rep.add_argument("--split", help="Split of the input dataset")
     rep.add_argument("--column", default="instruction", help="Column to classify (default: instruction)")
     rep.add_argument("--taxonomy", help="YAML file 'skill: description' (default: hf-synth's skills)")
     rep.add_argument(
         "--embedding-model", help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"
     )
-    rep.add_argument("--out", help="Write the report as JSON here")
+    rep.add_argument("--out", help="Write the report here: .html (plots) or .json (numbers)")
+    rep.add_argument("--seeds", help="Seed file/folder: plot each instruction's ROUGE-L to its nearest seed")
 
     push = sub.add_parser("push", help="Publish a run folder: parquet shards + dataset card, in one commit")
     push.add_argument("path", help="Output folder of an hf-synth run (dataset/, README.md, rejected.jsonl)")
@@ -414,30 +416,57 @@ def _cmd_filter(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from collections import Counter
 
+    from datasets import load_dataset
+
     from .curation import classify_skills, coverage_report, load_taxonomy
     from .io import load_seed_dataset
 
+    source = args.path or args.input
+    if not source:
+        raise ValueError("Name the dataset to report on: hf-synth report PATH (or --input PATH).")
     taxonomy = load_taxonomy(args.taxonomy)
-    dataset = load_seed_dataset(args.input, split=args.split)
+    dataset = load_seed_dataset(source, split=args.split)
+    rejected = None
+    rejected_file = Path(source) / "rejected.jsonl"
+    if rejected_file.is_file() and rejected_file.stat().st_size:
+        rejected = load_dataset("json", data_files=str(rejected_file), split="train")
     report = coverage_report(
         classify_skills(dataset, args.column, taxonomy=taxonomy, model=args.embedding_model), taxonomy
     )
-    if "filter_reasons" in dataset.column_names:
-        report["filter_reasons"] = dict(
-            Counter(r for row in dataset["filter_reasons"] for r in row).most_common()
-        )
+    drops = rejected if rejected is not None else dataset
+    for column in ("filter_reasons", "elimination_reasons"):
+        if column in drops.column_names:
+            report["filter_reasons"] = dict(Counter(r for row in drops[column] for r in row).most_common())
+            break
     print(f"\n{report['rows']} rows, skill coverage:")
     for name, row in sorted(report["skills"].items(), key=lambda kv: -kv[1]["count"]):
         print(f"  {row['count']:6d}  {row['share']:6.1%}  {'#' * round(row['share'] * 50):<25} {name}")
     print(f"  missing: {', '.join(report['missing']) or 'none'}")
     if report["under_covered"]:
         print(f"  under-covered: {', '.join(report['under_covered'])}")
-        print(
-            f"  steer the next run: hf-synth self-instruct ... --focus-skills {','.join(report['under_covered'][:4])}"
-        )
+        focus = ",".join(report["under_covered"][:4])
+        print(f"  steer the next run: hf-synth self-instruct ... --focus-skills {focus}")
     for reason, count in report.get("filter_reasons", {}).items():
-        print(f"  filter reason {reason}: {count}")
-    if args.out:
+        print(f"  dropped {count:5d}  {reason}")
+    if args.out and args.out.endswith((".html", ".htm")):
+        from .report import write_report
+
+        seeds = None
+        if args.seeds:
+            seed_data = load_seed_dataset(args.seeds)
+            seeds = (
+                [t for t in seed_data[args.column] if t] if args.column in seed_data.column_names else None
+            )
+        write_report(
+            args.out,
+            dataset,
+            rejected=rejected,
+            seeds=seeds,
+            coverage=report,
+            title=f"hf-synth report: {source}",
+        )
+        print(f"  report: {args.out}")
+    elif args.out:
         Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
 
