@@ -28,6 +28,19 @@ def _pick_split(data: Dataset | DatasetDict, split: str | None, source: str) -> 
     return data[split]
 
 
+def check_utf8(path: Path) -> None:
+    """Raise ``ValueError`` naming the first line that is not valid UTF-8, with the fix."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{path} line {number} is not valid UTF-8 (byte 0x{line[err.start]:02x} at column "
+                    f"{err.start + 1}); re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8."
+                ) from None
+
+
 def load_seed_dataset(source: str | Path | None = None, *, split: str | None = None) -> Dataset:
     """Load a dataset from a JSONL/JSON/CSV/Parquet/text file, a ``save_to_disk`` folder, the output folder
     of an hf-synth run, a local dataset folder, or a Hub dataset id. ``None`` gives hf-synth's own example
@@ -39,10 +52,9 @@ def load_seed_dataset(source: str | Path | None = None, *, split: str | None = N
         builder = _FILE_LOADERS.get(path.suffix.lower())
         if builder is None:
             raise ValueError(f"Cannot read {path}: use a .jsonl, .json, .csv, .parquet or .txt file.")
-        try:
-            return load_dataset(builder, data_files=str(path), split="train")
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{path} is not valid UTF-8 ({err}); re-encode it as UTF-8.") from err
+        if builder != "parquet":
+            check_utf8(path)
+        return load_dataset(builder, data_files=str(path), split="train")
     if path.is_dir():
         if (path / "dataset" / "state.json").is_file():  # the output folder of an hf-synth run
             path = path / "dataset"

@@ -165,3 +165,37 @@ def test_invalid_engine_config_is_rejected():
         EngineConfig(dtype="int3")
     with pytest.raises(ValueError, match="batch_size"):
         EngineConfig(batch_size=0)
+
+
+def test_out_of_memory_backs_off_to_a_smaller_batch(tiny_model, tiny_tokenizer, monkeypatch, caplog):
+    engine = GenerationEngine(model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=4)
+    original = engine._generate_batch
+    sizes = []
+
+    def limited(input_ids, *args, **kwargs):
+        sizes.append(len(input_ids))
+        if len(input_ids) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "_generate_batch", limited)
+    outputs = engine.generate(PROMPTS, SamplingParams(max_new_tokens=3, temperature=0), progress=False)
+    assert len(outputs) == len(PROMPTS) and all(o is not None for o in outputs)
+    assert engine.batch_size == 2 and sizes[0] == 4 and max(sizes[1:]) == 2
+    assert "Out of memory generating 4 prompts" in caplog.text
+    assert engine.stats.prompts == len(PROMPTS)
+
+
+def test_other_errors_and_single_prompt_oom_are_raised(tiny_model, tiny_tokenizer, monkeypatch):
+    engine = GenerationEngine(model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=1)
+    monkeypatch.setattr(
+        engine, "_generate_batch", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA out of memory"))
+    )
+    with pytest.raises(RuntimeError, match="out of memory"):
+        engine.generate(["x"], SamplingParams(max_new_tokens=2), progress=False)
+    engine.batch_size = 4
+    monkeypatch.setattr(
+        engine, "_generate_batch", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad input"))
+    )
+    with pytest.raises(ValueError, match="bad input"):
+        engine.generate(["x", "y"], SamplingParams(max_new_tokens=2), progress=False)

@@ -81,6 +81,13 @@ def _progress_disabled() -> bool:
         return False
 
 
+def _is_out_of_memory(err: Exception) -> bool:
+    """CUDA/MPS/CPU allocation failures, whichever exception type the backend raises."""
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
 
@@ -182,6 +189,9 @@ class GenerationEngine:
         Prompts are sorted by token length (longest first) and generated ``batch_size`` at a time with left
         padding, so that each batch wastes little padding and a batch that does not fit in memory shows
         up first. Each batch's random seed derives from ``sampling.seed`` and its prompts.
+
+        If a batch runs out of memory, the batch size is halved (for this and later calls; logged) and
+        generation goes on; only a single prompt that does not fit raises.
         """
         sampling = sampling or SamplingParams()
         if not prompts:
@@ -197,12 +207,26 @@ class GenerationEngine:
 
         bar = tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress or _progress_disabled())
         try:
-            for start in range(0, len(order), self.batch_size):
+            start = 0
+            while start < len(order):
                 idx = order[start : start + self.batch_size]
                 began = time.perf_counter()
-                batch_out = self._generate_batch(
-                    [encoded[i] for i in idx], sampling, eos_ids, seed_texts=[texts[i] for i in idx]
-                )
+                try:
+                    batch_out = self._generate_batch(
+                        [encoded[i] for i in idx], sampling, eos_ids, seed_texts=[texts[i] for i in idx]
+                    )
+                except Exception as err:
+                    if not _is_out_of_memory(err) or len(idx) == 1:
+                        raise
+                    self.batch_size = max(1, len(idx) // 2)
+                    logger.warning(
+                        "Out of memory generating %d prompts at once; continuing with batch size %d",
+                        len(idx),
+                        self.batch_size,
+                    )
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    continue
                 elapsed = time.perf_counter() - began
                 for i, out in zip(idx, batch_out, strict=True):
                     results[i] = out
@@ -212,6 +236,7 @@ class GenerationEngine:
                 self.stats.seconds += elapsed
                 bar.update(len(idx))
                 bar.set_postfix(tok_s=f"{self.stats.tokens_per_second:.1f}")
+                start += len(idx)
         finally:
             bar.close()
         return results  # type: ignore[return-value]
