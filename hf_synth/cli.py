@@ -52,6 +52,11 @@ def _build_parser() -> argparse.ArgumentParser:
     si.add_argument("--focus-skills", help="Comma-separated skills to steer toward (see hf-synth report)")
     si.add_argument("--include-seeds", action="store_true", default=None, help="Also output the seed rows")
     si.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue an interrupted run in --output (an error if it has no checkpoints)",
+    )
+    si.add_argument(
         "--overwrite",
         action="store_true",
         help="Discard checkpoints of an earlier run in --output instead of resuming",
@@ -79,6 +84,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--max-new-tokens", type=int, help="Token limit for the responses")
     ev.add_argument("--seed", type=int)
+    ev.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue an interrupted run in --output (an error if it has no checkpoints)",
+    )
     ev.add_argument(
         "--overwrite",
         action="store_true",
@@ -131,6 +141,16 @@ def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, A
     }
 
 
+def _check_resume(args: argparse.Namespace) -> None:
+    """--resume needs checkpoints; --resume and --overwrite contradict each other. Without either, a run
+    with the same configuration continues from its checkpoints and a different one is refused."""
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other; pass one of them.")
+    fingerprint = Path(args.output) / "checkpoints" / "fingerprint.json"
+    if args.resume and not fingerprint.is_file():
+        raise FileNotFoundError(f"Nothing to resume in {args.output} (no checkpoints); run without --resume.")
+
+
 def _load_sections(args: argparse.Namespace, section: str) -> tuple[EngineConfig, dict[str, Any]]:
     """The engine config and the raw ``section`` dict from --config, with engine flags applied."""
     file_config = load_yaml(args.config) if args.config else {}
@@ -171,6 +191,7 @@ def _cmd_self_instruct(args: argparse.Namespace) -> int:
     from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
     from .self_instruct import SelfInstruct, SelfInstructConfig, prepare_seed_pool
 
+    _check_resume(args)
     engine_config, si_data = _load_sections(args, "self_instruct")
     si_data.update(
         _overrides(
@@ -277,6 +298,7 @@ def _cmd_evol_instruct(args: argparse.Namespace) -> int:
     from .evol_instruct import EvolInstruct, EvolInstructConfig, prepare_roots
     from .io import load_seed_dataset, save_run
 
+    _check_resume(args)
     engine_config, data = _load_sections(args, "evol_instruct")
     data.update(
         _overrides(

@@ -44,7 +44,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Config file {path} does not exist")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"{path}{line} is not valid YAML: {getattr(err, 'problem', err)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping with sections such as 'engine:' and 'self_instruct:'")
     return data

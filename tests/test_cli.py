@@ -348,3 +348,35 @@ def test_tricky_seed_text_goes_through_the_pipeline_verbatim():
         "{{ 7 * 7 }}" in prompt and "{% raw %}" in prompt and "« bonjour »" in prompt and "49" not in prompt
     )
     assert ("long text " * 10_000).strip() in prompt
+
+
+def test_resume_and_overwrite_flags(tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "o"
+    base = [
+        "self-instruct",
+        "--model",
+        str(tiny_model_dir),
+        "--num-instructions",
+        "1",
+        "--max-rounds",
+        "1",
+        "--requests-per-round",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--output",
+        str(out),
+    ]
+    assert main([*base, "--resume"]) == 2 and "Nothing to resume" in capsys.readouterr().err
+    assert main(base) == 0
+    assert main([*base, "--resume"]) == 0
+    assert main([*base, "--resume", "--overwrite"]) == 2 and "contradict" in capsys.readouterr().err
+    assert main([*base, "--seed", "9"]) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*base, "--seed", "9", "--overwrite"]) == 0
+
+
+def test_broken_yaml_names_the_line(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("self_instruct:\n  num_instructions: [1,\n")
+    assert main(["self-instruct", "--config", str(config), "--output", str(tmp_path / "o")]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err
