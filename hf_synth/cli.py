@@ -106,6 +106,9 @@ def _build_parser() -> argparse.ArgumentParser:
     flt.add_argument(
         "--output", required=True, help="Output folder (kept rows; dropped rows in rejected.jsonl)"
     )
+    flt.add_argument(
+        "--overwrite", action="store_true", help="Discard checkpoints of an earlier run in --output"
+    )
 
     rep = sub.add_parser("report", help="Skill coverage, filter statistics and an HTML quality report")
     rep.add_argument("path", nargs="?", help="hf-synth run folder, dataset file or folder, or Hub id")
@@ -403,8 +406,10 @@ def _cmd_evol_instruct(args: argparse.Namespace) -> int:
 def _cmd_filter(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from .filters import run_filters, split_filtered
+    from .checkpoint import Checkpointer
+    from .filters import resolve_filters, run_filters, split_filtered
     from .io import load_seed_dataset, save_run
+    from .rows import fingerprint_rows
 
     config = load_yaml(args.config)
     unknown = sorted(set(config) - {"filters"})
@@ -412,9 +417,14 @@ def _cmd_filter(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.config} must hold a 'filters:' list (unknown keys: {', '.join(unknown) or 'none'})"
         )
+    resolve_filters(config["filters"])  # bad specs fail before anything is loaded
     dataset = load_seed_dataset(args.input, split=args.split)
     started = time.perf_counter()
-    scored = run_filters(dataset, config["filters"])
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    checkpointer.bind(
+        {"filters": config["filters"], "input": fingerprint_rows(dataset)}, overwrite=args.overwrite
+    )
+    scored = run_filters(dataset, config["filters"], checkpointer=checkpointer)
     kept, dropped = split_filtered(scored)
     reasons: Counter = Counter(r for row in dropped["filter_reasons"] for r in row)
     summary = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 from datasets import Dataset, Features
 
 from .checkpoint import Checkpointer
+
+logger = logging.getLogger(__name__)
 
 
 def empty_dataset(features: Features) -> Dataset:
@@ -92,6 +95,7 @@ def iter_instructions(dataset: Dataset, column: str, what: str) -> Iterator[tupl
     if len(dataset) == 0:
         raise ValueError(f"The {what} dataset is empty; it needs at least one instruction.")
     found = False
+    empty: list[int] = []
     for i, row in enumerate(dataset):
         value = row[column]
         if value is not None and not isinstance(value, str):
@@ -102,5 +106,16 @@ def iter_instructions(dataset: Dataset, column: str, what: str) -> Iterator[tupl
         if value and value.strip():
             found = True
             yield i, row, value.strip()
+        else:
+            empty.append(i)
     if not found:
         raise ValueError(f"Every row of the {what} dataset has an empty {column!r}.")
+    if empty:
+        logger.warning(
+            "Skipped %d %s row(s) with an empty or null %r (rows %s%s)",
+            len(empty),
+            what,
+            column,
+            ", ".join(map(str, empty[:10])),
+            ", ..." if len(empty) > 10 else "",
+        )

@@ -310,3 +310,20 @@ def test_judge_filter_marks_unparsable_and_drops_by_rule(scripted_engine_factory
     assert third["judge_parsed"] is False and third["judge_adheres"] is None and third["judge_quality"] == 4.0
     strict = judge_filter(ds, scripted_engine_factory(reply), drop_unparsable=True)
     assert strict["filter_reasons"][2] == ["judge_unparsable"]
+
+
+def test_judge_replies_are_checkpointed(tmp_path, scripted_engine_factory):
+    from hf_synth.checkpoint import Checkpointer
+    from hf_synth.filters.judge import judge_filter
+
+    ds = Dataset.from_list([{"instruction": f"Task {i}.", "output": "Done."} for i in range(5)])
+    first = judge_filter(
+        ds,
+        scripted_engine_factory(lambda t: " Yes, fine." if "follow" in t else " 4"),
+        checkpointer=Checkpointer(tmp_path, chunk_size=2),
+        batch_size=2,
+    )
+    idle = scripted_engine_factory(lambda t: pytest.fail("judged a finished chunk again"))
+    again = judge_filter(ds, idle, checkpointer=Checkpointer(tmp_path, chunk_size=2), batch_size=2)
+    assert again["scores"] == first["scores"] and all(s["judge_quality"] == 4.0 for s in again["scores"])
+    assert "_judge_adherence" not in again.column_names

@@ -349,3 +349,10 @@ def test_empty_and_non_text_seeds_are_clear_errors():
         prepare_seed_pool(Dataset.from_dict({"instruction": []}), SelfInstructConfig())
     with pytest.raises(TypeError, match="row 0"):
         prepare_seed_pool(Dataset.from_list([{"instruction": ["a", "b"]}]), SelfInstructConfig())
+
+
+def test_empty_and_null_seed_rows_are_skipped_with_a_warning(caplog):
+    ds = Dataset.from_list([{"instruction": "Name a river."}, {"instruction": None}, {"instruction": "  "}])
+    pool = prepare_seed_pool(ds, SelfInstructConfig())
+    assert pool["instruction"] == ["Name a river."]
+    assert "Skipped 2 seed row(s) with an empty or null 'instruction' (rows 1, 2)" in caplog.text

@@ -23,12 +23,13 @@ from .heuristics import (
     start_reasons,
     word_count,
 )
-from .registry import FILTERS, run_filters
+from .registry import FILTERS, resolve_filters, run_filters
 from .rouge import Match, NoveltyDecision, RougeLIndex, greedy_novelty, lcs_length, rouge_l_f, rouge_tokens
 from .rouge_fast import NoveltyResult, greedy_novelty_fast
 
 __all__ = [
     "FILTERS",
+    "resolve_filters",
     "run_filters",
     "NoveltyResult",
     "add_filter_columns",

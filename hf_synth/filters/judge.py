@@ -9,8 +9,10 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..checkpoint import Checkpointer
 from ..engine import GenerationEngine, SamplingParams
 from ..prompts import render_messages
+from ..rows import checkpointed_map
 from .dataset_filters import _texts, add_filter_columns
 
 TEMPLATE_ADHERENCE = "judge/adherence"
@@ -60,6 +62,9 @@ def judge_filter(
     require_adherence: bool = True,
     drop_unparsable: bool = False,
     sampling: SamplingParams | None = None,
+    checkpointer: Checkpointer | None = None,
+    name: str = "judge",
+    batch_size: int = 64,
 ) -> Dataset:
     """Ask ``engine`` to judge every (instruction, response) pair.
 
@@ -67,20 +72,36 @@ def judge_filter(
     ``judge_quality_reason``, ``judge_parsed`` and ``judge_model``. Reasons: ``judge_not_adherent`` (with
     ``require_adherence``), ``judge_low_quality`` (below ``min_quality``), ``judge_unparsable`` only with
     ``drop_unparsable`` (otherwise unparsable rows are kept and marked ``judge_parsed: false``).
+    With a ``checkpointer``, finished chunks of judge replies are kept on disk and reused by a re-run.
     """
     sampling = sampling or SamplingParams(max_new_tokens=48, temperature=0.0)
-    instructions = _texts(dataset, instruction_column)
-    responses = _texts(dataset, response_column)
-    prompts = []
-    for instruction, response in zip(instructions, responses, strict=True):
-        prompts.append(render_messages(TEMPLATE_ADHERENCE, instruction=instruction, response=response))
-        prompts.append(render_messages(TEMPLATE_QUALITY, instruction=instruction, response=response))
-    outputs = engine.generate(prompts, sampling, desc="Judging responses")
+    _texts(dataset, instruction_column), _texts(dataset, response_column)  # clear error on a missing column
+
+    def _ask(batch: dict[str, list]) -> dict[str, list]:
+        prompts = []
+        for instruction, response in zip(batch[instruction_column], batch[response_column], strict=True):
+            variables = {"instruction": instruction or "", "response": response or ""}
+            prompts.append(render_messages(TEMPLATE_ADHERENCE, **variables))
+            prompts.append(render_messages(TEMPLATE_QUALITY, **variables))
+        outputs = engine.generate(prompts, sampling, desc="Judging responses")
+        return {
+            "_judge_adherence": [o.text for o in outputs[0::2]],
+            "_judge_quality": [o.text for o in outputs[1::2]],
+        }
+
+    replies = checkpointed_map(
+        dataset.select_columns([instruction_column, response_column]),
+        _ask,
+        checkpointer,
+        name,
+        batch_size=batch_size,
+        desc="Judging responses",
+    )
     scores: list[dict[str, Any]] = []
     reasons: list[list[str]] = []
     for i in range(len(dataset)):
-        adheres, adherence_reason = parse_adherence(outputs[2 * i].text)
-        quality, quality_reason = parse_rating(outputs[2 * i + 1].text)
+        adheres, adherence_reason = parse_adherence(replies[i]["_judge_adherence"])
+        quality, quality_reason = parse_rating(replies[i]["_judge_quality"])
         parsed = adheres is not None and quality is not None
         scores.append(
             {

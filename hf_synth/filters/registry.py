@@ -8,6 +8,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..checkpoint import Checkpointer
 from .dataset_filters import complexity_filter, length_filter, minhash_dedup_filter, rouge_novelty_filter
 from .embedding import embedding_dedup_filter
 from .toxicity import toxicity_filter
@@ -23,6 +24,8 @@ def judge_with_model(
     min_quality: float = 0.0,
     require_adherence: bool = True,
     drop_unparsable: bool = False,
+    checkpointer: Checkpointer | None = None,
+    name: str = "judge",
 ) -> Dataset:
     """:func:`~hf_synth.filters.judge.judge_filter` with the judge loaded by name (default: embedded model)."""
     from ..engine import EngineConfig, GenerationEngine
@@ -51,11 +54,12 @@ FILTERS = {
 }
 
 
-def run_filters(dataset: Dataset, specs: Sequence[dict[str, Any]]) -> Dataset:
-    """Apply filters in order from specs such as ``{"name": "length", "column": "output", "max_words": 400}``.
+def resolve_filters(specs: Sequence[dict[str, Any]]) -> list[tuple[str, Any, dict[str, Any]]]:
+    """Check filter specs (``{"name": ..., **params}``) and return (name, function, params) for each.
 
     Unknown filter names and unknown parameters raise ``ValueError`` listing the valid ones.
     """
+    resolved = []
     for position, spec in enumerate(specs):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ValueError(f"filters[{position}] needs a 'name' (one of {', '.join(FILTERS)})")
@@ -65,11 +69,25 @@ def run_filters(dataset: Dataset, specs: Sequence[dict[str, Any]]) -> Dataset:
             raise ValueError(
                 f"Unknown filter {spec['name']!r} in filters[{position}]; valid: {', '.join(FILTERS)}"
             )
-        valid = [p for p in inspect.signature(function).parameters if p not in ("dataset", "tokenizer")]
+        internal = ("dataset", "tokenizer", "checkpointer", "name")
+        valid = [p for p in inspect.signature(function).parameters if p not in internal]
         unknown = sorted(set(params) - set(valid))
         if unknown:
             raise ValueError(
                 f"Unknown parameter(s) {', '.join(unknown)} for filter {spec['name']!r}; valid: {', '.join(valid)}"
             )
+        resolved.append((spec["name"], function, params))
+    return resolved
+
+
+def run_filters(
+    dataset: Dataset, specs: Sequence[dict[str, Any]], *, checkpointer: Checkpointer | None = None
+) -> Dataset:
+    """Apply filters in order from specs such as ``{"name": "length", "column": "output", "max_words": 400}``
+    (checked by :func:`resolve_filters` first). Filters that call a model (``judge``) keep their finished
+    chunks in ``checkpointer``."""
+    for position, (name, function, params) in enumerate(resolve_filters(specs)):
+        if "checkpointer" in inspect.signature(function).parameters:
+            params = {**params, "checkpointer": checkpointer, "name": f"filter-{position:02d}-{name}"}
         dataset = function(dataset, **params)
     return dataset
