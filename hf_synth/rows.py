@@ -10,11 +10,23 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from datasets import Dataset, Features
+from datasets import Dataset, Features, List, Value
 
 from .checkpoint import Checkpointer
 
 logger = logging.getLogger(__name__)
+
+
+#: The columns every generated row starts with, whatever made it (types for ``datasets.Features``).
+BASE_FEATURES = {
+    "id": Value("string"),
+    "instruction": Value("string"),
+    "input": Value("string"),
+    "output": Value("string"),
+    "messages": List({"role": Value("string"), "content": Value("string")}),
+    "source": Value("string"),
+    "round": Value("int64"),
+}
 
 
 def empty_dataset(features: Features) -> Dataset:

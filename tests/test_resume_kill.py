@@ -74,8 +74,16 @@ def _config(tmp_path: Path, section: str) -> Path:
     return path
 
 
+def _kill_resume_compare(tmp_path: Path, args: list[str], seed: int) -> None:
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    finished = _run_and_kill([*args, "--output", str(killed)], killed, random.Random(seed))
+    assert finished >= 1 and not (killed / "data.jsonl").exists()
+    subprocess.run(_cli([*args, "--output", str(killed)]), env=_env(), check=True, capture_output=True)
+    subprocess.run(_cli([*args, "--output", str(clean)]), env=_env(), check=True, capture_output=True)
+    _compare(killed, clean)
+
+
 def test_self_instruct_survives_sigkill(tmp_path, seeds):
-    rng = random.Random(int(time.time()))
     args = [
         "self-instruct",
         "--seeds",
@@ -93,16 +101,10 @@ def test_self_instruct_survives_sigkill(tmp_path, seeds):
         "--config",
         str(_config(tmp_path, "self_instruct")),
     ]
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    finished = _run_and_kill([*args, "--output", str(killed)], killed, rng)
-    assert finished >= 1 and not (killed / "data.jsonl").exists()
-    subprocess.run(_cli([*args, "--output", str(killed)]), env=_env(), check=True, capture_output=True)
-    subprocess.run(_cli([*args, "--output", str(clean)]), env=_env(), check=True, capture_output=True)
-    _compare(killed, clean)
+    _kill_resume_compare(tmp_path, args, seed=int(time.time()))
 
 
 def test_evol_instruct_survives_sigkill(tmp_path, seeds):
-    rng = random.Random(int(time.time()) + 1)
     args = [
         "evol-instruct",
         "--input",
@@ -116,9 +118,4 @@ def test_evol_instruct_survives_sigkill(tmp_path, seeds):
         "--config",
         str(_config(tmp_path, "evol_instruct")),
     ]
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    finished = _run_and_kill([*args, "--output", str(killed)], killed, rng)
-    assert finished >= 1 and not (killed / "data.jsonl").exists()
-    subprocess.run(_cli([*args, "--output", str(killed)]), env=_env(), check=True, capture_output=True)
-    subprocess.run(_cli([*args, "--output", str(clean)]), env=_env(), check=True, capture_output=True)
-    _compare(killed, clean)
+    _kill_resume_compare(tmp_path, args, seed=int(time.time()) + 1)

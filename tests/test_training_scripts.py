@@ -19,6 +19,20 @@ pytestmark = pytest.mark.slow
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+def _train_flags(out: Path, steps: int = 2) -> list[str]:
+    """A few steps, no checkpoints: enough to show the script trains and saves."""
+    return [
+        "--max_steps",
+        str(steps),
+        "--per_device_train_batch_size",
+        "2",
+        "--output_dir",
+        str(out),
+        "--save_strategy",
+        "no",
+    ]
+
+
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(
@@ -38,14 +52,7 @@ def test_sft_on_a_self_instruct_run(tmp_path, tiny_model_dir):
         str(tmp_path / "run"),
         "--model_name_or_path",
         str(tiny_model_dir),
-        "--max_steps",
-        "3",
-        "--per_device_train_batch_size",
-        "2",
-        "--output_dir",
-        str(out),
-        "--save_strategy",
-        "no",
+        *_train_flags(out, 3),
         "--logging_steps",
         "1",
     )
@@ -96,14 +103,7 @@ def test_dpo_on_preference_pairs(tmp_path, tiny_model_dir):
         str(tmp_path / "pairs"),
         "--model_name_or_path",
         str(tiny_model_dir),
-        "--max_steps",
-        "2",
-        "--per_device_train_batch_size",
-        "2",
-        "--output_dir",
-        str(out),
-        "--save_strategy",
-        "no",
+        *_train_flags(out, 2),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert math.isfinite(json.loads((out / "train_results.json").read_text())["train_loss"])
@@ -140,14 +140,7 @@ def test_sft_with_lora(tmp_path, tiny_model_dir):
         "--lora_target_modules",
         "q_proj",
         "v_proj",
-        "--max_steps",
-        "2",
-        "--per_device_train_batch_size",
-        "2",
-        "--output_dir",
-        str(out),
-        "--save_strategy",
-        "no",
+        *_train_flags(out, 2),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "adapter_config.json").is_file() and json.loads((out / "adapter_config.json").read_text())[

@@ -13,7 +13,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checkpoint import Checkpointer
 from ..engine import GenerationEngine
-from ..rows import config_fingerprint, empty_dataset, fingerprint_rows
+from ..rows import BASE_FEATURES, config_fingerprint, empty_dataset, fingerprint_rows
 from ..self_instruct.steps import add_messages
 from .evol_instruct_config import OPERATIONS, EvolInstructConfig
 from .steps import (
@@ -37,13 +37,7 @@ SOURCE = "evol-instruct"
 
 EVOL_FEATURES = Features(
     {
-        "id": Value("string"),
-        "instruction": Value("string"),
-        "input": Value("string"),
-        "output": Value("string"),
-        "messages": List({"role": Value("string"), "content": Value("string")}),
-        "source": Value("string"),
-        "round": Value("int64"),
+        **BASE_FEATURES,
         "parent_id": Value("string"),
         "root_id": Value("string"),
         "parent_instruction": Value("string"),

@@ -15,7 +15,7 @@ from ..checkpoint import Checkpointer
 from ..engine import GenerationEngine
 from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
-from ..rows import config_fingerprint, empty_dataset, fingerprint_rows
+from ..rows import BASE_FEATURES, config_fingerprint, empty_dataset, fingerprint_rows
 from .self_instruct_config import SelfInstructConfig
 from .steps import (
     SOURCE,
@@ -39,13 +39,7 @@ logger = logging.getLogger(__name__)
 _SCORES = {"words": Value("int64"), "rouge_l_max": Value("float64"), "rouge_l_nearest": Value("string")}
 OUTPUT_FEATURES = Features(
     {
-        "id": Value("string"),
-        "instruction": Value("string"),
-        "input": Value("string"),
-        "output": Value("string"),
-        "messages": List({"role": Value("string"), "content": Value("string")}),
-        "source": Value("string"),
-        "round": Value("int64"),
+        **BASE_FEATURES,
         "parent_ids": List(Value("string")),
         "is_classification": Value("bool"),
         "task_type_source": Value("string"),
