@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,44 @@ def _build_parser() -> argparse.ArgumentParser:
     push.add_argument(
         "--new-only", action="store_true", help="Fail if the repo exists instead of updating it"
     )
+
+    para = sub.add_parser("paraphrase", help="Add k paraphrases of each row's instruction or response")
+    para.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    para.add_argument("--output", required=True, help="Output folder")
+    para.add_argument("--k", type=int, default=2, help="Paraphrases per row (default 2)")
+    para.add_argument("--target", choices=["instruction", "output"], default="instruction")
+    para.add_argument(
+        "--max-rouge-l", type=float, default=0.8, help="Reject rewordings at least this similar"
+    )
+    para.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    _add_engine_args(para)
+
+    neg = sub.add_parser(
+        "negatives", help="Preference pairs: each row's output vs a deliberately flawed answer"
+    )
+    neg.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    neg.add_argument(
+        "--output", required=True, help="Output folder (prompt/chosen/rejected, for scripts/dpo.py)"
+    )
+    neg.add_argument("--kinds", help="Comma-separated flaw kinds (default: all)")
+    neg.add_argument("--seed", type=int, default=0)
+    neg.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    _add_engine_args(neg)
+
+    bl = sub.add_parser("blend", help="Mix several datasets with ratios or counts per source")
+    bl.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="A source: name=file, folder, hf-synth run folder or Hub id (repeat)",
+    )
+    bl.add_argument("--ratio", action="append", metavar="NAME=R", help="Share of a source (repeat)")
+    bl.add_argument("--count", action="append", metavar="NAME=N", help="Rows from a source (repeat)")
+    bl.add_argument("--total", type=int, help="Rows in the mix when --ratio is given")
+    bl.add_argument("--no-dedup", action="store_true", help="Keep exact duplicates across sources")
+    bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--output", required=True, help="Output folder")
 
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
     show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
@@ -539,6 +578,116 @@ def _cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(values: list[str] | None, option: str, cast=str) -> dict[str, Any]:
+    out = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{option} {item!r} is not NAME=VALUE")
+        try:
+            out[name] = cast(value)
+        except ValueError as err:
+            raise ValueError(f"{option} {item!r}: {value!r} is not a number") from err
+    return out
+
+
+def _cmd_paraphrase(args: argparse.Namespace) -> int:
+    from .augment import ParaphraseConfig, paraphrase
+    from .checkpoint import Checkpointer
+    from .engine import GenerationEngine
+    from .io import load_seed_dataset, save_run
+    from .rows import fingerprint_rows
+
+    config = ParaphraseConfig(k=args.k, target=args.target, max_rouge_l=args.max_rouge_l)
+    dataset = load_seed_dataset(args.input)
+    engine_config = from_dict(
+        EngineConfig,
+        _overrides(
+            args, {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
+        ),
+        "engine",
+    )
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    engine = GenerationEngine.from_config(engine_config)
+    checkpointer.bind(
+        {"config": to_dict(config), "model": engine.model_id, "input": fingerprint_rows(dataset)},
+        overwrite=args.overwrite,
+    )
+    kept, rejected = paraphrase(dataset, engine, config, checkpointer=checkpointer)
+    summary = {
+        "rows": len(dataset),
+        "paraphrases": len(kept) + len(rejected),
+        "kept": len(kept),
+        "rejected": len(rejected),
+        "engine": engine.stats.to_dict(),
+    }
+    paths = save_run(args.output, kept, rejected, summary=summary, config={"paraphrase": to_dict(config)})
+    print(
+        f"\nParaphrased {len(dataset)} rows: {len(kept)} kept, {len(rejected)} rejected -> {paths['dataset']}"
+    )
+    _print_rows(kept.to_list(), 2)
+    return 0
+
+
+def _cmd_negatives(args: argparse.Namespace) -> int:
+    from .augment import NEGATIVE_KINDS, NegativeConfig, preference_pairs
+    from .checkpoint import Checkpointer
+    from .engine import GenerationEngine
+    from .io import load_seed_dataset, save_run
+    from .rows import fingerprint_rows
+
+    kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(NEGATIVE_KINDS)
+    config = NegativeConfig(kinds=kinds, seed=args.seed)
+    dataset = load_seed_dataset(args.input)
+    engine_config = from_dict(
+        EngineConfig,
+        _overrides(
+            args, {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
+        ),
+        "engine",
+    )
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    engine = GenerationEngine.from_config(engine_config)
+    checkpointer.bind(
+        {"config": to_dict(config), "model": engine.model_id, "input": fingerprint_rows(dataset)},
+        overwrite=args.overwrite,
+    )
+    pairs, rejected = preference_pairs(dataset, engine, config, checkpointer=checkpointer)
+    summary = {
+        "rows": len(dataset),
+        "pairs": len(pairs),
+        "rejected": len(rejected),
+        "kinds": dict(sorted(Counter(pairs["negative_kind"]).items())),
+    }
+    paths = save_run(args.output, pairs, rejected, summary=summary, config={"negatives": to_dict(config)})
+    print(f"\n{len(pairs)} preference pairs ({len(rejected)} rejected) -> {paths['dataset']}")
+    print("  train with: python scripts/dpo.py --dataset " + str(args.output) + " --output_dir dpo-out")
+    return 0
+
+
+def _cmd_blend(args: argparse.Namespace) -> int:
+    from .augment import blend
+    from .io import load_seed_dataset, save_run
+
+    sources = {name: load_seed_dataset(path) for name, path in _pairs(args.source, "--source").items()}
+    mixed, summary = blend(
+        sources,
+        ratios=_pairs(args.ratio, "--ratio", float) or None,
+        counts=_pairs(args.count, "--count", int) or None,
+        total=args.total,
+        dedup=not args.no_dedup,
+        seed=args.seed,
+    )
+    save_run(args.output, mixed, summary={"sources": summary, "rows": len(mixed)})
+    print(f"\nBlended {len(mixed)} rows:")
+    print("  source               available   asked  selected   share")
+    for row in summary:
+        print(
+            f"  {row['source']:<20} {row['available']:9d} {row['asked']:7d} {row['selected']:9d}  {row['share']:6.1%}"
+        )
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
@@ -561,6 +710,9 @@ def main(argv: list[str] | None = None) -> int:
         "filter": _cmd_filter,
         "report": _cmd_report,
         "push": _cmd_push,
+        "paraphrase": _cmd_paraphrase,
+        "negatives": _cmd_negatives,
+        "blend": _cmd_blend,
         "show": _cmd_show,
     }
     try:

@@ -129,3 +129,34 @@ def test_evol_instruct_cli_on_the_default_model(tmp_path):
         assert row["eliminated"] == bool(row["elimination_reasons"])
         if not row["eliminated"]:
             assert row["instruction"].strip() and row["output"].strip()
+
+
+def test_paraphrase_and_negatives_on_the_default_model(default_engine):
+    from datasets import Dataset
+
+    from hf_synth.augment import NegativeConfig, ParaphraseConfig, paraphrase, preference_pairs
+
+    rows = [
+        {
+            "id": "a",
+            "instruction": "Give three tips for staying healthy.",
+            "output": "Sleep, eat well, move.",
+        },
+        {"id": "b", "instruction": "Explain why the sky is blue.", "output": "Sunlight scatters off air."},
+    ]
+    kept, rejected = paraphrase(
+        Dataset.from_list(rows),
+        default_engine,
+        ParaphraseConfig(k=2, sampling=SamplingParams(max_new_tokens=48, seed=1)),
+    )
+    assert len(kept) + len(rejected) == 4
+    for row in kept:
+        assert row["instruction"].strip() and row["parent_id"] in ("a", "b")
+        assert row["scores"]["rouge_l_to_parent"] < 0.8
+    pairs, dropped = preference_pairs(
+        Dataset.from_list(rows),
+        default_engine,
+        NegativeConfig(sampling=SamplingParams(max_new_tokens=48, seed=1)),
+    )
+    assert len(pairs) + len(dropped) == 2
+    assert all(p["rejected"] and p["rejected"] != p["chosen"] for p in pairs)

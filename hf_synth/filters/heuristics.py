@@ -199,7 +199,8 @@ def refusal_reasons(text: str) -> list[str]:
     return ["refusal"] if _REFUSAL.search((text or "")[:300]) else []
 
 
-def _norm(text: str) -> str:
+def normalized_words(text: str) -> str:
+    """Lower-cased words joined by single spaces (punctuation and spacing ignored), for exact comparisons."""
     return " ".join(_WORD.findall((text or "").lower()))
 
 
@@ -207,12 +208,12 @@ def output_reasons(instruction: str, input_text: str, output: str) -> list[str]:
     """Empty outputs, and outputs that merely copy the instruction or the input."""
     if not (output or "").strip():
         return ["empty_output"]
-    out = _norm(output)
+    out = normalized_words(output)
     if not out:
         return ["output_no_words"]
-    if out == _norm(instruction):
+    if out == normalized_words(instruction):
         return ["output_copies_instruction"]
-    if input_text and out == _norm(input_text):
+    if input_text and out == normalized_words(input_text):
         return ["output_copies_input"]
     return []
 

@@ -1,0 +1,102 @@
+"""Paraphrases of instructions or responses: k rewordings per row, near-identical ones rejected."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from datasets import Dataset
+
+from ..checkpoint import Checkpointer
+from ..engine import GenerationEngine
+from ..filters.dataset_filters import split_filtered
+from ..filters.heuristics import content_reasons, refusal_reasons
+from ..filters.rouge import rouge_l_f, rouge_tokens
+from ..prompts import render_messages
+from ..rows import checkpointed_map, unique_ids
+from ..self_instruct.steps import add_messages
+from .augment_config import ParaphraseConfig
+
+TEMPLATE_PARAPHRASE = "augment/paraphrase"
+_LABEL = re.compile(r"^\s*[*_]*\s*(?:rewritten|paraphrase|instruction|answer)\s*[*_]*\s*:\s*", re.IGNORECASE)
+
+
+def clean_paraphrase(text: str, field: str) -> str:
+    """Strip a leading label ("Rewritten:") and, for instructions, anything after the first blank line."""
+    text = (text or "").replace("\r\n", "\n").strip()
+    text = _LABEL.sub("", text, count=1).strip()
+    if field == "instruction":
+        text = re.split(r"\n\s*\n", text, maxsplit=1)[0].strip()
+    if len(text) > 2 and text[0] == text[-1] and text[0] in "\"'`":
+        text = text[1:-1].strip()
+    return text
+
+
+def paraphrase(
+    dataset: Dataset,
+    engine: GenerationEngine,
+    config: ParaphraseConfig | None = None,
+    *,
+    checkpointer: Checkpointer | None = None,
+    name: str = "paraphrase",
+) -> tuple[Dataset, Dataset]:
+    """``config.k`` paraphrases of ``config.target`` per row; returns (kept, rejected) paraphrase rows.
+
+    Each paraphrase row copies its parent's ``instruction``/``input``/``output`` with the field reworded,
+    rebuilds ``messages``, and records ``id`` (``<parent>-p<k>``), ``parent_id``, ``strategy``, ``model``,
+    ``generation_params`` and ``scores.rouge_l_to_parent``. Rejected (``filter_reasons``): empty or
+    too-short rewordings, refusals, and near-identical ones (ROUGE-L >= ``max_rouge_l``).
+    """
+    config = config or ParaphraseConfig()
+    for column in ("instruction", "output"):
+        if column not in dataset.column_names:
+            raise ValueError(f"No {column!r} column (columns: {', '.join(dataset.column_names)})")
+    ids = unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
+    requests = Dataset.from_list(
+        [
+            {
+                "id": f"{parent}-p{k}",
+                "parent_id": parent,
+                "variant": k,
+                "instruction": row["instruction"] or "",
+                "input": row.get("input") or "",
+                "output": row["output"] or "",
+            }
+            for parent, row in zip(ids, dataset, strict=True)
+            for k in range(config.k)
+        ]
+    )
+
+    def _map(batch: dict[str, list]) -> dict[str, list]:
+        prompts = [
+            render_messages(TEMPLATE_PARAPHRASE, field=config.target, variant=k, text=text)
+            for k, text in zip(batch["variant"], batch[config.target], strict=True)
+        ]
+        outputs = engine.generate(prompts, config.sampling, desc="Paraphrasing")
+        return {"raw_completion": [o.text for o in outputs]}
+
+    generated = checkpointed_map(
+        requests, _map, checkpointer, name, batch_size=config.checkpoint_every, desc="Paraphrasing"
+    )
+    params = json.dumps({"paraphrase": config.sampling.to_dict(), "k": config.k, "target": config.target})
+
+    def _finish(row: dict[str, Any]) -> dict[str, Any]:
+        original = row[config.target]
+        new = clean_paraphrase(row["raw_completion"], config.target)
+        similarity = rouge_l_f(rouge_tokens(new), rouge_tokens(original)) if new else 0.0
+        reasons = content_reasons(new, config.min_words, field="paraphrase") or refusal_reasons(new)
+        if not reasons and similarity >= config.max_rouge_l:
+            reasons = ["near_identical"]
+        return {
+            config.target: new,
+            "strategy": f"paraphrase:{config.target}",
+            "source": "paraphrase",
+            "model": engine.model_id,
+            "generation_params": params,
+            "filter_reasons": reasons,
+            "scores": {"rouge_l_to_parent": similarity},
+        }
+
+    rows = add_messages(generated.map(_finish, keep_in_memory=True)).remove_columns(["variant"])
+    return split_filtered(rows)

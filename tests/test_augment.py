@@ -1,0 +1,204 @@
+import pytest
+from datasets import Dataset
+
+from hf_synth.augment import (
+    NegativeConfig,
+    ParaphraseConfig,
+    blend,
+    clean_paraphrase,
+    paraphrase,
+    preference_pairs,
+)
+
+from .conftest import ScriptedEngine
+
+ROWS = [
+    {
+        "id": "a",
+        "instruction": "Give three tips for staying healthy.",
+        "input": "",
+        "output": "Sleep, eat, move.",
+    },
+    {
+        "id": "b",
+        "instruction": "Translate the sentence into French.",
+        "input": "I like tea.",
+        "output": "J'aime le thé.",
+    },
+    {"id": "c", "instruction": "Name a river in Africa.", "input": "", "output": "The Nile."},
+]
+
+
+def _original(text: str) -> str:
+    return text.rsplit(":\n", 1)[1].strip()
+
+
+def test_paraphrase_keeps_rewordings_and_rejects_copies():
+    def reply(text):
+        original = _original(text)
+        if "healthy" in original:
+            return " What are three ways to keep in good health?"
+        if "French" in original:
+            return " " + original  # a copy: near-identical
+        return " I'm sorry, I cannot do that."
+
+    kept, rejected = paraphrase(Dataset.from_list(ROWS), ScriptedEngine(reply), ParaphraseConfig(k=2))
+    assert kept["instruction"] == ["What are three ways to keep in good health?"] * 2
+    assert kept["id"] == ["a-p0", "a-p1"] and set(kept["parent_id"]) == {"a"}
+    assert (
+        kept[0]["output"] == "Sleep, eat, move."
+        and kept[0]["messages"][0]["content"] == kept[0]["instruction"]
+    )
+    assert kept[0]["strategy"] == "paraphrase:instruction" and kept[0]["model"] == "scripted-teacher"
+    assert 0 < kept[0]["scores"]["rouge_l_to_parent"] < 0.8
+    assert sorted(r[0] for r in rejected["filter_reasons"]) == ["near_identical"] * 2 + ["refusal"] * 2
+
+
+def test_paraphrase_variants_ask_for_different_styles():
+    engine = ScriptedEngine(lambda text: " Something else entirely, said differently.")
+    paraphrase(Dataset.from_list(ROWS[:1]), engine, ParaphraseConfig(k=3))
+    prompts = [t for call in engine.calls for t in call]
+    assert len(prompts) == 3 and len({p.split("reads differently.")[1].split("\n")[0] for p in prompts}) == 3
+
+
+def test_paraphrase_of_responses_keeps_the_instruction():
+    engine = ScriptedEngine(
+        lambda text: " Rewritten: Rest well, eat balanced meals and exercise.\n\nSecond paragraph."
+    )
+    kept, _ = paraphrase(Dataset.from_list(ROWS[:1]), engine, ParaphraseConfig(k=1, target="output"))
+    assert kept[0]["instruction"] == ROWS[0]["instruction"]
+    assert kept[0]["output"] == "Rest well, eat balanced meals and exercise.\n\nSecond paragraph."
+
+
+@pytest.mark.parametrize(
+    "text, target, expected",
+    [
+        (' Paraphrase: "Do X now."', "instruction", "Do X now."),
+        ("Do X.\n\nNote: I changed words.", "instruction", "Do X."),
+        ("", "output", ""),
+    ],
+)
+def test_clean_paraphrase(text, target, expected):
+    assert clean_paraphrase(text, target) == expected
+
+
+def test_preference_pairs_are_dpo_format_and_marked():
+    def reply(text):
+        return "" if "river" in text else " A confident but wrong answer."
+
+    pairs, rejected = preference_pairs(Dataset.from_list(ROWS), ScriptedEngine(reply), NegativeConfig(seed=1))
+    assert pairs.column_names[:5] == ["id", "parent_id", "negative_kind", "prompt", "chosen"]
+    assert "messages" not in pairs.column_names and "rejected" in pairs.column_names
+    row = next(r for r in pairs if r["parent_id"] == "b")
+    assert (
+        row["prompt"] == "Translate the sentence into French.\n\nI like tea."
+        and row["chosen"] == "J'aime le thé."
+    )
+    assert row["rejected"] == "A confident but wrong answer." and row["strategy"] == "negative"
+    assert rejected["filter_reasons"] == [["empty_rejected"]]
+    again, _ = preference_pairs(Dataset.from_list(ROWS), ScriptedEngine(reply), NegativeConfig(seed=1))
+    assert again["negative_kind"] == pairs["negative_kind"]  # the kind is deterministic per row and seed
+
+
+def test_negative_kinds_use_their_own_description():
+    engine = ScriptedEngine(lambda text: " bad")
+    preference_pairs(Dataset.from_list(ROWS), engine, NegativeConfig(kinds=["off_topic"]))
+    assert all("related but different question" in t for call in engine.calls for t in call)
+    with pytest.raises(ValueError, match="kinds must be some of"):
+        NegativeConfig(kinds=["unsafe"])
+
+
+def _source(name, n, dup=None):
+    rows = [{"instruction": f"{name} task {i}", "output": f"answer {i}"} for i in range(n)]
+    if dup:
+        rows.append({"instruction": dup, "output": "x"})
+    return Dataset.from_list(rows)
+
+
+def test_blend_with_ratios_counts_and_dedup():
+    sources = {"si": _source("si", 30, dup="Shared task!"), "evol": _source("evol", 10, dup="shared TASK")}
+    mixed, summary = blend(sources, ratios={"si": 0.75, "evol": 0.25}, total=20, seed=1)
+    assert len(mixed) == 20 and sorted(set(mixed["source"])) == ["evol", "si"]
+    assert [s["selected"] for s in summary] == [15, 5]
+    assert mixed.column_names == ["id", "instruction", "input", "output", "messages", "source", "source_row"]
+    assert (
+        sum(normal == "shared task" for normal in (t.lower().strip("!") for t in mixed["instruction"])) <= 1
+    )
+    all_rows, summary = blend(sources, dedup=True)
+    assert len(all_rows) == 41 and summary[1]["available"] == 10  # evol's duplicate of si's row is gone
+    counted, summary = blend(sources, counts={"si": 3, "evol": 50})
+    assert len(counted) == 3 + 10 and summary[1]["asked"] == 50 and summary[1]["selected"] == 10
+
+
+def test_blend_errors():
+    with pytest.raises(ValueError, match="no 'output' column"):
+        blend({"x": Dataset.from_list([{"instruction": "a"}])})
+    with pytest.raises(ValueError, match="Unknown source"):
+        blend({"x": _source("x", 2)}, ratios={"y": 1})
+    with pytest.raises(ValueError, match="not both"):
+        blend({"x": _source("x", 2)}, ratios={"x": 1}, counts={"x": 1})
+
+
+def _write_jsonl(path, rows):
+    import json
+
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_cli_blend_paraphrase_and_negatives(tmp_path, tiny_model_dir, capsys):
+    import json
+
+    from hf_synth.cli import main
+
+    a = _write_jsonl(tmp_path / "a.jsonl", [{"instruction": f"A task {i}", "output": "x"} for i in range(8)])
+    b = _write_jsonl(tmp_path / "b.jsonl", [{"instruction": f"B task {i}", "output": "y"} for i in range(8)])
+    assert (
+        main(
+            [
+                "blend",
+                "--source",
+                f"a={a}",
+                "--source",
+                f"b={b}",
+                "--ratio",
+                "a=3",
+                "--ratio",
+                "b=1",
+                "--total",
+                "8",
+                "--output",
+                str(tmp_path / "mix"),
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((tmp_path / "mix" / "summary.json").read_text())
+    assert [s["selected"] for s in summary["sources"]] == [6, 2] and "share" in capsys.readouterr().out
+    assert main(["blend", "--source", f"a={a}", "--ratio", "a=x", "--output", str(tmp_path / "m2")]) == 2
+    assert "is not a number" in capsys.readouterr().err
+
+    common = ["--model", str(tiny_model_dir), "--batch-size", "4"]
+    assert (
+        main(["paraphrase", "--input", str(a), "--output", str(tmp_path / "para"), "--k", "2", *common]) == 0
+    )
+    para = json.loads((tmp_path / "para" / "summary.json").read_text())
+    assert para["paraphrases"] == 16 and para["kept"] + para["rejected"] == 16
+    assert (
+        main(
+            [
+                "negatives",
+                "--input",
+                str(a),
+                "--output",
+                str(tmp_path / "neg"),
+                "--kinds",
+                "off_topic",
+                *common,
+            ]
+        )
+        == 0
+    )
+    neg = json.loads((tmp_path / "neg" / "summary.json").read_text())
+    assert neg["pairs"] + neg["rejected"] == 8
+    assert main(["negatives", "--input", str(a), "--output", str(tmp_path / "n2"), "--kinds", "rude"]) == 2
