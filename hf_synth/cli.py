@@ -171,6 +171,29 @@ def _build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--seed", type=int, default=0)
     bl.add_argument("--output", required=True, help="Output folder")
 
+    sl = sub.add_parser("slots", help="Fill a template's [SLOTS] with varied values and answer the results")
+    sl.add_argument("--template", required=True, help='e.g. "Explain [X] in the context of [Y] for [Z]"')
+    sl.add_argument(
+        "--values",
+        action="append",
+        metavar="SLOT=a|b|c",
+        help="Values for a slot, separated by | (repeat); other slots get values from the model",
+    )
+    sl.add_argument("--count", type=int, default=8, help="Values the model proposes per slot (default 8)")
+    sl.add_argument("--num", type=int, default=20, help="Instructions to make (distinct combinations)")
+    sl.add_argument("--seed", type=int, default=0)
+    sl.add_argument("--output", required=True, help="Output folder")
+    _add_engine_args(sl)
+
+    bt = sub.add_parser("backtranslate", help="Reword instructions through a pivot language and back")
+    bt.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    bt.add_argument("--output", required=True, help="Output folder")
+    bt.add_argument("--pivot", default="French", help="Pivot language (default French)")
+    bt.add_argument("--min-similarity", type=float, default=0.75)
+    bt.add_argument("--max-similarity", type=float, default=0.98)
+    bt.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    _add_engine_args(bt)
+
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
     show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
     show.add_argument("-n", type=int, default=3, help="Number of rows")
@@ -218,7 +241,11 @@ def _print_summary_counts(counts: dict[str, int]) -> None:
 def _print_rows(rows: list[dict], n: int) -> None:
     for row in rows[:n]:
         print("-" * 72)
-        print(f"[{row.get('id')}] round {row.get('round')} ({row.get('generation_order', '')})")
+        details = [
+            f"round {row['round']}" if row.get("round") is not None else "",
+            row.get("generation_order") or row.get("strategy") or "",
+        ]
+        print(f"[{row.get('id')}] {' '.join(d for d in details if d)}".rstrip())
         print(f"Instruction: {row['instruction']}")
         if row.get("input"):
             print(f"Input: {row['input']}")
@@ -594,21 +621,13 @@ def _pairs(values: list[str] | None, option: str, cast=str) -> dict[str, Any]:
 def _cmd_paraphrase(args: argparse.Namespace) -> int:
     from .augment import ParaphraseConfig, paraphrase
     from .checkpoint import Checkpointer
-    from .engine import GenerationEngine
     from .io import load_seed_dataset, save_run
     from .rows import fingerprint_rows
 
     config = ParaphraseConfig(k=args.k, target=args.target, max_rouge_l=args.max_rouge_l)
     dataset = load_seed_dataset(args.input)
-    engine_config = from_dict(
-        EngineConfig,
-        _overrides(
-            args, {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
-        ),
-        "engine",
-    )
     checkpointer = Checkpointer(Path(args.output) / "checkpoints")
-    engine = GenerationEngine.from_config(engine_config)
+    engine = _engine_from_args(args)
     checkpointer.bind(
         {"config": to_dict(config), "model": engine.model_id, "input": fingerprint_rows(dataset)},
         overwrite=args.overwrite,
@@ -632,22 +651,14 @@ def _cmd_paraphrase(args: argparse.Namespace) -> int:
 def _cmd_negatives(args: argparse.Namespace) -> int:
     from .augment import NEGATIVE_KINDS, NegativeConfig, preference_pairs
     from .checkpoint import Checkpointer
-    from .engine import GenerationEngine
     from .io import load_seed_dataset, save_run
     from .rows import fingerprint_rows
 
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(NEGATIVE_KINDS)
     config = NegativeConfig(kinds=kinds, seed=args.seed)
     dataset = load_seed_dataset(args.input)
-    engine_config = from_dict(
-        EngineConfig,
-        _overrides(
-            args, {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
-        ),
-        "engine",
-    )
     checkpointer = Checkpointer(Path(args.output) / "checkpoints")
-    engine = GenerationEngine.from_config(engine_config)
+    engine = _engine_from_args(args)
     checkpointer.bind(
         {"config": to_dict(config), "model": engine.model_id, "input": fingerprint_rows(dataset)},
         overwrite=args.overwrite,
@@ -688,6 +699,76 @@ def _cmd_blend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_from_args(args: argparse.Namespace):
+    from .engine import GenerationEngine
+
+    overrides = _overrides(
+        args, {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
+    )
+    return GenerationEngine.from_config(from_dict(EngineConfig, overrides, "engine"))
+
+
+def _cmd_slots(args: argparse.Namespace) -> int:
+    from .augment import fill_template, propose_slot_values, template_slots
+    from .io import save_run
+
+    slots = template_slots(args.template)
+    given = {
+        k: [v.strip() for v in vals.split("|") if v.strip()]
+        for k, vals in _pairs(args.values, "--values").items()
+    }
+    unknown = sorted(set(given) - set(slots))
+    if unknown or not slots:
+        raise ValueError(
+            f"Template slots are {', '.join(slots) or 'none'}; --values named {', '.join(unknown)}"
+        )
+    engine = _engine_from_args(args)
+    if set(slots) - set(given):
+        proposed = propose_slot_values(args.template, engine, count=args.count)
+        given = {**proposed, **given}
+    rows = fill_template(args.template, given, engine, num=args.num, seed=args.seed)
+    save_run(args.output, rows, summary={"template": args.template, "slot_values": given, "rows": len(rows)})
+    print(f"\n{len(rows)} instructions from the template; slot values:")
+    for slot, values in given.items():
+        print(f"  [{slot}]: {', '.join(values)}")
+    _print_rows(rows.to_list(), 2)
+    return 0
+
+
+def _cmd_backtranslate(args: argparse.Namespace) -> int:
+    from .augment import back_translate
+    from .checkpoint import Checkpointer
+    from .io import load_seed_dataset, save_run
+    from .rows import fingerprint_rows
+
+    dataset = load_seed_dataset(args.input)
+    engine = _engine_from_args(args)
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    checkpointer.bind(
+        {"pivot": args.pivot, "model": engine.model_id, "input": fingerprint_rows(dataset)},
+        overwrite=args.overwrite,
+    )
+    kept, rejected = back_translate(
+        dataset,
+        engine,
+        pivot=args.pivot,
+        min_similarity=args.min_similarity,
+        max_similarity=args.max_similarity,
+        checkpointer=checkpointer,
+    )
+    reasons = Counter(r for row in rejected["filter_reasons"] for r in row)
+    save_run(
+        args.output,
+        kept,
+        rejected,
+        summary={"rows": len(dataset), "kept": len(kept), "rejected": dict(reasons)},
+    )
+    print(
+        f"\nBack-translated {len(dataset)} instructions via {args.pivot}: {len(kept)} kept; rejected: {dict(reasons)}"
+    )
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
@@ -713,6 +794,8 @@ def main(argv: list[str] | None = None) -> int:
         "paraphrase": _cmd_paraphrase,
         "negatives": _cmd_negatives,
         "blend": _cmd_blend,
+        "slots": _cmd_slots,
+        "backtranslate": _cmd_backtranslate,
         "show": _cmd_show,
     }
     try:

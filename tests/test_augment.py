@@ -202,3 +202,107 @@ def test_cli_blend_paraphrase_and_negatives(tmp_path, tiny_model_dir, capsys):
     neg = json.loads((tmp_path / "neg" / "summary.json").read_text())
     assert neg["pairs"] + neg["rejected"] == 8
     assert main(["negatives", "--input", str(a), "--output", str(tmp_path / "n2"), "--kinds", "rude"]) == 2
+
+
+def test_template_slots_with_given_and_proposed_values():
+    from hf_synth.augment import fill_template, propose_slot_values, template_slots
+
+    template = "Explain the concept of [X] in the context of [Y] for an audience of [Z]."
+    assert template_slots(template) == ["X", "Y", "Z"]
+
+    def reply(text):
+        if "List 6 different values" in text:
+            slot = text.split("could replace [")[1].split("]")[0]
+            return f" {slot}-one\n2. {slot}-two\n3. {slot}-two\n4. {slot}-three\n5. lentil soup\n6. [{slot}]"
+        return "An answer."
+
+    engine = ScriptedEngine(reply)
+    values = propose_slot_values(template, engine, count=6)
+    assert values == {s: [f"{s}-one", f"{s}-two", f"{s}-three"] for s in "XYZ"}  # duplicates removed
+    rows = fill_template(template, values, engine, num=10, seed=3, template_id="t1")
+    combos = [r["slot_values"] for r in rows]
+    assert len(rows) == 10 and len(set(combos)) == 10  # no repeated combination
+    first = rows[0]
+    import json
+
+    filled = json.loads(first["slot_values"])
+    assert first["instruction"] == template.replace("[X]", filled["X"]).replace("[Y]", filled["Y"]).replace(
+        "[Z]", filled["Z"]
+    )
+    assert (
+        first["output"] == "An answer."
+        and first["template_id"] == "t1"
+        and first["strategy"] == "template_slots"
+    )
+    again = fill_template(template, values, engine, num=10, seed=3, template_id="t1")
+    assert again["slot_values"] == combos
+    assert len(fill_template(template, values, engine, num=100)) == 27  # all 3x3x3 combinations, no more
+    with pytest.raises(ValueError, match="No values for slot"):
+        fill_template(template, {"X": ["a"]}, engine)
+    with pytest.raises(ValueError, match="no \\[SLOT\\]"):
+        fill_template("No slots here.", {}, engine)
+
+
+def test_back_translation_keeps_the_similarity_band():
+    from hf_synth.augment import back_translate
+
+    back = {
+        "Give three tips for staying healthy.": "Give three pieces of advice for keeping in good health.",
+        "Translate the sentence into French.": "Translate the sentence into French.",
+        "Name a river in Africa.": "Describe the history of the Roman empire in detail.",
+    }
+
+    def reply(text):
+        source = text.split("Text:\n", 1)[1].rsplit("\nTranslation:", 1)[0].strip()  # drop the prefill
+        if "into French" in text.split("\n")[0]:
+            return " [fr] " + source
+        return " " + back[source.removeprefix("[fr] ")]
+
+    kept, rejected = back_translate(Dataset.from_list(ROWS), ScriptedEngine(reply), pivot="French")
+    assert kept["parent_id"] == ["a"] and kept[0]["pivot_language"] == "French"
+    assert kept[0]["pivot_text"].startswith("[fr]") and kept[0]["output"] == "Sleep, eat, move."
+    assert 0.75 <= kept[0]["scores"]["embedding_similarity"] < 0.98
+    assert {r["parent_id"]: r["filter_reasons"] for r in rejected} == {
+        "b": ["unchanged"],
+        "c": ["meaning_drift"],
+    }
+
+
+def test_cli_slots_and_backtranslate(tmp_path, tiny_model_dir, capsys):
+    import json
+
+    from hf_synth.cli import main
+
+    common = ["--model", str(tiny_model_dir), "--batch-size", "4"]
+    assert (
+        main(
+            [
+                "slots",
+                "--template",
+                "Explain [X] to [Y].",
+                "--values",
+                "X=gravity|tides|rust",
+                "--values",
+                "Y=a child|a chef",
+                "--num",
+                "4",
+                "--output",
+                str(tmp_path / "s"),
+                *common,
+            ]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in (tmp_path / "s" / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and len({r["slot_values"] for r in rows}) == 4
+    assert all(r["instruction"].startswith("Explain ") for r in rows)
+    assert (
+        main(["slots", "--template", "Explain [X].", "--values", "Q=a", "--output", str(tmp_path / "s2")])
+        == 2
+    )
+    assert "Template slots are X" in capsys.readouterr().err
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "Name a river.", "output": "Nile"}\n')
+    assert main(["backtranslate", "--input", str(data), "--output", str(tmp_path / "b"), *common]) == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["rows"] == 1 and summary["kept"] + sum(summary["rejected"].values()) == 1

@@ -160,3 +160,29 @@ def test_paraphrase_and_negatives_on_the_default_model(default_engine):
     )
     assert len(pairs) + len(dropped) == 2
     assert all(p["rejected"] and p["rejected"] != p["chosen"] for p in pairs)
+
+
+def test_slots_and_back_translation_on_the_default_model(default_engine):
+    from datasets import Dataset
+
+    from hf_synth.augment import back_translate, fill_template, propose_slot_values
+
+    template = "Explain [topic] to [audience]."
+    values = propose_slot_values(
+        template, default_engine, count=4, sampling=SamplingParams(max_new_tokens=48, seed=1)
+    )
+    assert set(values) == {"topic", "audience"} and all(values.values())
+    rows = fill_template(
+        template, values, default_engine, num=3, answer_sampling=SamplingParams(max_new_tokens=32, seed=1)
+    )
+    assert (
+        len(rows) == len(set(rows["instruction"])) == min(3, len(values["topic"]) * len(values["audience"]))
+    )
+    kept, rejected = back_translate(
+        Dataset.from_list([{"instruction": "Give three tips for sleeping well."}]),
+        default_engine,
+        sampling=SamplingParams(max_new_tokens=48, temperature=0),
+    )
+    assert len(kept) + len(rejected) == 1
+    row = (kept if len(kept) else rejected)[0]
+    assert row["pivot_language"] == "French" and -1 <= row["scores"]["embedding_similarity"] <= 1

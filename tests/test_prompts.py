@@ -26,6 +26,10 @@ VARIABLES = {
     "evol_instruct/judge": lambda t: {"parent": t, "evolved": t + " more", "question": "more_complex"},
     "judge/adherence": lambda t: {"instruction": t, "response": t},
     "judge/quality": lambda t: {"instruction": t, "response": t},
+    "augment/paraphrase": lambda t: {"field": "instruction", "variant": 3, "text": t},
+    "augment/negative": lambda t: {"kind": "factual_error", "instruction": t},
+    "augment/slot_values": lambda t: {"template": t, "slot": "topic", "count": 5},
+    "augment/translate": lambda t: {"language": "French", "text": t},
 }
 
 

@@ -1,0 +1,109 @@
+"""Back-translation: instruction → pivot language → back, kept when it differs in wording but stays close in
+meaning (an embedding-similarity band)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from datasets import Dataset
+
+from ..checkpoint import Checkpointer
+from ..engine import GenerationEngine, SamplingParams
+from ..filters.dataset_filters import split_filtered
+from ..filters.embedding import embed
+from ..filters.heuristics import normalized_words
+from ..prompts import render_messages
+from ..rows import checkpointed_map, unique_ids
+from ..self_instruct.steps import add_messages
+
+TEMPLATE_TRANSLATE = "augment/translate"
+_LABEL = re.compile(r"^\s*[*_]*\s*(?:translation|text)\s*[*_]*\s*:\s*", re.IGNORECASE)
+
+
+def _clean(text: str) -> str:
+    text = _LABEL.sub("", (text or "").strip(), count=1).strip()
+    return re.split(r"\n\s*\n", text, maxsplit=1)[0].strip()
+
+
+def back_translate(
+    dataset: Dataset,
+    engine: GenerationEngine,
+    *,
+    pivot: str = "French",
+    source_language: str = "English",
+    min_similarity: float = 0.75,
+    max_similarity: float = 0.98,
+    embedding_model: str | None = None,
+    sampling: SamplingParams | None = None,
+    checkpointer: Checkpointer | None = None,
+    name: str = "backtranslate",
+) -> tuple[Dataset, Dataset]:
+    """Translate each ``instruction`` into ``pivot`` and back with the LLM. Kept when the cosine of sentence
+    embeddings to the original is within [``min_similarity``, ``max_similarity``) and the wording differs:
+    reasons ``meaning_drift`` (too far), ``unchanged`` (same words or too close), ``empty``. Rows record
+    ``pivot_language``, ``pivot_text``, ``parent_id``, ``scores.embedding_similarity``."""
+    sampling = sampling or SamplingParams(max_new_tokens=192, temperature=0.3, top_p=0.95)
+    ids = unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
+    base = Dataset.from_list(
+        [
+            {
+                "id": f"{parent}-bt",
+                "parent_id": parent,
+                "original": row["instruction"] or "",
+                "input": row.get("input") or "",
+                "output": row.get("output") or "",
+            }
+            for parent, row in zip(ids, dataset, strict=True)
+        ]
+    )
+
+    def _there_and_back(batch: dict[str, list]) -> dict[str, list]:
+        there = engine.generate(
+            [render_messages(TEMPLATE_TRANSLATE, language=pivot, text=t) for t in batch["original"]],
+            sampling,
+            desc=f"To {pivot}",
+        )
+        pivots = [_clean(o.text) for o in there]
+        back = engine.generate(
+            [render_messages(TEMPLATE_TRANSLATE, language=source_language, text=t or " ") for t in pivots],
+            sampling,
+            desc=f"Back to {source_language}",
+        )
+        return {"pivot_text": pivots, "instruction": [_clean(o.text) for o in back]}
+
+    rows = checkpointed_map(base, _there_and_back, checkpointer, name, batch_size=64, desc="Back-translating")
+    originals, results = list(rows["original"]), list(rows["instruction"])
+    sims = (embed(originals, embedding_model) * embed([r or " " for r in results], embedding_model)).sum(
+        axis=1
+    )
+    params = json.dumps(
+        {"translate": sampling.to_dict(), "pivot": pivot, "band": [min_similarity, max_similarity]}
+    )
+
+    def _finish(row: dict[str, Any], i: int) -> dict[str, Any]:
+        similarity = float(sims[i])
+        if not row["instruction"] or not row["pivot_text"]:
+            reasons = ["empty"]
+        elif (
+            normalized_words(row["instruction"]) == normalized_words(row["original"])
+            or similarity >= max_similarity
+        ):
+            reasons = ["unchanged"]
+        elif similarity < min_similarity:
+            reasons = ["meaning_drift"]
+        else:
+            reasons = []
+        return {
+            "pivot_language": pivot,
+            "strategy": "back_translation",
+            "source": "back_translation",
+            "model": engine.model_id,
+            "generation_params": params,
+            "filter_reasons": reasons,
+            "scores": {"embedding_similarity": similarity},
+        }
+
+    rows = add_messages(rows.map(_finish, with_indices=True, keep_in_memory=True))
+    return split_filtered(rows)
