@@ -171,7 +171,10 @@ def test_slots_and_back_translation_on_the_default_model(default_engine):
     values = propose_slot_values(
         template, default_engine, count=4, sampling=SamplingParams(max_new_tokens=48, seed=1)
     )
-    assert set(values) == {"topic", "audience"} and all(values.values())
+    # the 135M model often copies the prompt's example: those values are dropped, so a slot may be empty
+    assert set(values) == {"topic", "audience"} and all(isinstance(v, list) for v in values.values())
+    assert all("[" not in v and "lentil soup" not in v.lower() for vs in values.values() for v in vs)
+    values = {slot: found or ["a child", "a chef"] for slot, found in values.items()}  # user values fill gaps
     rows = fill_template(
         template, values, default_engine, num=3, answer_sampling=SamplingParams(max_new_tokens=32, seed=1)
     )
