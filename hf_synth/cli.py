@@ -141,6 +141,12 @@ def _build_parser() -> argparse.ArgumentParser:
     para.add_argument(
         "--max-rouge-l", type=float, default=0.8, help="Reject rewordings at least this similar"
     )
+    para.add_argument(
+        "--check-task",
+        action="store_true",
+        help="Ask a judge whether each reworded instruction still asks for the same thing",
+    )
+    para.add_argument("--judge-model", help="Model for --check-task (default: --model)")
     para.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
     _add_engine_args(para)
 
@@ -621,6 +627,7 @@ def _pairs(values: list[str] | None, option: str, cast=str) -> dict[str, Any]:
 def _cmd_paraphrase(args: argparse.Namespace) -> int:
     from .augment import ParaphraseConfig, paraphrase
     from .checkpoint import Checkpointer
+    from .engine import GenerationEngine
     from .io import load_seed_dataset, save_run
     from .rows import fingerprint_rows
 
@@ -629,10 +636,23 @@ def _cmd_paraphrase(args: argparse.Namespace) -> int:
     checkpointer = Checkpointer(Path(args.output) / "checkpoints")
     engine = _engine_from_args(args)
     checkpointer.bind(
-        {"config": to_dict(config), "model": engine.model_id, "input": fingerprint_rows(dataset)},
+        {
+            "config": to_dict(config),
+            "model": engine.model_id,
+            "check_task": args.check_task,
+            "judge": args.judge_model,
+            "input": fingerprint_rows(dataset),
+        },
         overwrite=args.overwrite,
     )
-    kept, rejected = paraphrase(dataset, engine, config, checkpointer=checkpointer)
+    judge = None
+    if args.check_task:
+        judge = engine
+        if args.judge_model and args.judge_model != engine.model_id:
+            judge = GenerationEngine.from_config(
+                EngineConfig(model=args.judge_model, batch_size=engine.batch_size)
+            )
+    kept, rejected = paraphrase(dataset, engine, config, checkpointer=checkpointer, judge=judge)
     summary = {
         "rows": len(dataset),
         "paraphrases": len(kept) + len(rejected),

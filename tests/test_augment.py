@@ -30,7 +30,7 @@ ROWS = [
 
 
 def _original(text: str) -> str:
-    return text.rsplit(":\n", 1)[1].strip()
+    return text.rsplit(":\n", 1)[1].removesuffix("Rewritten:").strip()
 
 
 def test_paraphrase_keeps_rewordings_and_rejects_copies():
@@ -306,3 +306,56 @@ def test_cli_slots_and_backtranslate(tmp_path, tiny_model_dir, capsys):
     assert main(["backtranslate", "--input", str(data), "--output", str(tmp_path / "b"), *common]) == 0
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["rows"] == 1 and summary["kept"] + sum(summary["rejected"].values()) == 1
+
+
+def test_paraphrase_judge_rejects_changed_tasks():
+    rewordings = {
+        "Give three tips for staying healthy.": " List three habits that keep a person healthy.",
+        "Translate the sentence into French.": " Summarize the sentence in one word.",
+        "Name a river in Africa.": " Tell me the name of one African river.",
+    }
+
+    def reply(text):
+        if "Do these two instructions ask for the same thing" in text:
+            second = text.split("Second instruction:\n")[1].split("\n")[0]
+            return " No." if "Summarize" in second else (" maybe" if "African" in second else " Yes")
+        return rewordings[_original(text)]
+
+    kept, rejected = paraphrase(
+        Dataset.from_list(ROWS),
+        ScriptedEngine(reply),
+        ParaphraseConfig(k=1),
+        judge=ScriptedEngine(reply, model_id="judge"),
+    )
+    assert kept["parent_id"] == ["a"] and kept[0]["scores"]["same_task"] is True
+    reasons = {r["parent_id"]: r["filter_reasons"] for r in rejected}
+    assert reasons == {"b": ["task_changed"], "c": ["judge_unparsable"]}
+    assert rejected.filter(lambda r: r["parent_id"] == "b")[0]["scores"]["same_task"] is False
+
+
+def test_cli_paraphrase_with_task_check(tmp_path, tiny_model_dir):
+    import json
+
+    from hf_synth.cli import main
+
+    data = _write_jsonl(tmp_path / "a.jsonl", [{"instruction": "Name a river in Africa.", "output": "Nile"}])
+    assert (
+        main(
+            [
+                "paraphrase",
+                "--input",
+                str(data),
+                "--output",
+                str(tmp_path / "p"),
+                "--k",
+                "2",
+                "--check-task",
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in (tmp_path / "p" / "rejected.jsonl").read_text().splitlines()]
+    rows += [json.loads(line) for line in (tmp_path / "p" / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all("same_task" in r["scores"] for r in rows)

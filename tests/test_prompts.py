@@ -30,6 +30,7 @@ VARIABLES = {
     "augment/negative": lambda t: {"kind": "factual_error", "instruction": t},
     "augment/slot_values": lambda t: {"template": t, "slot": "topic", "count": 5},
     "augment/translate": lambda t: {"language": "French", "text": t},
+    "augment/same_task": lambda t: {"original": t, "rewritten": t + "?"},
 }
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from datasets import Dataset
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine
+from ..engine import GenerationEngine, SamplingParams
+from ..evol_instruct.parsing import parse_yes_no_answer
 from ..filters.dataset_filters import split_filtered
 from ..filters.heuristics import content_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
@@ -19,6 +20,7 @@ from ..self_instruct.steps import add_messages
 from .augment_config import ParaphraseConfig
 
 TEMPLATE_PARAPHRASE = "augment/paraphrase"
+TEMPLATE_SAME_TASK = "augment/same_task"
 _LABEL = re.compile(r"^\s*[*_]*\s*(?:rewritten|paraphrase|instruction|answer)\s*[*_]*\s*:\s*", re.IGNORECASE)
 
 
@@ -40,13 +42,16 @@ def paraphrase(
     *,
     checkpointer: Checkpointer | None = None,
     name: str = "paraphrase",
+    judge: GenerationEngine | None = None,
 ) -> tuple[Dataset, Dataset]:
     """``config.k`` paraphrases of ``config.target`` per row; returns (kept, rejected) paraphrase rows.
 
     Each paraphrase row copies its parent's ``instruction``/``input``/``output`` with the field reworded,
     rebuilds ``messages``, and records ``id`` (``<parent>-p<k>``), ``parent_id``, ``strategy``, ``model``,
     ``generation_params`` and ``scores.rouge_l_to_parent``. Rejected (``filter_reasons``): empty or
-    too-short rewordings, refusals, and near-identical ones (ROUGE-L >= ``max_rouge_l``).
+    too-short rewordings, refusals, and near-identical ones (ROUGE-L >= ``max_rouge_l``). With a ``judge``
+    engine, instruction paraphrases it does not call the same task are rejected too (``task_changed``;
+    an unparsable verdict is ``judge_unparsable``), and ``scores.same_task`` records its verdict.
     """
     config = config or ParaphraseConfig()
     for column in ("instruction", "output"):
@@ -59,6 +64,7 @@ def paraphrase(
                 "id": f"{parent}-p{k}",
                 "parent_id": parent,
                 "variant": k,
+                "original": row[config.target] or "",
                 "instruction": row["instruction"] or "",
                 "input": row.get("input") or "",
                 "output": row["output"] or "",
@@ -82,7 +88,7 @@ def paraphrase(
     params = json.dumps({"paraphrase": config.sampling.to_dict(), "k": config.k, "target": config.target})
 
     def _finish(row: dict[str, Any]) -> dict[str, Any]:
-        original = row[config.target]
+        original = row["original"]
         new = clean_paraphrase(row["raw_completion"], config.target)
         similarity = rouge_l_f(rouge_tokens(new), rouge_tokens(original)) if new else 0.0
         reasons = content_reasons(new, config.min_words, field="paraphrase") or refusal_reasons(new)
@@ -99,4 +105,37 @@ def paraphrase(
         }
 
     rows = add_messages(generated.map(_finish, keep_in_memory=True)).remove_columns(["variant"])
-    return split_filtered(rows)
+    if judge is not None and config.target == "instruction":
+        rows = _check_same_task(rows, judge, checkpointer, f"{name}-judge", config.checkpoint_every)
+    return split_filtered(rows.remove_columns(["original"]))
+
+
+def _check_same_task(
+    rows: Dataset, judge: GenerationEngine, checkpointer, name: str, batch_size: int
+) -> Dataset:
+    def _ask(batch: dict[str, list]) -> dict[str, list]:
+        alive = [i for i, reasons in enumerate(batch["filter_reasons"]) if not reasons]
+        prompts = [
+            render_messages(
+                TEMPLATE_SAME_TASK, original=batch["original"][i], rewritten=batch["instruction"][i]
+            )
+            for i in alive
+        ]
+        outputs = judge.generate(
+            prompts, SamplingParams(max_new_tokens=4, temperature=0.0), desc="Same task?"
+        )
+        reasons = [list(r) for r in batch["filter_reasons"]]
+        scores = [dict(s) for s in batch["scores"]]
+        for i, out in zip(alive, outputs, strict=True):
+            verdict = parse_yes_no_answer(out.text)
+            scores[i]["same_task"] = verdict
+            if verdict is None:
+                reasons[i].append("judge_unparsable")
+            elif not verdict:
+                reasons[i].append("task_changed")
+        return {"filter_reasons": reasons, "scores": scores}
+
+    with_original = rows.map(lambda r: {"scores": {**r["scores"], "same_task": None}}, keep_in_memory=True)
+    return checkpointed_map(
+        with_original, _ask, checkpointer, name, batch_size=batch_size, desc="Checking tasks"
+    )
