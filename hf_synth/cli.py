@@ -195,6 +195,10 @@ def _build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
     bt.add_argument("--output", required=True, help="Output folder")
     bt.add_argument("--pivot", default="French", help="Pivot language (default French)")
+    bt.add_argument(
+        "--to-pivot-model", help="Translation model (path/Hub id, e.g. a Marian model) into the pivot"
+    )
+    bt.add_argument("--from-pivot-model", help="Translation model back from the pivot")
     bt.add_argument("--min-similarity", type=float, default=0.75)
     bt.add_argument("--max-similarity", type=float, default=0.98)
     bt.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
@@ -775,6 +779,8 @@ def _cmd_backtranslate(args: argparse.Namespace) -> int:
         min_similarity=args.min_similarity,
         max_similarity=args.max_similarity,
         checkpointer=checkpointer,
+        to_pivot_model=args.to_pivot_model,
+        from_pivot_model=args.from_pivot_model,
     )
     reasons = Counter(r for row in rejected["filter_reasons"] for r in row)
     save_run(

@@ -359,3 +359,41 @@ def test_cli_paraphrase_with_task_check(tmp_path, tiny_model_dir):
     rows = [json.loads(line) for line in (tmp_path / "p" / "rejected.jsonl").read_text().splitlines()]
     rows += [json.loads(line) for line in (tmp_path / "p" / "data.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all("same_task" in r["scores"] for r in rows)
+
+
+def test_back_translation_with_seq2seq_translation_models(tmp_path, tiny_tokenizer):
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    from hf_synth.augment import back_translate
+
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=len(tiny_tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=512,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
+        bos_token_id=tiny_tokenizer.eos_token_id,
+        decoder_start_token_id=tiny_tokenizer.eos_token_id,
+        forced_eos_token_id=None,
+    )
+    for name in ("to", "back"):
+        BartForConditionalGeneration(config).save_pretrained(tmp_path / name)
+        tiny_tokenizer.save_pretrained(tmp_path / name)
+    llm = ScriptedEngine(lambda text: pytest.fail("the LLM was asked to translate"))
+    kept, rejected = back_translate(
+        Dataset.from_list(ROWS),
+        llm,
+        to_pivot_model=str(tmp_path / "to"),
+        from_pivot_model=str(tmp_path / "back"),
+    )
+    rows = kept.to_list() + rejected.to_list()
+    assert len(rows) == 3
+    assert all(r["model"] == f"{tmp_path / 'to'} -> {tmp_path / 'back'}" for r in rows)

@@ -27,6 +27,32 @@ def _clean(text: str) -> str:
     return re.split(r"\n\s*\n", text, maxsplit=1)[0].strip()
 
 
+class Seq2SeqTranslator:
+    """A translation model by path or Hub id (e.g. Helsinki-NLP/opus-mt-en-fr, a Marian model), run in
+    batches with ``generate`` (transformers 5 has no translation pipeline any more)."""
+
+    def __init__(self, model: str, batch_size: int = 16, max_new_tokens: int = 256) -> None:
+        import torch
+        from accelerate import PartialState
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.model_id = model
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(model).to(PartialState().device).eval()
+        self.batch_size, self.max_new_tokens, self._torch = batch_size, max_new_tokens, torch
+
+    def __call__(self, texts: list[str]) -> list[str]:
+        results = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(
+                texts[start : start + self.batch_size], return_tensors="pt", padding=True, truncation=True
+            ).to(self.model.device)
+            with self._torch.inference_mode():
+                out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False)
+            results.extend(t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True))
+        return results
+
+
 def back_translate(
     dataset: Dataset,
     engine: GenerationEngine,
@@ -39,11 +65,16 @@ def back_translate(
     sampling: SamplingParams | None = None,
     checkpointer: Checkpointer | None = None,
     name: str = "backtranslate",
+    to_pivot_model: str | None = None,
+    from_pivot_model: str | None = None,
 ) -> tuple[Dataset, Dataset]:
     """Translate each ``instruction`` into ``pivot`` and back with the LLM. Kept when the cosine of sentence
     embeddings to the original is within [``min_similarity``, ``max_similarity``) and the wording differs:
     reasons ``meaning_drift`` (too far), ``unchanged`` (same words or too close), ``empty``. Rows record
-    ``pivot_language``, ``pivot_text``, ``parent_id``, ``scores.embedding_similarity``."""
+    ``pivot_language``, ``pivot_text``, ``parent_id``, ``scores.embedding_similarity``.
+
+    ``to_pivot_model`` / ``from_pivot_model``: translation models (path or Hub id) to use instead of the LLM
+    for either direction, e.g. a Marian model per language pair."""
     sampling = sampling or SamplingParams(max_new_tokens=192, temperature=0.3, top_p=0.95)
     ids = unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
     base = Dataset.from_list(
@@ -59,19 +90,19 @@ def back_translate(
         ]
     )
 
+    limit = sampling.max_new_tokens
+    to_pivot = Seq2SeqTranslator(to_pivot_model, max_new_tokens=limit) if to_pivot_model else None
+    from_pivot = Seq2SeqTranslator(from_pivot_model, max_new_tokens=limit) if from_pivot_model else None
+
+    def _translate(texts: list[str], language: str, translator: Seq2SeqTranslator | None) -> list[str]:
+        if translator is not None:
+            return translator([t or " " for t in texts])
+        prompts = [render_messages(TEMPLATE_TRANSLATE, language=language, text=t or " ") for t in texts]
+        return [_clean(o.text) for o in engine.generate(prompts, sampling, desc=f"To {language}")]
+
     def _there_and_back(batch: dict[str, list]) -> dict[str, list]:
-        there = engine.generate(
-            [render_messages(TEMPLATE_TRANSLATE, language=pivot, text=t) for t in batch["original"]],
-            sampling,
-            desc=f"To {pivot}",
-        )
-        pivots = [_clean(o.text) for o in there]
-        back = engine.generate(
-            [render_messages(TEMPLATE_TRANSLATE, language=source_language, text=t or " ") for t in pivots],
-            sampling,
-            desc=f"Back to {source_language}",
-        )
-        return {"pivot_text": pivots, "instruction": [_clean(o.text) for o in back]}
+        pivots = _translate(batch["original"], pivot, to_pivot)
+        return {"pivot_text": pivots, "instruction": _translate(pivots, source_language, from_pivot)}
 
     rows = checkpointed_map(base, _there_and_back, checkpointer, name, batch_size=64, desc="Back-translating")
     originals, results = list(rows["original"]), list(rows["instruction"])
@@ -99,7 +130,7 @@ def back_translate(
             "pivot_language": pivot,
             "strategy": "back_translation",
             "source": "back_translation",
-            "model": engine.model_id,
+            "model": f"{to_pivot_model or engine.model_id} -> {from_pivot_model or engine.model_id}",
             "generation_params": params,
             "filter_reasons": reasons,
             "scores": {"embedding_similarity": similarity},
