@@ -1,0 +1,236 @@
+"""The ``hf-synth`` command line: the parser and dispatch here, one module per group of subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
+from .curate import cmd_filter, cmd_report
+from .generate import cmd_evol_instruct, cmd_self_instruct
+from .publish import cmd_push, cmd_show
+
+logger = logging.getLogger("hf_synth")
+
+
+def add_engine_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model", help="Local folder or Hub id of a causal LM (default: embedded SmolLM2-135M-Instruct)"
+    )
+    group.add_argument("--batch-size", type=int, help="Prompts generated together (default 16)")
+    group.add_argument("--device", help="Force a device such as cpu or cuda:0 (default: accelerate decides)")
+    group.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-synth", description="Build synthetic fine-tuning datasets.")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    si = sub.add_parser("self-instruct", help="Grow an instruction dataset from seeds with Self-Instruct")
+    si.add_argument(
+        "--seeds",
+        help="Seed file (.jsonl/.json/.csv/.parquet), dataset folder or Hub id "
+        "(default: hf-synth's example seeds)",
+    )
+    si.add_argument("--split", help="Split of the seed dataset (default: train, or the only split)")
+    si.add_argument("--num-instructions", type=int, help="Target number of new instructions (default 100)")
+    si.add_argument("--output", required=True, help="Output folder")
+    si.add_argument("--config", help="YAML file with 'engine:' and 'self_instruct:' sections")
+    si.add_argument("--max-rounds", type=int)
+    si.add_argument("--requests-per-round", type=int)
+    si.add_argument("--instruction-column", help="Seed column holding the instruction (default: instruction)")
+    si.add_argument("--input-column", help="Seed column holding an example input (default: input)")
+    si.add_argument("--output-column", help="Seed column holding an example output (default: output)")
+    si.add_argument("--task-type-method", choices=["llm", "heuristic"])
+    si.add_argument("--max-new-tokens", type=int, help="Token limit for instruction and instance generation")
+    si.add_argument("--seed", type=int)
+    si.add_argument("--focus-skills", help="Comma-separated skills to steer toward (see hf-synth report)")
+    si.add_argument("--include-seeds", action="store_true", default=None, help="Also output the seed rows")
+    si.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue an interrupted run in --output (an error if it has no checkpoints)",
+    )
+    si.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Discard checkpoints of an earlier run in --output instead of resuming",
+    )
+    si.add_argument("--show", type=int, default=3, help="Rows to print at the end (default 3)")
+    add_engine_args(si)
+
+    ev = sub.add_parser("evol-instruct", help="Evolve an instruction dataset with Evol-Instruct")
+    ev.add_argument(
+        "--input", required=True, help="Instruction file, dataset folder, hf-synth run folder or Hub id"
+    )
+    ev.add_argument("--split", help="Split of the input dataset (default: train, or the only split)")
+    ev.add_argument("--rounds", type=int, help="Evolution rounds (default 2)")
+    ev.add_argument("--output", required=True, help="Output folder")
+    ev.add_argument("--config", help="YAML file with 'engine:' and 'evol_instruct:' sections")
+    ev.add_argument("--judge-model", help="Judge model (default: the evolving model)")
+    ev.add_argument("--response-model", help="Model that answers the evolved instructions (default: --model)")
+    ev.add_argument("--operations", help="Operation weights, e.g. deepening=2,breadth=1 (default: uniform)")
+    ev.add_argument(
+        "--no-judge", action="store_true", help="Eliminate with the rules only, without an LLM judge"
+    )
+    ev.add_argument("--instruction-column", help="Column holding the instruction (default: instruction)")
+    ev.add_argument(
+        "--input-column", help="Column holding an input appended to the instruction (default: input)"
+    )
+    ev.add_argument("--max-new-tokens", type=int, help="Token limit for the responses")
+    ev.add_argument("--seed", type=int)
+    ev.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue an interrupted run in --output (an error if it has no checkpoints)",
+    )
+    ev.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Discard checkpoints of an earlier run in --output instead of resuming",
+    )
+    ev.add_argument("--show", type=int, default=2, help="Lineages to print at the end (default 2)")
+    add_engine_args(ev)
+
+    flt = sub.add_parser(
+        "filter", help="Score and filter any dataset (ROUGE novelty, near-duplicates, length, ...)"
+    )
+    flt.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    flt.add_argument("--split", help="Split of the input dataset")
+    flt.add_argument("--config", required=True, help="YAML file with a 'filters:' list")
+    flt.add_argument(
+        "--output", required=True, help="Output folder (kept rows; dropped rows in rejected.jsonl)"
+    )
+    flt.add_argument(
+        "--overwrite", action="store_true", help="Discard checkpoints of an earlier run in --output"
+    )
+
+    rep = sub.add_parser("report", help="Skill coverage, filter statistics and an HTML quality report")
+    rep.add_argument("path", nargs="?", help="hf-synth run folder, dataset file or folder, or Hub id")
+    rep.add_argument("--input", help="The same as PATH")
+    rep.add_argument("--split", help="Split of the input dataset")
+    rep.add_argument("--column", default="instruction", help="Column to classify (default: instruction)")
+    rep.add_argument("--taxonomy", help="YAML file 'skill: description' (default: hf-synth's skills)")
+    rep.add_argument(
+        "--embedding-model", help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"
+    )
+    rep.add_argument("--out", help="Write the report here: .html (plots) or .json (numbers)")
+    rep.add_argument("--seeds", help="Seed file/folder: plot each instruction's ROUGE-L to its nearest seed")
+
+    push = sub.add_parser("push", help="Publish a run folder: parquet shards + dataset card, in one commit")
+    push.add_argument("path", help="Output folder of an hf-synth run (dataset/, README.md, rejected.jsonl)")
+    push.add_argument("repo_id", nargs="?", help="Dataset repo on the Hub, e.g. user/my-synthetic-data")
+    push.add_argument("--private", action="store_true", help="Create the repo as private")
+    push.add_argument("--token", help="Hub token (default: HF_TOKEN or the one saved by `hf auth login`)")
+    push.add_argument("--local-dir", help="Write the same repo layout here instead of (or before) pushing")
+    push.add_argument(
+        "--new-only", action="store_true", help="Fail if the repo exists instead of updating it"
+    )
+
+    para = sub.add_parser("paraphrase", help="Add k paraphrases of each row's instruction or response")
+    para.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    para.add_argument("--output", required=True, help="Output folder")
+    para.add_argument("--k", type=int, default=2, help="Paraphrases per row (default 2)")
+    para.add_argument("--target", choices=["instruction", "output"], default="instruction")
+    para.add_argument(
+        "--max-rouge-l", type=float, default=0.8, help="Reject rewordings at least this similar"
+    )
+    para.add_argument(
+        "--check-task",
+        action="store_true",
+        help="Ask a judge whether each reworded instruction still asks for the same thing",
+    )
+    para.add_argument("--judge-model", help="Model for --check-task (default: --model)")
+    para.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    add_engine_args(para)
+
+    neg = sub.add_parser(
+        "negatives", help="Preference pairs: each row's output vs a deliberately flawed answer"
+    )
+    neg.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    neg.add_argument(
+        "--output", required=True, help="Output folder (prompt/chosen/rejected, for scripts/dpo.py)"
+    )
+    neg.add_argument("--kinds", help="Comma-separated flaw kinds (default: all)")
+    neg.add_argument("--seed", type=int, default=0)
+    neg.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    add_engine_args(neg)
+
+    bl = sub.add_parser("blend", help="Mix several datasets with ratios or counts per source")
+    bl.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="A source: name=file, folder, hf-synth run folder or Hub id (repeat)",
+    )
+    bl.add_argument("--ratio", action="append", metavar="NAME=R", help="Share of a source (repeat)")
+    bl.add_argument("--count", action="append", metavar="NAME=N", help="Rows from a source (repeat)")
+    bl.add_argument("--total", type=int, help="Rows in the mix when --ratio is given")
+    bl.add_argument("--no-dedup", action="store_true", help="Keep exact duplicates across sources")
+    bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--output", required=True, help="Output folder")
+
+    sl = sub.add_parser("slots", help="Fill a template's [SLOTS] with varied values and answer the results")
+    sl.add_argument("--template", required=True, help='e.g. "Explain [X] in the context of [Y] for [Z]"')
+    sl.add_argument(
+        "--values",
+        action="append",
+        metavar="SLOT=a|b|c",
+        help="Values for a slot, separated by | (repeat); other slots get values from the model",
+    )
+    sl.add_argument("--count", type=int, default=8, help="Values the model proposes per slot (default 8)")
+    sl.add_argument("--num", type=int, default=20, help="Instructions to make (distinct combinations)")
+    sl.add_argument("--seed", type=int, default=0)
+    sl.add_argument("--output", required=True, help="Output folder")
+    add_engine_args(sl)
+
+    bt = sub.add_parser("backtranslate", help="Reword instructions through a pivot language and back")
+    bt.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    bt.add_argument("--output", required=True, help="Output folder")
+    bt.add_argument("--pivot", default="French", help="Pivot language (default French)")
+    bt.add_argument(
+        "--to-pivot-model", help="Translation model (path/Hub id, e.g. a Marian model) into the pivot"
+    )
+    bt.add_argument("--from-pivot-model", help="Translation model back from the pivot")
+    bt.add_argument("--min-similarity", type=float, default=0.75)
+    bt.add_argument("--max-similarity", type=float, default=0.98)
+    bt.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    add_engine_args(bt)
+
+    show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
+    show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
+    show.add_argument("-n", type=int, default=3, help="Number of rows")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logger.setLevel(args.log_level)
+    commands = {
+        "self-instruct": cmd_self_instruct,
+        "evol-instruct": cmd_evol_instruct,
+        "filter": cmd_filter,
+        "report": cmd_report,
+        "push": cmd_push,
+        "paraphrase": cmd_paraphrase,
+        "negatives": cmd_negatives,
+        "blend": cmd_blend,
+        "slots": cmd_slots,
+        "backtranslate": cmd_backtranslate,
+        "show": cmd_show,
+    }
+    try:
+        return commands[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:  # HubPushError is a RuntimeError
+        if args.log_level == "DEBUG":
+            raise
+        print(f"hf-synth: error: {err}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["main"]

@@ -1,0 +1,7 @@
+"""``python -m hf_synth.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

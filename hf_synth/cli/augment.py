@@ -1,0 +1,172 @@
+"""The diversity subcommands: paraphrase, negatives, blend, slots, backtranslate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import Counter
+from pathlib import Path
+
+from ..configuration import to_dict
+from ..engine import EngineConfig
+from .common import engine_from_args, parse_pairs, print_rows
+
+logger = logging.getLogger("hf_synth")
+
+
+def cmd_paraphrase(args: argparse.Namespace) -> int:
+    from ..augment import ParaphraseConfig, paraphrase
+    from ..checkpoint import Checkpointer
+    from ..engine import GenerationEngine
+    from ..io import load_seed_dataset, save_run
+    from ..rows import fingerprint_rows
+
+    config = ParaphraseConfig(k=args.k, target=args.target, max_rouge_l=args.max_rouge_l)
+    dataset = load_seed_dataset(args.input)
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    engine = engine_from_args(args)
+    checkpointer.bind(
+        {
+            "config": to_dict(config),
+            "model": engine.model_id,
+            "check_task": args.check_task,
+            "judge": args.judge_model,
+            "input": fingerprint_rows(dataset),
+        },
+        overwrite=args.overwrite,
+    )
+    judge = None
+    if args.check_task:
+        judge = engine
+        if args.judge_model and args.judge_model != engine.model_id:
+            judge = GenerationEngine.from_config(
+                EngineConfig(model=args.judge_model, batch_size=engine.batch_size)
+            )
+    kept, rejected = paraphrase(dataset, engine, config, checkpointer=checkpointer, judge=judge)
+    summary = {
+        "rows": len(dataset),
+        "paraphrases": len(kept) + len(rejected),
+        "kept": len(kept),
+        "rejected": len(rejected),
+        "engine": engine.stats.to_dict(),
+    }
+    paths = save_run(args.output, kept, rejected, summary=summary, config={"paraphrase": to_dict(config)})
+    print(
+        f"\nParaphrased {len(dataset)} rows: {len(kept)} kept, {len(rejected)} rejected -> {paths['dataset']}"
+    )
+    print_rows(kept.to_list(), 2)
+    return 0
+
+
+def cmd_negatives(args: argparse.Namespace) -> int:
+    from ..augment import NEGATIVE_KINDS, NegativeConfig, preference_pairs
+    from ..checkpoint import Checkpointer
+    from ..io import load_seed_dataset, save_run
+    from ..rows import fingerprint_rows
+
+    kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(NEGATIVE_KINDS)
+    config = NegativeConfig(kinds=kinds, seed=args.seed)
+    dataset = load_seed_dataset(args.input)
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    engine = engine_from_args(args)
+    checkpointer.bind(
+        {"config": to_dict(config), "model": engine.model_id, "input": fingerprint_rows(dataset)},
+        overwrite=args.overwrite,
+    )
+    pairs, rejected = preference_pairs(dataset, engine, config, checkpointer=checkpointer)
+    summary = {
+        "rows": len(dataset),
+        "pairs": len(pairs),
+        "rejected": len(rejected),
+        "kinds": dict(sorted(Counter(pairs["negative_kind"]).items())),
+    }
+    paths = save_run(args.output, pairs, rejected, summary=summary, config={"negatives": to_dict(config)})
+    print(f"\n{len(pairs)} preference pairs ({len(rejected)} rejected) -> {paths['dataset']}")
+    print("  train with: python scripts/dpo.py --dataset " + str(args.output) + " --output_dir dpo-out")
+    return 0
+
+
+def cmd_blend(args: argparse.Namespace) -> int:
+    from ..augment import blend
+    from ..io import load_seed_dataset, save_run
+
+    sources = {name: load_seed_dataset(path) for name, path in parse_pairs(args.source, "--source").items()}
+    mixed, summary = blend(
+        sources,
+        ratios=parse_pairs(args.ratio, "--ratio", float) or None,
+        counts=parse_pairs(args.count, "--count", int) or None,
+        total=args.total,
+        dedup=not args.no_dedup,
+        seed=args.seed,
+    )
+    save_run(args.output, mixed, summary={"sources": summary, "rows": len(mixed)})
+    print(f"\nBlended {len(mixed)} rows:")
+    print("  source               available   asked  selected   share")
+    for row in summary:
+        print(
+            f"  {row['source']:<20} {row['available']:9d} {row['asked']:7d} {row['selected']:9d}  {row['share']:6.1%}"
+        )
+    return 0
+
+
+def cmd_slots(args: argparse.Namespace) -> int:
+    from ..augment import fill_template, propose_slot_values, template_slots
+    from ..io import save_run
+
+    slots = template_slots(args.template)
+    given = {
+        k: [v.strip() for v in vals.split("|") if v.strip()]
+        for k, vals in parse_pairs(args.values, "--values").items()
+    }
+    unknown = sorted(set(given) - set(slots))
+    if unknown or not slots:
+        raise ValueError(
+            f"Template slots are {', '.join(slots) or 'none'}; --values named {', '.join(unknown)}"
+        )
+    engine = engine_from_args(args)
+    if set(slots) - set(given):
+        proposed = propose_slot_values(args.template, engine, count=args.count)
+        given = {**proposed, **given}
+    rows = fill_template(args.template, given, engine, num=args.num, seed=args.seed)
+    save_run(args.output, rows, summary={"template": args.template, "slot_values": given, "rows": len(rows)})
+    print(f"\n{len(rows)} instructions from the template; slot values:")
+    for slot, values in given.items():
+        print(f"  [{slot}]: {', '.join(values)}")
+    print_rows(rows.to_list(), 2)
+    return 0
+
+
+def cmd_backtranslate(args: argparse.Namespace) -> int:
+    from ..augment import back_translate
+    from ..checkpoint import Checkpointer
+    from ..io import load_seed_dataset, save_run
+    from ..rows import fingerprint_rows
+
+    dataset = load_seed_dataset(args.input)
+    engine = engine_from_args(args)
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    checkpointer.bind(
+        {"pivot": args.pivot, "model": engine.model_id, "input": fingerprint_rows(dataset)},
+        overwrite=args.overwrite,
+    )
+    kept, rejected = back_translate(
+        dataset,
+        engine,
+        pivot=args.pivot,
+        min_similarity=args.min_similarity,
+        max_similarity=args.max_similarity,
+        checkpointer=checkpointer,
+        to_pivot_model=args.to_pivot_model,
+        from_pivot_model=args.from_pivot_model,
+    )
+    reasons = Counter(r for row in rejected["filter_reasons"] for r in row)
+    save_run(
+        args.output,
+        kept,
+        rejected,
+        summary={"rows": len(dataset), "kept": len(kept), "rejected": dict(reasons)},
+    )
+    print(
+        f"\nBack-translated {len(dataset)} instructions via {args.pivot}: {len(kept)} kept; rejected: {dict(reasons)}"
+    )
+    return 0

@@ -1,0 +1,116 @@
+"""Helpers shared by the subcommands: config sections, overrides, printing."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..configuration import from_dict, load_yaml
+from ..engine import EngineConfig
+
+logger = logging.getLogger("hf_synth")
+
+#: CLI flag attribute -> EngineConfig field, shared by every subcommand that loads a model.
+ENGINE_FLAGS = {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
+
+
+def overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, Any]:
+    return {
+        key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr, None) is not None
+    }
+
+
+def check_resume(args: argparse.Namespace) -> None:
+    """--resume needs checkpoints; --resume and --overwrite contradict each other. Without either, a run
+    with the same configuration continues from its checkpoints and a different one is refused."""
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other; pass one of them.")
+    fingerprint = Path(args.output) / "checkpoints" / "fingerprint.json"
+    if args.resume and not fingerprint.is_file():
+        raise FileNotFoundError(f"Nothing to resume in {args.output} (no checkpoints); run without --resume.")
+
+
+def load_sections(args: argparse.Namespace, section: str) -> tuple[EngineConfig, dict[str, Any]]:
+    """The engine config and the raw ``section`` dict from --config, with engine flags applied."""
+    file_config = load_yaml(args.config) if args.config else {}
+    unknown = sorted(set(file_config) - {"engine", section})
+    if unknown:
+        raise ValueError(
+            f"Unknown section(s) {', '.join(unknown)} in {args.config}; valid: engine, {section}"
+        )
+    engine_data = {
+        **file_config.get("engine", {}),
+        **overrides(args, ENGINE_FLAGS),
+    }
+    return from_dict(EngineConfig, engine_data, "engine"), dict(file_config.get(section, {}))
+
+
+def print_summary_counts(counts: dict[str, int]) -> None:
+    for reason, count in counts.items():
+        print(f"    {count:5d}  {reason}")
+
+
+def print_rows(rows: list[dict], n: int) -> None:
+    for row in rows[:n]:
+        print("-" * 72)
+        details = [
+            f"round {row['round']}" if row.get("round") is not None else "",
+            row.get("generation_order") or row.get("strategy") or "",
+        ]
+        print(f"[{row.get('id')}] {' '.join(d for d in details if d)}".rstrip())
+        print(f"Instruction: {row['instruction']}")
+        if row.get("input"):
+            print(f"Input: {row['input']}")
+        print(f"Output: {row['output']}")
+    if rows[:n]:
+        print("-" * 72)
+
+
+def card_extras(dataset, source: str | None) -> dict[str, Any]:
+    """Skill coverage (best effort: a missing embedding model only costs the card that section) and the Hub
+    id the data came from, for dataset cards."""
+    from pathlib import Path as _Path
+
+    extras: dict[str, Any] = {"source_datasets": [] if source is None or _Path(source).exists() else [source]}
+    try:
+        from ..curation import classify_skills, coverage_report
+
+        extras["coverage"] = coverage_report(classify_skills(dataset)) if len(dataset) else None
+    except Exception as err:  # noqa: BLE001 - the card is still useful without this section
+        logger.warning("Skill coverage left out of the card: %s", err)
+    return extras
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    weights = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            weights[name.strip()] = float(value) if sep else 1.0
+        except ValueError as err:
+            raise ValueError(
+                f"--operations: {part!r} is not NAME=NUMBER (e.g. deepening=2,breadth=1)"
+            ) from err
+    return weights
+
+
+def parse_pairs(values: list[str] | None, option: str, cast=str) -> dict[str, Any]:
+    out = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{option} {item!r} is not NAME=VALUE")
+        try:
+            out[name] = cast(value)
+        except ValueError as err:
+            raise ValueError(f"{option} {item!r}: {value!r} is not a number") from err
+    return out
+
+
+def engine_from_args(args: argparse.Namespace):
+    """The generation engine named by the --model/--batch-size/--device/--dtype flags."""
+    from ..engine import GenerationEngine
+
+    return GenerationEngine.from_config(from_dict(EngineConfig, overrides(args, ENGINE_FLAGS), "engine"))

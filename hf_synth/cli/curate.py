@@ -1,0 +1,115 @@
+"""``hf-synth filter`` and ``hf-synth report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+from ..configuration import load_yaml
+from .common import print_summary_counts
+
+logger = logging.getLogger("hf_synth")
+
+
+def cmd_filter(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from ..checkpoint import Checkpointer
+    from ..filters import resolve_filters, run_filters, split_filtered
+    from ..io import load_seed_dataset, save_run
+    from ..rows import fingerprint_rows
+
+    config = load_yaml(args.config)
+    unknown = sorted(set(config) - {"filters"})
+    if unknown or not isinstance(config.get("filters"), list):
+        raise ValueError(
+            f"{args.config} must hold a 'filters:' list (unknown keys: {', '.join(unknown) or 'none'})"
+        )
+    resolve_filters(config["filters"])  # bad specs fail before anything is loaded
+    dataset = load_seed_dataset(args.input, split=args.split)
+    started = time.perf_counter()
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    checkpointer.bind(
+        {"filters": config["filters"], "input": fingerprint_rows(dataset)}, overwrite=args.overwrite
+    )
+    scored = run_filters(dataset, config["filters"], checkpointer=checkpointer)
+    kept, dropped = split_filtered(scored)
+    reasons: Counter = Counter(r for row in dropped["filter_reasons"] for r in row)
+    summary = {
+        "input": str(args.input),
+        "rows": len(dataset),
+        "kept": len(kept),
+        "dropped": len(dropped),
+        "reasons": dict(reasons.most_common()),
+        "seconds": round(time.perf_counter() - started, 2),
+        "filters": config["filters"],
+    }
+    paths = save_run(args.output, kept, dropped, summary=summary, config=config)
+    print(
+        f"\nFiltered {len(dataset)} rows in {summary['seconds']}s: kept {len(kept)}, dropped {len(dropped)}"
+    )
+    print_summary_counts(summary["reasons"])
+    print(f"  kept: {paths['dataset']}, {paths['jsonl']}; dropped: {paths['rejected']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from datasets import load_dataset
+
+    from ..curation import classify_skills, coverage_report, load_taxonomy
+    from ..io import load_seed_dataset
+
+    source = args.path or args.input
+    if not source:
+        raise ValueError("Name the dataset to report on: hf-synth report PATH (or --input PATH).")
+    taxonomy = load_taxonomy(args.taxonomy)
+    dataset = load_seed_dataset(source, split=args.split)
+    rejected = None
+    rejected_file = Path(source) / "rejected.jsonl"
+    if rejected_file.is_file() and rejected_file.stat().st_size:
+        rejected = load_dataset("json", data_files=str(rejected_file), split="train")
+    report = coverage_report(
+        classify_skills(dataset, args.column, taxonomy=taxonomy, model=args.embedding_model), taxonomy
+    )
+    drops = rejected if rejected is not None else dataset
+    for column in ("filter_reasons", "elimination_reasons"):
+        if column in drops.column_names:
+            report["filter_reasons"] = dict(Counter(r for row in drops[column] for r in row).most_common())
+            break
+    print(f"\n{report['rows']} rows, skill coverage:")
+    for name, row in sorted(report["skills"].items(), key=lambda kv: -kv[1]["count"]):
+        print(f"  {row['count']:6d}  {row['share']:6.1%}  {'#' * round(row['share'] * 50):<25} {name}")
+    print(f"  missing: {', '.join(report['missing']) or 'none'}")
+    if report["under_covered"]:
+        print(f"  under-covered: {', '.join(report['under_covered'])}")
+        focus = ",".join(report["under_covered"][:4])
+        print(f"  steer the next run: hf-synth self-instruct ... --focus-skills {focus}")
+    for reason, count in report.get("filter_reasons", {}).items():
+        print(f"  dropped {count:5d}  {reason}")
+    if args.out and args.out.endswith((".html", ".htm")):
+        from ..report import write_report
+
+        seeds = None
+        if args.seeds:
+            seed_data = load_seed_dataset(args.seeds)
+            seeds = (
+                [t for t in seed_data[args.column] if t] if args.column in seed_data.column_names else None
+            )
+        write_report(
+            args.out,
+            dataset,
+            rejected=rejected,
+            seeds=seeds,
+            coverage=report,
+            title=f"hf-synth report: {source}",
+        )
+        print(f"  report: {args.out}")
+    elif args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0

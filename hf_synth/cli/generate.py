@@ -1,0 +1,208 @@
+"""``hf-synth self-instruct`` and ``hf-synth evol-instruct``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from ..configuration import from_dict, to_dict
+from .common import (
+    card_extras,
+    check_resume,
+    load_sections,
+    overrides,
+    parse_weights,
+    print_rows,
+    print_summary_counts,
+)
+
+logger = logging.getLogger("hf_synth")
+
+
+def cmd_self_instruct(args: argparse.Namespace) -> int:
+    from ..cards import self_instruct_card
+    from ..engine import GenerationEngine
+    from ..io import EXAMPLE_SEEDS, load_seed_dataset, save_run
+    from ..self_instruct import SelfInstruct, SelfInstructConfig, prepare_seed_pool
+
+    check_resume(args)
+    engine_config, si_data = load_sections(args, "self_instruct")
+    si_data.update(
+        overrides(
+            args,
+            {
+                "num_instructions": "num_instructions",
+                "max_rounds": "max_rounds",
+                "requests_per_round": "requests_per_round",
+                "instruction_column": "instruction_column",
+                "input_column": "input_column",
+                "output_column": "output_column",
+                "task_type_method": "task_type_method",
+                "seed": "seed",
+                "include_seeds": "include_seeds",
+            },
+        )
+    )
+    if args.focus_skills:
+        si_data["focus_skills"] = [s.strip() for s in args.focus_skills.split(",") if s.strip()]
+    if args.max_new_tokens is not None:
+        for step in ("instruction_sampling", "instance_sampling"):
+            si_data[step] = {**si_data.get(step, {}), "max_new_tokens": args.max_new_tokens}
+    config = from_dict(SelfInstructConfig, si_data, "self_instruct")
+
+    seeds_name = args.seeds or f"hf-synth example seeds ({EXAMPLE_SEEDS.name})"
+    seeds = load_seed_dataset(args.seeds, split=args.split)
+    prepare_seed_pool(seeds, config)  # bad seeds fail here, before a model is loaded
+    output = Path(args.output)
+    started = time.perf_counter()
+    engine = GenerationEngine.from_config(engine_config)
+    pipeline = SelfInstruct(engine, config, checkpoint_dir=output / "checkpoints", overwrite=args.overwrite)
+    result = pipeline.run(seeds)
+    summary = result.summary.to_dict()
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    summary["model"] = engine.model_id
+    paths = save_run(
+        output,
+        result.dataset,
+        result.rejected,
+        summary=summary,
+        config={"engine": to_dict(engine_config), "self_instruct": to_dict(config)},
+    )
+    card = self_instruct_card(
+        result.dataset,
+        summary,
+        model=engine.model_id,
+        prompt_templates=pipeline.prompt_templates(),
+        generation_params=pipeline.generation_params(),
+        seeds=seeds_name,
+        **card_extras(result.dataset, args.seeds),
+    )
+    card.save(str(output / "README.md"))
+
+    print(f"\nSelf-Instruct finished in {summary['wall_seconds']}s over {summary['rounds']} round(s)")
+    print(
+        f"  requests: {summary['requests']} ({summary['requests_unparsable']} replies with no parsable list)"
+    )
+    print(
+        f"  instructions generated: {summary['generated']}, kept: {len(result.dataset)}, "
+        f"rejected: {summary['rejected']}"
+    )
+    print("  dropped per reason:")
+    print_summary_counts(summary["dropped"])
+    print(f"  tokens generated: {summary['completion_tokens']} at {summary['tokens_per_second']} tok/s")
+    print(f"  dataset: {paths['dataset']} (load_from_disk), {paths['jsonl']}")
+    print(f"  rejected rows: {paths['rejected']}; card: {output / 'README.md'}")
+    print_rows(result.dataset.to_list(), args.show)
+    return 0
+
+
+def cmd_evol_instruct(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..cards import evol_instruct_card
+    from ..engine import GenerationEngine
+    from ..evol_instruct import EvolInstruct, EvolInstructConfig, prepare_roots
+    from ..io import load_seed_dataset, save_run
+
+    check_resume(args)
+    engine_config, data = load_sections(args, "evol_instruct")
+    data.update(
+        overrides(
+            args,
+            {
+                "rounds": "rounds",
+                "instruction_column": "instruction_column",
+                "input_column": "input_column",
+                "seed": "seed",
+            },
+        )
+    )
+    if args.operations:
+        data["operation_weights"] = parse_weights(args.operations)
+    if args.no_judge:
+        data["use_judge"] = False
+    if args.max_new_tokens is not None:
+        data["response_sampling"] = {
+            **data.get("response_sampling", {}),
+            "max_new_tokens": args.max_new_tokens,
+        }
+    config = from_dict(EvolInstructConfig, data, "evol_instruct")
+    dataset = load_seed_dataset(args.input, split=args.split)
+    prepare_roots(dataset, config)  # bad input fails here, before a model is loaded
+
+    started = time.perf_counter()
+    engine = GenerationEngine.from_config(engine_config)
+    loaded = {engine_config.model: engine}
+
+    def other(model: str | None) -> GenerationEngine:
+        if model is None or model in loaded:
+            return loaded.get(model, engine)
+        loaded[model] = GenerationEngine.from_config(replace(engine_config, model=model))
+        return loaded[model]
+
+    pipeline = EvolInstruct(
+        engine,
+        config,
+        judge_engine=other(args.judge_model),
+        response_engine=other(args.response_model),
+        checkpoint_dir=Path(args.output) / "checkpoints",
+        overwrite=args.overwrite,
+    )
+    result = pipeline.run(dataset)
+    summary = result.summary.to_dict()
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    output = Path(args.output)
+    paths = save_run(
+        output,
+        result.dataset,
+        result.eliminated,
+        summary=summary,
+        config={
+            "engine": to_dict(engine_config),
+            "evol_instruct": to_dict(config),
+            "judge_model": pipeline.judge_engine.model_id,
+            "response_model": pipeline.response_engine.model_id,
+        },
+    )
+    card = evol_instruct_card(
+        result.dataset,
+        summary,
+        model=engine.model_id,
+        judge_model=pipeline.judge_engine.model_id if config.use_judge else "",
+        response_model=pipeline.response_engine.model_id,
+        prompt_templates=pipeline.prompt_templates(),
+        generation_params=pipeline.generation_params(),
+        source=str(args.input),
+        **card_extras(result.dataset, args.input),
+    )
+    card.save(str(output / "README.md"))
+
+    print(f"\nEvol-Instruct finished in {summary['wall_seconds']}s over {summary['rounds']} round(s)")
+    print(f"  evolved: {summary['evolved']}, kept: {summary['kept']}, eliminated: {summary['eliminated']}")
+    check = summary["judge_self_check"]
+    if check:
+        state = "enforced" if summary["judge_enforced"] else "NOT enforced (verdicts recorded only)"
+        print(f"  judge self-check: {check['correct']}/{check['total']} control answers right; judge {state}")
+    print("  per operation (kept/evolved):")
+    for op, counts in summary["per_operation"].items():
+        print(f"    {counts['kept']:4d}/{counts['evolved']:<4d} {op}")
+    print("  eliminated per reason:")
+    print_summary_counts(summary["reasons"])
+    print(f"  tokens generated: {summary['completion_tokens']} at {summary['tokens_per_second']} tok/s")
+    print(f"  dataset: {paths['dataset']} (load_from_disk), {paths['jsonl']}")
+    print(f"  eliminated rows: {paths['rejected']}; card: {output / 'README.md'}")
+    by_id = {r["id"]: r for r in result.dataset.to_list() + result.eliminated.to_list()}
+    shown = [r for r in result.dataset.to_list() if r["round"] == summary["rounds"]][: args.show]
+    for row in shown:
+        print("-" * 72)
+        chain = [row]
+        while chain[-1]["parent_id"] in by_id:
+            chain.append(by_id[chain[-1]["parent_id"]])
+        print(f"Lineage of {row['id']} (root {row['root_id']}):")
+        print(f"  round 0: {chain[-1]['parent_instruction']}")
+        for node in reversed(chain):
+            print(f"  round {node['round']} [{node['evolution_op']}]: {node['instruction']}")
+        print(f"  answer: {row['output'][:300]}")
+    return 0

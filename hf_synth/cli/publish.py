@@ -1,0 +1,59 @@
+"""``hf-synth push`` and ``hf-synth show``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from .common import print_rows
+
+logger = logging.getLogger("hf_synth")
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from datasets import load_dataset, load_from_disk
+    from huggingface_hub import DatasetCard
+
+    from ..hub import push_to_hub, write_repo
+
+    run = Path(args.path)
+    if not (run / "dataset" / "state.json").is_file():
+        raise FileNotFoundError(
+            f"{run} is not an hf-synth output folder (no dataset/ inside); pass a run's --output."
+        )
+    if not args.repo_id and not args.local_dir:
+        raise ValueError("Name a REPO_ID to push to, or --local-dir to write the repo layout locally.")
+    dataset = load_from_disk(str(run / "dataset"))
+    rejected_file = run / "rejected.jsonl"
+    rejected = None
+    if rejected_file.is_file() and rejected_file.stat().st_size:
+        rejected = load_dataset("json", data_files=str(rejected_file), split="train")
+    card = DatasetCard.load(run / "README.md") if (run / "README.md").is_file() else None
+    if args.local_dir:
+        write_repo(dataset, args.local_dir, card=card, rejected=rejected)
+        print(f"Wrote the repo layout to {args.local_dir} (load_dataset({str(args.local_dir)!r}))")
+    if args.repo_id:
+        url = push_to_hub(
+            dataset,
+            args.repo_id,
+            card=card,
+            rejected=rejected,
+            private=args.private,
+            token=args.token,
+            exist_ok=not args.new_only,
+        )
+        print(f"Pushed {len(dataset)} rows to {url}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from datasets import load_from_disk
+
+    path = Path(args.path)
+    if (path / "dataset").is_dir():
+        path = path / "dataset"
+    dataset = load_from_disk(str(path))
+    print(f"{path}: {len(dataset)} rows, columns: {', '.join(dataset.column_names)}")
+    print_rows(dataset.select(range(min(args.n, len(dataset)))).to_list(), args.n)
+    return 0
