@@ -1,11 +1,22 @@
 """hf-synth: synthetic fine-tuning datasets on top of datasets, transformers and TRL.
 
-The public API, in pipeline order: the generation engine, Self-Instruct, Evol-Instruct, filters, I/O and
-cards.
+The public API: the generation engine, Self-Instruct, Evol-Instruct, diversity strategies, filters and
+curation, I/O, cards, Hub publishing and the quality report.
 """
 
+from .augment import (
+    NegativeConfig,
+    ParaphraseConfig,
+    back_translate,
+    blend,
+    fill_template,
+    paraphrase,
+    preference_pairs,
+    propose_slot_values,
+)
 from .cards import evol_instruct_card, self_instruct_card
 from .checkpoint import Checkpointer, CheckpointMismatchError
+from .curation import classify_skills, coverage_report
 from .engine import (
     DEFAULT_MODEL_ID,
     DefaultModelNotInstalledError,
@@ -28,14 +39,31 @@ from .filters import (
     run_filters,
     split_filtered,
 )
+from .hub import HubPushError, push_to_hub, write_repo
 from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
 from .metrics import load_rouge_l
 from .prompts import render_messages, template_names
+from .report import build_report, write_report
 from .self_instruct import SelfInstruct, SelfInstructConfig, SelfInstructResult, parse_instruction_list
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "HubPushError",
+    "NegativeConfig",
+    "ParaphraseConfig",
+    "back_translate",
+    "blend",
+    "build_report",
+    "classify_skills",
+    "coverage_report",
+    "fill_template",
+    "paraphrase",
+    "preference_pairs",
+    "propose_slot_values",
+    "push_to_hub",
+    "write_report",
+    "write_repo",
     "DEFAULT_MODEL_ID",
     "EXAMPLE_SEEDS",
     "CheckpointMismatchError",
