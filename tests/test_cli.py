@@ -380,3 +380,18 @@ def test_broken_yaml_names_the_line(tmp_path, capsys):
     config.write_text("self_instruct:\n  num_instructions: [1,\n")
     assert main(["self-instruct", "--config", str(config), "--output", str(tmp_path / "o")]) == 2
     assert "is not valid YAML" in capsys.readouterr().err
+
+
+def test_every_checkpointing_command_understands_resume(tmp_path, capsys):
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"instruction": "Write a poem about the sea.", "output": "Waves."}\n')
+    config = tmp_path / "filters.yaml"
+    config.write_text("filters:\n  - {name: length, column: output, min_words: 1}\n")
+    args = ["filter", "--input", str(data), "--config", str(config), "--output", str(tmp_path / "o")]
+    assert main([*args, "--resume"]) == 2 and "Nothing to resume" in capsys.readouterr().err
+    assert main(args) == 0 and main([*args, "--resume"]) == 0
+    assert main([*args, "--resume", "--overwrite"]) == 2 and "contradict" in capsys.readouterr().err
+    for command in ("paraphrase", "negatives", "backtranslate"):
+        out = tmp_path / command
+        assert main([command, "--input", str(data), "--output", str(out), "--resume"]) == 2
+        assert "Nothing to resume" in capsys.readouterr().err

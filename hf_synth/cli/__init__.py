@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
+from .common import check_resume
 from .curate import cmd_filter, cmd_report
 from .generate import cmd_evol_instruct, cmd_self_instruct
 from .publish import cmd_push, cmd_show
@@ -22,6 +23,20 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, help="Prompts generated together (default 16)")
     group.add_argument("--device", help="Force a device such as cpu or cuda:0 (default: accelerate decides)")
     group.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
+
+
+def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
+    """--resume / --overwrite, for every command that keeps checkpoints under --output."""
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue an interrupted run in --output (an error if it has no checkpoints)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Discard checkpoints of an earlier run in --output instead of resuming",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,16 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--seed", type=int)
     si.add_argument("--focus-skills", help="Comma-separated skills to steer toward (see hf-synth report)")
     si.add_argument("--include-seeds", action="store_true", default=None, help="Also output the seed rows")
-    si.add_argument(
-        "--resume",
-        action="store_true",
-        help="Continue an interrupted run in --output (an error if it has no checkpoints)",
-    )
-    si.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="Discard checkpoints of an earlier run in --output instead of resuming",
-    )
+    add_checkpoint_args(si)
     si.add_argument("--show", type=int, default=3, help="Rows to print at the end (default 3)")
     add_engine_args(si)
 
@@ -82,16 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--max-new-tokens", type=int, help="Token limit for the responses")
     ev.add_argument("--seed", type=int)
-    ev.add_argument(
-        "--resume",
-        action="store_true",
-        help="Continue an interrupted run in --output (an error if it has no checkpoints)",
-    )
-    ev.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="Discard checkpoints of an earlier run in --output instead of resuming",
-    )
+    add_checkpoint_args(ev)
     ev.add_argument("--show", type=int, default=2, help="Lineages to print at the end (default 2)")
     add_engine_args(ev)
 
@@ -104,9 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument(
         "--output", required=True, help="Output folder (kept rows; dropped rows in rejected.jsonl)"
     )
-    flt.add_argument(
-        "--overwrite", action="store_true", help="Discard checkpoints of an earlier run in --output"
-    )
+    add_checkpoint_args(flt)
 
     rep = sub.add_parser("report", help="Skill coverage, filter statistics and an HTML quality report")
     rep.add_argument("path", nargs="?", help="hf-synth run folder, dataset file or folder, or Hub id")
@@ -144,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ask a judge whether each reworded instruction still asks for the same thing",
     )
     para.add_argument("--judge-model", help="Model for --check-task (default: --model)")
-    para.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    add_checkpoint_args(para)
     add_engine_args(para)
 
     neg = sub.add_parser(
@@ -156,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     neg.add_argument("--kinds", help="Comma-separated flaw kinds (default: all)")
     neg.add_argument("--seed", type=int, default=0)
-    neg.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    add_checkpoint_args(neg)
     add_engine_args(neg)
 
     bl = sub.add_parser("blend", help="Mix several datasets with ratios or counts per source")
@@ -198,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--from-pivot-model", help="Translation model back from the pivot")
     bt.add_argument("--min-similarity", type=float, default=0.75)
     bt.add_argument("--max-similarity", type=float, default=0.98)
-    bt.add_argument("--overwrite", action="store_true", help="Discard checkpoints of an earlier run")
+    add_checkpoint_args(bt)
     add_engine_args(bt)
 
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
@@ -225,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         "show": cmd_show,
     }
     try:
+        if hasattr(args, "resume"):  # every command that keeps checkpoints: checked before any model loads
+            check_resume(args)
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:  # HubPushError is a RuntimeError
         if args.log_level == "DEBUG":

@@ -5,27 +5,25 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
-from pathlib import Path
 
 from ..configuration import to_dict
 from ..engine import EngineConfig
-from .common import engine_from_args, parse_pairs, print_rows
+from .common import engine_from_args, output_checkpointer, parse_pairs, print_rows
 
 logger = logging.getLogger("hf_synth")
 
 
 def cmd_paraphrase(args: argparse.Namespace) -> int:
     from ..augment import ParaphraseConfig, paraphrase
-    from ..checkpoint import Checkpointer
     from ..engine import GenerationEngine
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
     config = ParaphraseConfig(k=args.k, target=args.target, max_rouge_l=args.max_rouge_l)
     dataset = load_seed_dataset(args.input)
-    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
     engine = engine_from_args(args)
-    checkpointer.bind(
+    checkpointer = output_checkpointer(
+        args,
         {
             "config": to_dict(config),
             "model": engine.model_id,
@@ -33,7 +31,6 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
             "judge": args.judge_model,
             "input": fingerprint_rows(dataset),
         },
-        overwrite=args.overwrite,
     )
     judge = None
     if args.check_task:
@@ -60,18 +57,15 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
 
 def cmd_negatives(args: argparse.Namespace) -> int:
     from ..augment import NEGATIVE_KINDS, NegativeConfig, preference_pairs
-    from ..checkpoint import Checkpointer
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(NEGATIVE_KINDS)
     config = NegativeConfig(kinds=kinds, seed=args.seed)
     dataset = load_seed_dataset(args.input)
-    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
     engine = engine_from_args(args)
-    checkpointer.bind(
-        {"config": to_dict(config), "model": engine.model_id, "input": fingerprint_rows(dataset)},
-        overwrite=args.overwrite,
+    checkpointer = output_checkpointer(
+        args, {"config": to_dict(config), "model": engine.model_id, "input": fingerprint_rows(dataset)}
     )
     pairs, rejected = preference_pairs(dataset, engine, config, checkpointer=checkpointer)
     summary = {
@@ -138,16 +132,20 @@ def cmd_slots(args: argparse.Namespace) -> int:
 
 def cmd_backtranslate(args: argparse.Namespace) -> int:
     from ..augment import back_translate
-    from ..checkpoint import Checkpointer
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
     dataset = load_seed_dataset(args.input)
     engine = engine_from_args(args)
-    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
-    checkpointer.bind(
-        {"pivot": args.pivot, "model": engine.model_id, "input": fingerprint_rows(dataset)},
-        overwrite=args.overwrite,
+    checkpointer = output_checkpointer(
+        args,
+        {
+            "pivot": args.pivot,
+            "model": engine.model_id,
+            "to_pivot_model": args.to_pivot_model,
+            "from_pivot_model": args.from_pivot_model,
+            "input": fingerprint_rows(dataset),
+        },
     )
     kept, rejected = back_translate(
         dataset,

@@ -32,6 +32,15 @@ def check_resume(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"Nothing to resume in {args.output} (no checkpoints); run without --resume.")
 
 
+def output_checkpointer(args: argparse.Namespace, fingerprint: dict[str, Any]):
+    """The checkpoint folder under --output, tied to ``fingerprint``."""
+    from ..checkpoint import Checkpointer
+
+    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
+    checkpointer.bind(fingerprint, overwrite=args.overwrite)
+    return checkpointer
+
+
 def load_sections(args: argparse.Namespace, section: str) -> tuple[EngineConfig, dict[str, Any]]:
     """The engine config and the raw ``section`` dict from --config, with engine flags applied."""
     file_config = load_yaml(args.config) if args.config else {}

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..configuration import load_yaml
-from .common import print_summary_counts
+from .common import output_checkpointer, print_summary_counts
 
 logger = logging.getLogger("hf_synth")
 
@@ -18,7 +18,6 @@ logger = logging.getLogger("hf_synth")
 def cmd_filter(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from ..checkpoint import Checkpointer
     from ..filters import resolve_filters, run_filters, split_filtered
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
@@ -32,9 +31,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
     resolve_filters(config["filters"])  # bad specs fail before anything is loaded
     dataset = load_seed_dataset(args.input, split=args.split)
     started = time.perf_counter()
-    checkpointer = Checkpointer(Path(args.output) / "checkpoints")
-    checkpointer.bind(
-        {"filters": config["filters"], "input": fingerprint_rows(dataset)}, overwrite=args.overwrite
+    checkpointer = output_checkpointer(
+        args, {"filters": config["filters"], "input": fingerprint_rows(dataset)}
     )
     scored = run_filters(dataset, config["filters"], checkpointer=checkpointer)
     kept, dropped = split_filtered(scored)

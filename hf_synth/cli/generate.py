@@ -10,7 +10,6 @@ from pathlib import Path
 from ..configuration import from_dict, to_dict
 from .common import (
     card_extras,
-    check_resume,
     load_sections,
     overrides,
     parse_weights,
@@ -27,7 +26,6 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     from ..io import EXAMPLE_SEEDS, load_seed_dataset, save_run
     from ..self_instruct import SelfInstruct, SelfInstructConfig, prepare_seed_pool
 
-    check_resume(args)
     engine_config, si_data = load_sections(args, "self_instruct")
     si_data.update(
         overrides(
@@ -106,7 +104,6 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     from ..evol_instruct import EvolInstruct, EvolInstructConfig, prepare_roots
     from ..io import load_seed_dataset, save_run
 
-    check_resume(args)
     engine_config, data = load_sections(args, "evol_instruct")
     data.update(
         overrides(
