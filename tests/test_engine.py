@@ -23,9 +23,18 @@ PROMPTS = [
 ]
 
 
+@pytest.fixture(params=["continuous", "transformers"])
+def engine(request, tiny_model, tiny_tokenizer):
+    return GenerationEngine(
+        model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=2, backend=request.param
+    )
+
+
 @pytest.fixture
-def engine(tiny_model, tiny_tokenizer):
-    return GenerationEngine(model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=2)
+def hf_engine(tiny_model, tiny_tokenizer):
+    return GenerationEngine(
+        model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=2, backend="transformers"
+    )
 
 
 def _reference_greedy(engine, prompt, max_new_tokens):
@@ -61,7 +70,8 @@ def test_token_counts_and_finish_reason(engine):
     assert engine.stats.prompts == len(PROMPTS)
 
 
-def test_prompts_are_sorted_into_batches_by_length(engine, monkeypatch):
+def test_prompts_are_sorted_into_batches_by_length(hf_engine, monkeypatch):
+    engine = hf_engine
     seen = []
     original = engine._generate_batch
 
@@ -168,7 +178,9 @@ def test_invalid_engine_config_is_rejected():
 
 
 def test_out_of_memory_backs_off_to_a_smaller_batch(tiny_model, tiny_tokenizer, monkeypatch, caplog):
-    engine = GenerationEngine(model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=4)
+    engine = GenerationEngine(
+        model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=4, backend="transformers"
+    )
     original = engine._generate_batch
     sizes = []
 
@@ -187,7 +199,9 @@ def test_out_of_memory_backs_off_to_a_smaller_batch(tiny_model, tiny_tokenizer, 
 
 
 def test_other_errors_and_single_prompt_oom_are_raised(tiny_model, tiny_tokenizer, monkeypatch):
-    engine = GenerationEngine(model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=1)
+    engine = GenerationEngine(
+        model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=1, backend="transformers"
+    )
     monkeypatch.setattr(
         engine, "_generate_batch", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA out of memory"))
     )

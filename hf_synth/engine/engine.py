@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .continuous import ContinuousBatcher, Request, SamplingSpec, unsupported_reason
 from .default_model import DEFAULT_MODEL_ID, default_model_path
 from .engine_config import EngineConfig, SamplingParams
 
@@ -103,7 +104,8 @@ class GenerationEngine:
     model: Any
     tokenizer: Any
     model_id: str = "unknown"
-    batch_size: int = 16
+    batch_size: int = 64
+    backend: str = "auto"
     stats: EngineStats = field(default_factory=EngineStats)
 
     def __post_init__(self) -> None:
@@ -119,15 +121,41 @@ class GenerationEngine:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._warned_no_template = False
         self.model.eval()
+        self._batcher = None
+        if self.backend not in ("auto", "continuous", "transformers"):
+            raise ValueError(
+                f"GenerationEngine runs backend 'auto', 'continuous' or 'transformers', not {self.backend!r}; "
+                "load vLLM with GenerationEngine.from_config(EngineConfig(backend='vllm'))"
+            )
+        if self.backend != "transformers":
+            reason = unsupported_reason(self.model)
+            if reason is None:
+                self._batcher = ContinuousBatcher(self.model, self.batch_size, self._eos_ids())
+            elif self.backend == "continuous":
+                raise ValueError(
+                    f"backend='continuous' cannot run {self.model_id}: {reason}; use 'transformers'"
+                )
+            else:
+                logger.info(
+                    "Continuous batching is off for %s (%s); using model.generate", self.model_id, reason
+                )
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_config(cls, config: EngineConfig | None = None) -> GenerationEngine:
-        """Load the model named in ``config`` (or the embedded default) on the device accelerate picks."""
+    def from_config(cls, config: EngineConfig | None = None):
+        """Load the model named in ``config`` (or the embedded default) on the device accelerate picks.
+
+        Returns a :class:`GenerationEngine`, or a :class:`~hf_synth.engine.vllm_engine.VLLMEngine` (same
+        ``generate`` interface) for ``backend="vllm"``.
+        """
         from accelerate import PartialState
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         config = config or EngineConfig()
+        if config.backend == "vllm":
+            from .vllm_engine import VLLMEngine
+
+            return VLLMEngine.from_config(config)
         if config.model is None:
             source: str | Path = default_model_path()
             model_id = DEFAULT_MODEL_ID
@@ -152,7 +180,13 @@ class GenerationEngine:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device)
         logger.info("Loaded %s on %s in %.1fs", model_id, device, time.perf_counter() - started)
-        return cls(model=model, tokenizer=tokenizer, model_id=model_id, batch_size=config.batch_size)
+        return cls(
+            model=model,
+            tokenizer=tokenizer,
+            model_id=model_id,
+            batch_size=config.batch_size,
+            backend=config.backend,
+        )
 
     # ------------------------------------------------------------------ prompts
     @property
@@ -199,6 +233,8 @@ class GenerationEngine:
         texts = [self.format_prompt(p) for p in prompts]
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         encoded = self.tokenizer(texts, add_special_tokens=not has_template)["input_ids"]
+        if self._batcher is not None:
+            return self._generate_continuous(texts, encoded, sampling, desc=desc, progress=progress)
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
         results: list[GenerationOutput | None] = [None] * len(texts)
         eos_ids = self._eos_ids()
@@ -240,6 +276,61 @@ class GenerationEngine:
         finally:
             bar.close()
         return results  # type: ignore[return-value]
+
+    def _generate_continuous(
+        self,
+        texts: list[str],
+        encoded: list[list[int]],
+        sampling: SamplingParams,
+        *,
+        desc: str,
+        progress: bool,
+    ) -> list[GenerationOutput]:
+        """Continuous batching: every prompt samples from its own stream, seeded by the base seed and its text."""
+        from tqdm.auto import tqdm
+
+        spec = SamplingSpec(
+            max_new_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            repetition_penalty=sampling.repetition_penalty,
+        )
+        requests = [
+            Request(ids, seed=_derive_seed(sampling.seed, [text]))
+            for ids, text in zip(encoded, texts, strict=True)
+        ]
+        self._batcher.slots = self.batch_size
+        bar = tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress or _progress_disabled())
+        began = time.perf_counter()
+        finished_tokens = 0
+
+        def on_finish(request: Request) -> None:
+            nonlocal finished_tokens
+            finished_tokens += len(request.tokens)
+            bar.update(1)
+            elapsed = time.perf_counter() - began
+            bar.set_postfix(tok_s=f"{finished_tokens / elapsed:.1f}" if elapsed else "-")
+
+        try:
+            self._batcher.run(requests, spec, on_finish=on_finish)
+        finally:
+            bar.close()
+        outputs = []
+        for request in requests:
+            outputs.append(
+                GenerationOutput(
+                    text=self.tokenizer.decode(request.tokens, skip_special_tokens=True),
+                    prompt_tokens=len(request.prompt_ids),
+                    completion_tokens=len(request.tokens),
+                    finish_reason="stop" if request.finished_by_stop else "length",
+                )
+            )
+        self.stats.prompts += len(requests)
+        self.stats.prompt_tokens += sum(len(r.prompt_ids) for r in requests)
+        self.stats.completion_tokens += sum(len(r.tokens) for r in requests)
+        self.stats.seconds += time.perf_counter() - began
+        return outputs
 
     def _eos_ids(self) -> list[int]:
         eos = getattr(self.model.generation_config, "eos_token_id", None)

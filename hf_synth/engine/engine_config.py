@@ -46,6 +46,10 @@ class SamplingParams:
         return asdict(self)
 
 
+#: Generation backends an :class:`EngineConfig` can name.
+BACKENDS = ("auto", "continuous", "transformers", "vllm")
+
+
 @dataclass
 class EngineConfig:
     """Which causal LM the engine loads and how it batches.
@@ -56,20 +60,29 @@ class EngineConfig:
         revision: Hub revision (branch, tag or commit) when ``model`` is a Hub id.
         dtype: ``"auto"`` (bfloat16 on GPU, the checkpoint's dtype on CPU), or a torch dtype name.
         device: Force a device (``"cpu"``, ``"cuda:0"``); ``None`` lets accelerate choose.
-        batch_size: Prompts generated together; prompts are sorted by length before batching.
+        batch_size: Sequences generated together. With continuous batching these are KV-cache slots that
+            are refilled as sequences finish; with ``transformers`` batching, fixed batches of prompts
+            sorted by length.
         trust_remote_code: Passed to ``from_pretrained`` for models with custom code.
+        backend: ``"auto"`` (continuous batching where the architecture allows it, else ``transformers``),
+            ``"continuous"`` (hf-synth's continuous batching; an error for other architectures),
+            ``"transformers"`` (``model.generate`` on fixed batches) or ``"vllm"`` (needs ``vllm``
+            installed; see the README).
     """
 
     model: str | None = None
     revision: str | None = None
     dtype: str = "auto"
     device: str | None = None
-    batch_size: int = 16
+    batch_size: int = 64
     trust_remote_code: bool = False
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         valid = {"auto", "float32", "float16", "bfloat16"}
         if self.dtype not in valid:
             raise ValueError(f"dtype must be one of {sorted(valid)}, got {self.dtype!r}")

@@ -1,0 +1,103 @@
+"""Decode-step attention on the CPU, compiled with numba.
+
+One query token per sequence attends to its shared prompt prefix (in the prefix arena) followed by its
+own keys (in its KV-cache slot), with one online softmax. Every row reads exactly its own length: no
+padding to the longest row, no second pass to merge the prefix and the slot part, and rows that share a
+prefix read it while it is still in the CPU cache. float32 only; other dtypes/devices use PyTorch's SDPA.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+try:
+    from numba import njit, prange
+except ImportError:  # pragma: no cover - numba is a dependency; guard for stripped installs
+    njit = None
+
+
+def available(tensor: torch.Tensor) -> bool:
+    """Whether the compiled kernel can run on tensors like ``tensor``."""
+    return njit is not None and tensor.device.type == "cpu" and tensor.dtype == torch.float32
+
+
+if njit is not None:
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def _kernel(
+        q, k_slots, v_slots, lengths, k_arena, v_arena, offsets, prefix_lengths, scale, out
+    ):  # pragma: no cover - compiled
+        rows, kv_heads, group, dim = q.shape
+        for job in prange(rows * kv_heads):
+            row = job // kv_heads
+            head = job % kv_heads
+            top = np.full(group, -np.inf, dtype=np.float32)
+            total = np.zeros(group, dtype=np.float32)
+            acc = np.zeros((group, dim), dtype=np.float32)
+            n_prefix = prefix_lengths[row]
+            for t in range(n_prefix + lengths[row]):
+                if t < n_prefix:
+                    keys = k_arena[offsets[row] + t, head]
+                    values = v_arena[offsets[row] + t, head]
+                else:
+                    keys = k_slots[row, head, t - n_prefix]
+                    values = v_slots[row, head, t - n_prefix]
+                for g in range(group):
+                    score = np.float32(0.0)
+                    for i in range(dim):
+                        score += q[row, head, g, i] * keys[i]
+                    score *= scale
+                    if score > top[g]:
+                        shrink = math.exp(top[g] - score)
+                        total[g] = total[g] * shrink + 1.0
+                        for i in range(dim):
+                            acc[g, i] = acc[g, i] * shrink + values[i]
+                        top[g] = score
+                    else:
+                        weight = math.exp(score - top[g])
+                        total[g] += weight
+                        for i in range(dim):
+                            acc[g, i] += weight * values[i]
+            for g in range(group):
+                for i in range(dim):
+                    out[row, head, g, i] = acc[g, i] / total[g]
+
+
+def decode_attention(
+    q: torch.Tensor,
+    k_slots: torch.Tensor,
+    v_slots: torch.Tensor,
+    lengths: torch.Tensor,
+    k_arena: torch.Tensor,
+    v_arena: torch.Tensor,
+    offsets: torch.Tensor,
+    prefix_lengths: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """Attention output (rows, kv_heads, group, dim).
+
+    Args:
+        q: (rows, kv_heads, group, dim) queries; the query heads sharing a key/value head form the group.
+        k_slots, v_slots: (slots, kv_heads, capacity, dim) per-sequence caches (row ``r`` uses slot ``r``).
+        lengths: (rows,) keys held in each row's slot, the current token's included.
+        k_arena, v_arena: (arena_tokens, kv_heads, dim) shared prefixes.
+        offsets, prefix_lengths: (rows,) where each row's prefix starts in the arena and its length (0: none).
+        scale: Score scaling (usually ``dim ** -0.5``).
+    """
+    out = torch.empty_like(q)
+    _kernel(
+        q.numpy(),
+        k_slots.numpy(),
+        v_slots.numpy(),
+        lengths.numpy(),
+        k_arena.numpy(),
+        v_arena.numpy(),
+        offsets.numpy(),
+        prefix_lengths.numpy(),
+        np.float32(scale),
+        out.numpy(),
+    )
+    return out
