@@ -9,7 +9,7 @@ import sys
 from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
 from .common import check_resume
 from .curate import cmd_filter, cmd_report
-from .generate import cmd_evol_instruct, cmd_self_instruct
+from .generate import cmd_evol_instruct, cmd_generate, cmd_self_instruct
 from .publish import cmd_push, cmd_show
 
 logger = logging.getLogger("hf_synth")
@@ -20,7 +20,16 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--model", help="Local folder or Hub id of a causal LM (default: embedded SmolLM2-135M-Instruct)"
     )
-    group.add_argument("--batch-size", type=int, help="Prompts generated together (default 16)")
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        help="Sequences generated together (default 64; KV-cache slots when continuous)",
+    )
+    group.add_argument(
+        "--backend",
+        choices=["auto", "continuous", "transformers", "vllm"],
+        help="Generation backend (default auto: continuous batching where the model allows it)",
+    )
     group.add_argument("--device", help="Force a device such as cpu or cuda:0 (default: accelerate decides)")
     group.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
 
@@ -196,6 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_checkpoint_args(bt)
     add_engine_args(bt)
 
+    gen = sub.add_parser(
+        "generate",
+        help="One completion per row of a prompt column (data-parallel under `accelerate launch`)",
+    )
+    gen.add_argument(
+        "--input", required=True, help="File, folder or Hub id of a dataset with a prompt column"
+    )
+    gen.add_argument("--output", required=True, help="Output folder (written by the main process)")
+    gen.add_argument("--prompt-column", default="prompt", help="Column with a string or chat messages")
+    gen.add_argument("--output-column", default="output")
+    gen.add_argument("--max-new-tokens", type=int, default=256)
+    gen.add_argument("--temperature", type=float, default=0.7)
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=0)
+    add_engine_args(gen)
+
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
     show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
     show.add_argument("-n", type=int, default=3, help="Number of rows")
@@ -217,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "blend": cmd_blend,
         "slots": cmd_slots,
         "backtranslate": cmd_backtranslate,
+        "generate": cmd_generate,
         "show": cmd_show,
     }
     try:

@@ -13,7 +13,13 @@ from ..engine import EngineConfig
 logger = logging.getLogger("hf_synth")
 
 #: CLI flag attribute -> EngineConfig field, shared by every subcommand that loads a model.
-ENGINE_FLAGS = {"model": "model", "batch_size": "batch_size", "device": "device", "dtype": "dtype"}
+ENGINE_FLAGS = {
+    "model": "model",
+    "batch_size": "batch_size",
+    "device": "device",
+    "dtype": "dtype",
+    "backend": "backend",
+}
 
 
 def overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..configuration import from_dict, to_dict
 from .common import (
     card_extras,
+    engine_from_args,
     load_sections,
     overrides,
     parse_weights,
@@ -202,4 +203,38 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
         for node in reversed(chain):
             print(f"  round {node['round']} [{node['evolution_op']}]: {node['instruction']}")
         print(f"  answer: {row['output'][:300]}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """One completion per row of --input; data-parallel when started by `accelerate launch`."""
+    from ..engine import SamplingParams
+    from ..engine.distributed import generate_distributed
+    from ..io import load_seed_dataset, save_run
+
+    dataset = load_seed_dataset(args.input)
+    sampling = SamplingParams(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+    )
+    engine = engine_from_args(args)
+    started = time.perf_counter()
+    result = generate_distributed(
+        dataset, engine, sampling, prompt_column=args.prompt_column, output_column=args.output_column
+    )
+    if result is None:  # not the main process: the main process writes everything
+        return 0
+    from ..engine.distributed import process_state
+
+    processes = process_state().num_processes
+    summary = {
+        "rows": len(result),
+        "processes": processes,
+        "completion_tokens": int(sum(result["completion_tokens"])),
+        "seconds": round(time.perf_counter() - started, 2),
+        "model": engine.model_id,
+        "backend": engine.backend,
+        "sampling": sampling.to_dict(),
+    }
+    paths = save_run(args.output, result, summary=summary)
+    print(f"Wrote {len(result)} rows from {processes} process(es) to {paths['dataset']} and {paths['jsonl']}")
     return 0

@@ -93,6 +93,29 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
 
 
+_WARNED_NO_TEMPLATE: set[str] = set()
+
+
+def format_chat_prompt(tokenizer, prompt: Prompt, model_id: str = "unknown") -> str:
+    """Render a prompt with ``tokenizer``'s chat template (messages joined as plain text without one).
+
+    A final assistant message is continued (prefill) rather than closed.
+    """
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if not messages:
+        raise ValueError("A prompt needs at least one message")
+    prefill = messages[-1].get("role") == "assistant"
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=not prefill, continue_final_message=prefill
+        )
+    if model_id not in _WARNED_NO_TEMPLATE:
+        logger.warning("%s has no chat template; joining messages as plain text", model_id)
+        _WARNED_NO_TEMPLATE.add(model_id)
+    text = "\n\n".join(str(m["content"]) for m in messages)
+    return text if prefill else text + "\n\n"
+
+
 @dataclass
 class GenerationEngine:
     """Batched generation over a transformers causal LM and its tokenizer.
@@ -119,7 +142,6 @@ class GenerationEngine:
                 )
             logger.info("Tokenizer of %s has no pad token; padding with its eos token", self.model_id)
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._warned_no_template = False
         self.model.eval()
         self._batcher = None
         if self.backend not in ("auto", "continuous", "transformers"):
@@ -148,8 +170,9 @@ class GenerationEngine:
         Returns a :class:`GenerationEngine`, or a :class:`~hf_synth.engine.vllm_engine.VLLMEngine` (same
         ``generate`` interface) for ``backend="vllm"``.
         """
-        from accelerate import PartialState
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from .distributed import process_state
 
         config = config or EngineConfig()
         if config.backend == "vllm":
@@ -170,7 +193,7 @@ class GenerationEngine:
                     f"Model folder {config.model!r} does not exist; pass an existing folder or a Hub id "
                     "such as HuggingFaceTB/SmolLM2-360M-Instruct."
                 )
-        device = torch.device(config.device) if config.device else PartialState().device
+        device = torch.device(config.device) if config.device else process_state().device
         if config.dtype == "auto":
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         else:
@@ -195,19 +218,7 @@ class GenerationEngine:
 
     def format_prompt(self, prompt: Prompt) -> str:
         """Render a prompt into the text the model sees (chat template, or plain text without one)."""
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-        if not messages:
-            raise ValueError("A prompt needs at least one message")
-        prefill = messages[-1].get("role") == "assistant"
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=not prefill, continue_final_message=prefill
-            )
-        if not self._warned_no_template:
-            logger.warning("%s has no chat template; joining messages as plain text", self.model_id)
-            self._warned_no_template = True
-        text = "\n\n".join(str(m["content"]) for m in messages)
-        return text if prefill else text + "\n\n"
+        return format_chat_prompt(self.tokenizer, prompt, self.model_id)
 
     # ------------------------------------------------------------------ generation
     def generate(

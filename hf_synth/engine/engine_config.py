@@ -68,6 +68,8 @@ class EngineConfig:
             ``"continuous"`` (hf-synth's continuous batching; an error for other architectures),
             ``"transformers"`` (``model.generate`` on fixed batches) or ``"vllm"`` (needs ``vllm``
             installed; see the README).
+        seed: Seed for backends that seed once per engine (vLLM, whose CPU build cannot seed each
+            request). hf-synth's own backends seed every prompt from ``SamplingParams.seed`` instead.
     """
 
     model: str | None = None
@@ -77,6 +79,7 @@ class EngineConfig:
     batch_size: int = 64
     trust_remote_code: bool = False
     backend: str = "auto"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

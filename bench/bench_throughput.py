@@ -1,0 +1,202 @@
+"""Generation throughput on a real hf-synth workload: our engine vs plain batch-16 ``generate`` vs vLLM.
+
+128 prompts (a third each: Self-Instruct instruction generation, Evol-Instruct rewriting, answering seed
+instructions; see ``bench/workload.py``), max_new_tokens 256, temperature 0.7, on the embedded default
+model (SmolLM2-135M-Instruct, float32). Every engine gets the same token ids and runs in its own
+process, so each peak RSS is its own (model loading included). vLLM runs in a separate Python
+environment when ``--vllm-python`` names one (see the README's "vLLM backend").
+
+    python bench/bench_throughput.py [--vllm-python .venv-vllm/bin/python]
+
+Prints a Markdown table (tok/s, ratio to plain batch-16 generate measured in the same run, peak RSS) and
+writes ``bench/results/throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _peak_rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def prepare(path: Path, n: int) -> dict:
+    """Render the workload with the default model's chat template and store token ids for all workers."""
+    sys.path.insert(0, str(HERE))
+    from workload import build_workload
+
+    from hf_synth import EngineConfig, GenerationEngine
+    from hf_synth.engine import default_model_path
+
+    engine = GenerationEngine.from_config(EngineConfig(backend="transformers"))
+    workload = build_workload(n)
+    texts = [engine.format_prompt(w["prompt"]) for w in workload]
+    ids = engine.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    data = {
+        "model_dir": str(default_model_path()),
+        "kinds": [w["kind"] for w in workload],
+        "texts": texts,
+        "input_ids": ids,
+        "eos_token_id": engine.tokenizer.eos_token_id,
+        "pad_token_id": engine.tokenizer.pad_token_id,
+    }
+    path.write_text(json.dumps(data))
+    return data
+
+
+def run_hf_synth(data: dict, args) -> dict:
+    from hf_synth import EngineConfig, GenerationEngine, SamplingParams
+
+    engine = GenerationEngine.from_config(EngineConfig(batch_size=args.slots))
+    sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=0)
+    engine.generate(data["texts"][:2], SamplingParams(max_new_tokens=4), progress=False)  # compile/warm up
+    started = time.perf_counter()
+    outputs = engine.generate(data["texts"], sampling, progress=False)
+    seconds = time.perf_counter() - started
+    return {
+        "tokens": sum(o.completion_tokens for o in outputs),
+        "seconds": seconds,
+        "batch": f"{args.slots} slots, continuous",
+    }
+
+
+def run_plain_generate(data: dict, args) -> dict:
+    """transformers' generate on fixed batches of 16 in workload order, as a user would write it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(data["model_dir"], dtype=torch.float32).eval()
+    pad, eos = data["pad_token_id"], data["eos_token_id"]
+
+    def batch_tensors(rows):
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        return ids, mask
+
+    def generate(rows, max_new):
+        ids, mask = batch_tensors(rows)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new,
+                do_sample=True,
+                temperature=args.temperature,
+                top_p=1.0,
+                top_k=0,
+                pad_token_id=pad,
+                eos_token_id=eos,
+            )
+        count = 0
+        for row in out[:, ids.shape[1] :].tolist():
+            count += row.index(eos) + 1 if eos in row else len(row)
+        return count
+
+    generate(data["input_ids"][:2], 4)
+    torch.manual_seed(0)
+    tokens, started = 0, time.perf_counter()
+    rows = data["input_ids"]
+    for start in range(0, len(rows), 16):
+        tokens += generate(rows[start : start + 16], args.max_new_tokens)
+    return {"tokens": tokens, "seconds": time.perf_counter() - started, "batch": "16, fixed"}
+
+
+def worker(name: str, args) -> None:
+    data = json.loads(Path(args.prompts_file).read_text())
+    result = {"hf_synth": run_hf_synth, "plain_generate": run_plain_generate}[name](data, args)
+    import torch
+
+    result.update(
+        tok_s=result["tokens"] / result["seconds"],
+        peak_rss_mb=_peak_rss_mb(),
+        threads=torch.get_num_threads(),
+    )
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def spawn(command: list[str], env: dict | None = None) -> dict:
+    print("$", " ".join(command), flush=True)
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(
+            f"{command[1]} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--prompts", type=int, default=128)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--slots", type=int, default=64)
+    parser.add_argument("--engines", default="hf_synth,plain_generate,vllm")
+    parser.add_argument("--vllm-python", help="Python of an environment with vllm installed")
+    parser.add_argument("--out", default=str(HERE / "results" / "throughput.json"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--prompts-file", default=str(HERE / "results" / "throughput_prompts.json"))
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args)
+        return
+
+    Path(args.prompts_file).parent.mkdir(parents=True, exist_ok=True)
+    data = prepare(Path(args.prompts_file), args.prompts)
+    common = [
+        f"--prompts-file={args.prompts_file}",
+        f"--max-new-tokens={args.max_new_tokens}",
+        f"--temperature={args.temperature}",
+        f"--slots={args.slots}",
+    ]
+    results = {}
+    for name in args.engines.split(","):
+        if name == "vllm":
+            if not args.vllm_python:
+                print("vllm skipped: pass --vllm-python (see README, 'vLLM backend')")
+                continue
+            command = [args.vllm_python, str(HERE / "vllm_worker.py"), *common]
+            env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu"}
+            results["vllm"] = spawn(command, env)
+        else:
+            results[name] = spawn([sys.executable, __file__, f"--worker={name}", *common])
+        print(name, json.dumps(results[name]), flush=True)
+
+    base = results.get("plain_generate", {}).get("tok_s")
+    for result in results.values():
+        result["ratio_vs_plain_batch16"] = round(result["tok_s"] / base, 2) if base else None
+    report = {
+        "command": "python bench/bench_throughput.py " + " ".join(sys.argv[1:]),
+        "prompts": len(data["input_ids"]),
+        "kinds": {k: data["kinds"].count(k) for k in sorted(set(data["kinds"]))},
+        "prompt_tokens_mean": round(sum(map(len, data["input_ids"])) / len(data["input_ids"]), 1),
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "results": results,
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print("\n| engine | batching | tokens | seconds | tok/s | × plain batch-16 | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['batch']} | {r['tokens']} | {r['seconds']:.1f} | {r['tok_s']:.1f} | "
+            f"{r['ratio_vs_plain_batch16']} | {r['peak_rss_mb']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
