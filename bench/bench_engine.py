@@ -75,7 +75,7 @@ def main() -> None:
 
     prompts = build_prompts(args.prompts)
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.9, seed=0)
-    engine = GenerationEngine.from_config(EngineConfig(batch_size=16))
+    engine = GenerationEngine.from_config(EngineConfig(batch_size=16, backend="transformers"))
     engine.generate(prompts[:2], SamplingParams(max_new_tokens=4), progress=False)  # warm-up
     results = {}
 

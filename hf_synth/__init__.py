@@ -25,6 +25,7 @@ from .engine import (
     GenerationOutput,
     SamplingParams,
     default_model_path,
+    generate_distributed,
 )
 from .evol_instruct import EvolInstruct, EvolInstructConfig, EvolInstructResult
 from .filters import (
@@ -74,6 +75,7 @@ __all__ = [
     "EvolInstructConfig",
     "EvolInstructResult",
     "GenerationEngine",
+    "generate_distributed",
     "GenerationOutput",
     "RougeLIndex",
     "SamplingParams",

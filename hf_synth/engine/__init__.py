@@ -1,10 +1,14 @@
 """Generation engine: load a causal LM (or the embedded default) and generate in batches."""
 
+from .continuous import ContinuousBatcher
 from .default_model import DEFAULT_MODEL_ID, DefaultModelNotInstalledError, default_model_path
 from .engine import EngineStats, GenerationEngine, GenerationOutput, Prompt
-from .engine_config import EngineConfig, SamplingParams
+from .distributed import generate_distributed
+from .engine_config import BACKENDS, EngineConfig, SamplingParams
 
 __all__ = [
+    "BACKENDS",
+    "ContinuousBatcher",
     "DEFAULT_MODEL_ID",
     "DefaultModelNotInstalledError",
     "EngineConfig",
@@ -14,4 +18,5 @@ __all__ = [
     "Prompt",
     "SamplingParams",
     "default_model_path",
+    "generate_distributed",
 ]

@@ -1,14 +1,13 @@
 """Decode-step attention on the CPU, compiled with numba.
 
 One query token per sequence attends to its shared prompt prefix (in the prefix arena) followed by its
-own keys (in its KV-cache slot), with one online softmax. Every row reads exactly its own length: no
+own keys (in its KV-cache slot), with one softmax over both (scores, then max, exponentials and
+normalisation, then the weighted values: simple loops the compiler vectorises). Every row reads exactly its own length: no
 padding to the longest row, no second pass to merge the prefix and the slot part, and rows that share a
 prefix read it while it is still in the CPU cache. float32 only; other dtypes/devices use PyTorch's SDPA.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -28,42 +27,51 @@ if njit is not None:
 
     @njit(parallel=True, fastmath=True, cache=True)
     def _kernel(
-        q, k_slots, v_slots, lengths, k_arena, v_arena, offsets, prefix_lengths, scale, out
+        q, k_slots, v_slots, lengths, k_arena, v_arena, offsets, prefix_lengths, scale, scratch, out
     ):  # pragma: no cover - compiled
         rows, kv_heads, group, dim = q.shape
         for job in prange(rows * kv_heads):
             row = job // kv_heads
             head = job % kv_heads
-            top = np.full(group, -np.inf, dtype=np.float32)
-            total = np.zeros(group, dtype=np.float32)
-            acc = np.zeros((group, dim), dtype=np.float32)
             n_prefix = prefix_lengths[row]
-            for t in range(n_prefix + lengths[row]):
+            first = offsets[row]
+            total = n_prefix + lengths[row]
+            scores = scratch[job]
+            # Scores against the shared prefix, then the row's own keys; one softmax over both.
+            for t in range(total):
                 if t < n_prefix:
-                    keys = k_arena[offsets[row] + t, head]
-                    values = v_arena[offsets[row] + t, head]
+                    key = k_arena[first + t, head]
                 else:
-                    keys = k_slots[row, head, t - n_prefix]
-                    values = v_slots[row, head, t - n_prefix]
+                    key = k_slots[row, head, t - n_prefix]
                 for g in range(group):
-                    score = np.float32(0.0)
+                    acc = np.float32(0.0)
                     for i in range(dim):
-                        score += q[row, head, g, i] * keys[i]
-                    score *= scale
-                    if score > top[g]:
-                        shrink = math.exp(top[g] - score)
-                        total[g] = total[g] * shrink + 1.0
-                        for i in range(dim):
-                            acc[g, i] = acc[g, i] * shrink + values[i]
-                        top[g] = score
-                    else:
-                        weight = math.exp(score - top[g])
-                        total[g] += weight
-                        for i in range(dim):
-                            acc[g, i] += weight * values[i]
+                        acc += q[row, head, g, i] * key[i]
+                    scores[g, t] = acc * scale
+            for g in range(group):
+                top = scores[g, 0]
+                for t in range(1, total):
+                    top = max(top, scores[g, t])
+                norm = np.float32(0.0)
+                for t in range(total):
+                    e = np.exp(scores[g, t] - top)
+                    scores[g, t] = e
+                    norm += e
+                inverse = np.float32(1.0) / norm
+                for t in range(total):
+                    scores[g, t] *= inverse
             for g in range(group):
                 for i in range(dim):
-                    out[row, head, g, i] = acc[g, i] / total[g]
+                    out[row, head, g, i] = 0.0
+            for t in range(total):
+                if t < n_prefix:
+                    value = v_arena[first + t, head]
+                else:
+                    value = v_slots[row, head, t - n_prefix]
+                for g in range(group):
+                    weight = scores[g, t]
+                    for i in range(dim):
+                        out[row, head, g, i] += weight * value[i]
 
 
 def decode_attention(
@@ -88,6 +96,9 @@ def decode_attention(
         scale: Score scaling (usually ``dim ** -0.5``).
     """
     out = torch.empty_like(q)
+    rows, kv_heads, group, _ = q.shape
+    longest = int((lengths + prefix_lengths).max())
+    scratch = np.empty((rows * kv_heads, group, longest), dtype=np.float32)
     _kernel(
         q.numpy(),
         k_slots.numpy(),
@@ -98,6 +109,7 @@ def decode_attention(
         offsets.numpy(),
         prefix_lengths.numpy(),
         np.float32(scale),
+        scratch,
         out.numpy(),
     )
     return out
