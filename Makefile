@@ -50,7 +50,7 @@ $(VLLM_STAMP): pyproject.toml constraints-vllm.txt
 
 # The vLLM backend's tests (skipped in the main environment, where vllm is not installed).
 test-vllm: $(VLLM_STAMP)
-	$(VLLM_PY) -m pytest -m vllm tests/test_vllm_backend.py
+	VLLM_CPU_KVCACHE_SPACE=4 $(VLLM_PY) -m pytest -m vllm tests/test_vllm_backend.py
 
 # Our engine vs plain batch-16 generate vs vLLM on 128 mixed prompts (numbers in BENCHMARKS.md).
 bench-throughput: $(STAMP) $(VLLM_STAMP)

@@ -2,8 +2,8 @@
 
 from .continuous import ContinuousBatcher
 from .default_model import DEFAULT_MODEL_ID, DefaultModelNotInstalledError, default_model_path
-from .engine import EngineStats, GenerationEngine, GenerationOutput, Prompt
 from .distributed import generate_distributed
+from .engine import EngineStats, GenerationEngine, GenerationOutput, Prompt
 from .engine_config import BACKENDS, EngineConfig, SamplingParams
 
 __all__ = [

@@ -39,10 +39,7 @@ if njit is not None:
             scores = scratch[job]
             # Scores against the shared prefix, then the row's own keys; one softmax over both.
             for t in range(total):
-                if t < n_prefix:
-                    key = k_arena[first + t, head]
-                else:
-                    key = k_slots[row, head, t - n_prefix]
+                key = k_arena[first + t, head] if t < n_prefix else k_slots[row, head, t - n_prefix]
                 for g in range(group):
                     acc = np.float32(0.0)
                     for i in range(dim):
@@ -64,10 +61,7 @@ if njit is not None:
                 for i in range(dim):
                     out[row, head, g, i] = 0.0
             for t in range(total):
-                if t < n_prefix:
-                    value = v_arena[first + t, head]
-                else:
-                    value = v_slots[row, head, t - n_prefix]
+                value = v_arena[first + t, head] if t < n_prefix else v_slots[row, head, t - n_prefix]
                 for g in range(group):
                     weight = scores[g, t]
                     for i in range(dim):
