@@ -52,6 +52,13 @@ class EngineStats:
     completion_tokens: int = 0
     seconds: float = 0.0
 
+    def add(self, outputs: Sequence[GenerationOutput], seconds: float) -> None:
+        """Count one batch of outputs that took ``seconds``."""
+        self.prompts += len(outputs)
+        self.prompt_tokens += sum(o.prompt_tokens for o in outputs)
+        self.completion_tokens += sum(o.completion_tokens for o in outputs)
+        self.seconds += seconds
+
     @property
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds else 0.0
@@ -277,10 +284,7 @@ class GenerationEngine:
                 elapsed = time.perf_counter() - began
                 for i, out in zip(idx, batch_out, strict=True):
                     results[i] = out
-                self.stats.prompts += len(idx)
-                self.stats.prompt_tokens += sum(o.prompt_tokens for o in batch_out)
-                self.stats.completion_tokens += sum(o.completion_tokens for o in batch_out)
-                self.stats.seconds += elapsed
+                self.stats.add(batch_out, elapsed)
                 bar.update(len(idx))
                 bar.set_postfix(tok_s=f"{self.stats.tokens_per_second:.1f}")
                 start += len(idx)
@@ -337,10 +341,7 @@ class GenerationEngine:
                     finish_reason="stop" if request.finished_by_stop else "length",
                 )
             )
-        self.stats.prompts += len(requests)
-        self.stats.prompt_tokens += sum(len(r.prompt_ids) for r in requests)
-        self.stats.completion_tokens += sum(len(r.tokens) for r in requests)
-        self.stats.seconds += time.perf_counter() - began
+        self.stats.add(outputs, time.perf_counter() - began)
         return outputs
 
     def _eos_ids(self) -> list[int]:

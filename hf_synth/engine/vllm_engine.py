@@ -109,8 +109,5 @@ class VLLMEngine:
                     finish_reason="length" if completion.finish_reason == "length" else "stop",
                 )
             )
-        self.stats.prompts += len(outputs)
-        self.stats.prompt_tokens += sum(o.prompt_tokens for o in outputs)
-        self.stats.completion_tokens += sum(o.completion_tokens for o in outputs)
-        self.stats.seconds += time.perf_counter() - started
+        self.stats.add(outputs, time.perf_counter() - started)
         return outputs
