@@ -46,6 +46,7 @@ def prepare(path: Path, n: int) -> dict:
     data = {
         "model_dir": str(default_model_path()),
         "kinds": [w["kind"] for w in workload],
+        "prompts": [w["prompt"] for w in workload],  # what hf-synth's engine renders itself
         "texts": texts,
         "input_ids": ids,
         "eos_token_id": engine.tokenizer.eos_token_id,
@@ -61,9 +62,14 @@ def run_hf_synth(data: dict, args) -> dict:
 
     engine = GenerationEngine.from_config(EngineConfig(batch_size=args.slots))
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=0)
-    engine.generate(data["texts"][:2], SamplingParams(max_new_tokens=4), progress=False)  # compile/warm up
+    prompts = data["prompts"]
+    # The engine renders prompts with the chat template itself, into the very token ids the others get.
+    rendered = [engine.format_prompt(p) for p in prompts]
+    if engine.tokenizer(rendered, add_special_tokens=False)["input_ids"] != data["input_ids"]:
+        raise SystemExit("hf-synth's engine would see other token ids than the other engines")
+    engine.generate(prompts[:2], SamplingParams(max_new_tokens=4), progress=False)  # compile/warm up
     started = time.perf_counter()
-    outputs = engine.generate(data["texts"], sampling, progress=False)
+    outputs = engine.generate(prompts, sampling, progress=False)
     seconds = time.perf_counter() - started
     return {
         "tokens": sum(o.completion_tokens for o in outputs),

@@ -36,6 +36,29 @@ def test_converted_cache_matches_the_gguf_model(default_engine):
     assert (default_model_path() / "model.safetensors").is_file()
 
 
+def test_continuous_batching_greedy_equals_plain_generate_on_the_default_model(default_engine):
+    """The fast engine (packed oneDNN weights, compiled kernels, shared prefixes, slot refills) decodes
+    the real model to the same greedy text as transformers' generate, prompt by prompt."""
+    assert default_engine._batcher is not None and default_engine._batcher.use_kernel
+    preamble = "You write tasks for a language model. Continue the numbered list with one new task.\n"
+    tasks = [json.loads(line)["instruction"] for line in SEED_TASKS.read_text().splitlines()[:10]]
+    prompts = [preamble + f"1. {task}\n2." for task in tasks]
+    prompts += ["Explain why the sky is blue in two sentences.", "Écris un haïku sur la pluie."]
+    outputs = default_engine.generate(
+        prompts, SamplingParams(max_new_tokens=40, temperature=0), progress=False
+    )
+    assert default_engine._batcher.reused_prefix_tokens > 0  # the preamble's KV was shared
+    tokenizer, model = default_engine.tokenizer, default_engine.model
+    for prompt, output in zip(prompts, outputs, strict=True):
+        ids = tokenizer(default_engine.format_prompt(prompt), add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            reference = model.generate(
+                **ids, max_new_tokens=40, do_sample=False, temperature=None, top_p=None, top_k=None
+            )
+        expected = tokenizer.decode(reference[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        assert output.text.strip() == expected.strip(), prompt
+
+
 def test_default_model_batched_greedy_matches_single_prompts(default_engine):
     prompts = ["Name three fruits.", "Write one sentence about the moon and the stars at night."]
     batched = default_engine.generate(

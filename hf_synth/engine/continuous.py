@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .decode_attention import DecodeAttention
 from .decode_attention import available as decode_kernel_available
-from .decode_attention import decode_attention
-from .fused_cpu import add_rms_norm, rope_store
+from .fused_cpu import add_rms_norm, rope, rope_store
 from .fused_cpu import available as fused_available
 
 logger = logging.getLogger(__name__)
@@ -157,7 +157,9 @@ def _fuse(linears: Sequence[torch.nn.Linear], with_bias: bool) -> tuple[torch.Te
     return weight, bias
 
 
-def _packed(linears: Sequence[torch.nn.Linear], with_bias: bool, pack) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _packed(
+    linears: Sequence[torch.nn.Linear], with_bias: bool, pack
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The linear layers' weights concatenated and packed for oneDNN (the layers are left as they are)."""
     weight = pack(torch.cat([lin.weight.detach() for lin in linears], dim=0))
     bias = torch.cat([lin.bias.detach() for lin in linears], dim=0).contiguous() if with_bias else None
@@ -277,9 +279,13 @@ class ContinuousBatcher:
         return cos[0].unsqueeze(1), sin[0].unsqueeze(1)
 
     def _qkv(self, layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        rows = x.shape[0]
+        if self.use_kernel:  # one compiled loop each for the norm and the rotation
+            h = add_rms_norm(x, None, layer.ln_in, layer.eps_in, torch.empty_like(x))
+            qkv = self._linear(h, layer.w_qkv, layer.b_qkv)
+            return rope(qkv, cos[:, 0], sin[:, 0], self.n_heads, self.n_kv)
         h = _rms_norm(x, layer.ln_in, layer.eps_in)
         qkv = self._linear(h, layer.w_qkv, layer.b_qkv)
-        rows = x.shape[0]
         qk, v = qkv.split([layer.q_size + layer.kv_size, layer.kv_size], dim=-1)
         # Queries and keys rotate together: one set of element-wise operations instead of two.
         qk = _rotate(qk.view(rows, self.n_heads + self.n_kv, self.head_dim), cos, sin)
@@ -287,8 +293,14 @@ class ContinuousBatcher:
         return q, k, v.view(rows, self.n_kv, self.head_dim)
 
     def _finish_layer(self, layer: _Layer, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        x = x + self._linear(attn, layer.w_o)
-        h = _rms_norm(x, layer.ln_post, layer.eps_post)
+        """The residual, the MLP and its residual; ``x`` may be updated in place."""
+        if self.use_kernel:
+            h = add_rms_norm(
+                x, self._linear(attn, layer.w_o), layer.ln_post, layer.eps_post, torch.empty_like(x)
+            )
+        else:
+            x = x + self._linear(attn, layer.w_o)
+            h = _rms_norm(x, layer.ln_post, layer.eps_post)
         gate, up = self._linear(h, layer.w_gate_up).split([layer.intermediate, layer.intermediate], dim=-1)
         return x.add_(self._linear(F.silu(gate).mul_(up), layer.w_down))
 
@@ -395,7 +407,9 @@ class ContinuousBatcher:
         for prefix, members in groups:
             offsets[members] = prefix.offset
             prefix_lengths[members] = len(prefix.ids)
-        lengths = local + 1
+        attention = DecodeAttention(
+            local + 1, offsets, prefix_lengths, self.n_kv, self.n_heads // self.n_kv, self.head_dim
+        )
         cos, sin = cos[:, 0], sin[:, 0]
         h = torch.empty_like(x)
         delta = None
@@ -403,19 +417,13 @@ class ContinuousBatcher:
             add_rms_norm(x, delta, layer.ln_in, layer.eps_in, h)
             qkv = self._linear(h, layer.w_qkv, layer.b_qkv)
             q = rope_store(qkv, cos, sin, self.k_cache[i], self.v_cache[i], local, self.n_heads, self.n_kv)
-            out = decode_attention(
-                q,
-                self.k_cache[i],
-                self.v_cache[i],
-                lengths,
-                self.k_arena[i],
-                self.v_arena[i],
-                offsets,
-                prefix_lengths,
-                layer.scaling,
+            out = attention(
+                q, self.k_cache[i], self.v_cache[i], self.k_arena[i], self.v_arena[i], layer.scaling
             )
             add_rms_norm(x, self._linear(out.view(live, -1), layer.w_o), layer.ln_post, layer.eps_post, h)
-            gate, up = self._linear(h, layer.w_gate_up).split([layer.intermediate, layer.intermediate], dim=-1)
+            gate, up = self._linear(h, layer.w_gate_up).split(
+                [layer.intermediate, layer.intermediate], dim=-1
+            )
             delta = self._linear(F.silu(gate).mul_(up), layer.w_down)
         x.add_(delta)
         return self._logits(x)

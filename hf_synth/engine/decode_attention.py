@@ -178,6 +178,68 @@ def _kernel(kv: int, group: int, dim: int):
     return module.kernel
 
 
+class DecodeAttention:
+    """Decode attention for one step: the rows' lengths and prefixes are fixed, the call runs one layer.
+
+    Args:
+        lengths: (rows,) keys held in each row's slot, the current token's included.
+        offsets, prefix_lengths: (rows,) where each row's prefix starts in the arena and its length (0: none).
+        kv_heads, group, dim: Key/value heads, query heads per key/value head, head dimension.
+    """
+
+    def __init__(
+        self,
+        lengths: torch.Tensor,
+        offsets: torch.Tensor,
+        prefix_lengths: torch.Tensor,
+        kv_heads: int,
+        group: int,
+        dim: int,
+    ) -> None:
+        self.lengths = lengths.numpy()
+        self.offsets = offsets.numpy()
+        self.prefix_lengths = prefix_lengths.numpy()
+        rows = len(self.lengths)
+        longest = int((self.lengths + self.prefix_lengths).max())
+        self.scratch = np.empty((rows * kv_heads, group, longest), dtype=np.float32)
+        self.powers = np.empty((rows * kv_heads, group, longest), dtype=np.int32)
+        self.kernel = _kernel(kv_heads, group, dim)
+
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k_slots: torch.Tensor,
+        v_slots: torch.Tensor,
+        k_arena: torch.Tensor,
+        v_arena: torch.Tensor,
+        scale: float,
+    ) -> torch.Tensor:
+        """Attention output (rows, kv_heads, group, dim).
+
+        Args:
+            q: (rows, kv_heads, group, dim) queries; the query heads sharing a key/value head form the group.
+            k_slots, v_slots: (slots, kv_heads, capacity, dim) per-sequence caches (row ``r`` uses slot ``r``).
+            k_arena, v_arena: (arena_tokens, kv_heads, dim) shared prefixes.
+            scale: Score scaling (usually ``dim ** -0.5``).
+        """
+        out = torch.empty_like(q)
+        self.kernel(
+            q.numpy(),
+            k_slots.numpy(),
+            v_slots.numpy(),
+            self.lengths,
+            k_arena.numpy(),
+            v_arena.numpy(),
+            self.offsets,
+            self.prefix_lengths,
+            np.float32(scale),
+            self.scratch,
+            self.powers,
+            out.numpy(),
+        )
+        return out
+
+
 def decode_attention(
     q: torch.Tensor,
     k_slots: torch.Tensor,
@@ -189,33 +251,7 @@ def decode_attention(
     prefix_lengths: torch.Tensor,
     scale: float,
 ) -> torch.Tensor:
-    """Attention output (rows, kv_heads, group, dim).
-
-    Args:
-        q: (rows, kv_heads, group, dim) queries; the query heads sharing a key/value head form the group.
-        k_slots, v_slots: (slots, kv_heads, capacity, dim) per-sequence caches (row ``r`` uses slot ``r``).
-        lengths: (rows,) keys held in each row's slot, the current token's included.
-        k_arena, v_arena: (arena_tokens, kv_heads, dim) shared prefixes.
-        offsets, prefix_lengths: (rows,) where each row's prefix starts in the arena and its length (0: none).
-        scale: Score scaling (usually ``dim ** -0.5``).
-    """
-    out = torch.empty_like(q)
-    rows, kv_heads, group, dim = q.shape
-    longest = int((lengths + prefix_lengths).max())
-    scratch = np.empty((rows * kv_heads, group, longest), dtype=np.float32)
-    powers = np.empty((rows * kv_heads, group, longest), dtype=np.int32)
-    _kernel(kv_heads, group, dim)(
-        q.numpy(),
-        k_slots.numpy(),
-        v_slots.numpy(),
-        lengths.numpy(),
-        k_arena.numpy(),
-        v_arena.numpy(),
-        offsets.numpy(),
-        prefix_lengths.numpy(),
-        np.float32(scale),
-        scratch,
-        powers,
-        out.numpy(),
-    )
-    return out
+    """One layer's decode attention, (rows, kv_heads, group, dim); see :class:`DecodeAttention`."""
+    _, kv_heads, group, dim = q.shape
+    step = DecodeAttention(lengths, offsets, prefix_lengths, kv_heads, group, dim)
+    return step(q, k_slots, v_slots, k_arena, v_arena, scale)

@@ -6,7 +6,7 @@ one call each:
 
 * :func:`add_rms_norm`: the residual addition and the RMSNorm that follows it (``x += delta``, then
   ``weight * x / sqrt(mean(x**2) + eps)``, as transformers' ``LlamaRMSNorm`` computes it in float32);
-* :func:`rope_store`: the rotary embedding of queries and keys (``x * cos + rotate_half(x) * sin``), the
+* :func:`rope` (prefill) and :func:`rope_store` (decode): the rotary embedding of queries and keys (``x * cos + rotate_half(x) * sin``), the
   new keys and values written into each row's KV-cache slot at its position, and the queries laid out
   per key/value head for :func:`~hf_synth.engine.decode_attention.decode_attention`.
 
@@ -56,6 +56,24 @@ if njit is not None:
                 out[r, i] = weight[i] * (x[r, i] * scale)
 
     @njit(fastmath=True, cache=True)
+    def _rotate_into(qkv, r, base, cos, sin, out, o1, o2):  # pragma: no cover - compiled
+        half = cos.shape[1] // 2
+        for i in range(half):
+            a = qkv[r, base + i]
+            b = qkv[r, base + half + i]
+            out[o1, o2, i] = a * cos[r, i] - b * sin[r, i]
+            out[o1, o2, half + i] = b * cos[r, half + i] + a * sin[r, half + i]
+
+    @njit(fastmath=True, cache=True)
+    def _rope(qkv, cos, sin, n_heads, n_kv, q_out, k_out):  # pragma: no cover - compiled
+        dim = cos.shape[1]
+        for r in range(qkv.shape[0]):
+            for h in range(n_heads):
+                _rotate_into(qkv, r, h * dim, cos, sin, q_out, r, h)
+            for h in range(n_kv):
+                _rotate_into(qkv, r, (n_heads + h) * dim, cos, sin, k_out, r, h)
+
+    @njit(fastmath=True, cache=True)
     def _rope_store(qkv, cos, sin, k_cache, v_cache, local, n_heads, n_kv, q_out):  # pragma: no cover
         rows = qkv.shape[0]
         dim = cos.shape[1]
@@ -83,6 +101,21 @@ if njit is not None:
                 base = v_base + h * dim
                 for i in range(dim):
                     v_cache[r, h, at, i] = qkv[r, base + i]
+
+
+def rope(
+    qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int, n_kv: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split a fused projection into rotated queries (rows, n_heads, dim) and keys (rows, n_kv, dim), and values.
+
+    Shapes as in :func:`rope_store`; the values are a view into ``qkv``.
+    """
+    rows, dim = cos.shape
+    q = torch.empty(rows, n_heads, dim, dtype=qkv.dtype)
+    k = torch.empty(rows, n_kv, dim, dtype=qkv.dtype)
+    _rope(qkv.numpy(), cos.numpy(), sin.numpy(), n_heads, n_kv, q.numpy(), k.numpy())
+    v = qkv[:, (n_heads + n_kv) * dim :].view(rows, n_kv, dim)
+    return q, k, v
 
 
 def add_rms_norm(

@@ -1,0 +1,146 @@
+"""The compiled CPU kernels of the decode loop against plain PyTorch arithmetic."""
+
+from __future__ import annotations
+
+import mmap
+
+import pytest
+import torch
+
+from hf_synth.engine import decode_attention as attention_module
+from hf_synth.engine.continuous import ContinuousBatcher, Request, SamplingSpec, _rms_norm, _rotate, _zeros
+from hf_synth.engine.decode_attention import decode_attention
+from hf_synth.engine.fused_cpu import add_rms_norm, rope, rope_store
+
+
+def _rope_tables(rows: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    angles = torch.rand(rows, dim // 2) * 50
+    angles = torch.cat([angles, angles], dim=-1)  # rotary tables repeat their first half
+    return angles.cos(), angles.sin()
+
+
+@pytest.mark.parametrize("with_delta", [True, False])
+def test_add_rms_norm_matches_the_torch_norm(with_delta):
+    torch.manual_seed(0)
+    x = torch.randn(7, 96) * 3
+    delta = torch.randn(7, 96) if with_delta else None
+    weight = torch.rand(96) + 0.5
+    expected_x = x + delta if with_delta else x.clone()
+    expected = _rms_norm(expected_x, weight, 1e-5)
+    out = add_rms_norm(x, delta, weight, 1e-5, torch.empty_like(x))
+    torch.testing.assert_close(x, expected_x)  # the residual is added in place
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_rope_and_rope_store_match_the_torch_rotation():
+    torch.manual_seed(0)
+    rows, n_heads, n_kv, dim = 5, 6, 2, 16
+    qkv = torch.randn(rows, (n_heads + 2 * n_kv) * dim)
+    cos, sin = _rope_tables(rows, dim)
+    q_ref = _rotate(qkv[:, : n_heads * dim].view(rows, n_heads, dim), cos[:, None], sin[:, None])
+    k_ref = _rotate(
+        qkv[:, n_heads * dim : (n_heads + n_kv) * dim].view(rows, n_kv, dim), cos[:, None], sin[:, None]
+    )
+    v_ref = qkv[:, (n_heads + n_kv) * dim :].view(rows, n_kv, dim)
+
+    q, k, v = rope(qkv, cos, sin, n_heads, n_kv)
+    torch.testing.assert_close(q, q_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(k, k_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(v, v_ref)
+
+    k_cache, v_cache = torch.zeros(rows, n_kv, 10, dim), torch.zeros(rows, n_kv, 10, dim)
+    local = torch.tensor([0, 3, 9, 1, 4])
+    q_grouped = rope_store(qkv, cos, sin, k_cache, v_cache, local, n_heads, n_kv)
+    torch.testing.assert_close(q_grouped, q_ref.view(rows, n_kv, n_heads // n_kv, dim), rtol=1e-5, atol=1e-5)
+    rows_index = torch.arange(rows)
+    torch.testing.assert_close(k_cache[rows_index, :, local], k_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(v_cache[rows_index, :, local], v_ref)
+    untouched = torch.ones(rows, n_kv, 10, dtype=torch.bool)
+    untouched[rows_index, :, local] = False
+    assert not k_cache[untouched].any() and not v_cache[untouched].any()  # nothing else written
+
+
+def _reference_attention(q, k_slots, v_slots, lengths, k_arena, v_arena, offsets, prefix_lengths, scale):
+    rows, kv_heads, group, dim = q.shape
+    out = torch.empty_like(q)
+    for r in range(rows):
+        p, o, n = int(prefix_lengths[r]), int(offsets[r]), int(lengths[r])
+        keys = torch.cat([k_arena[o : o + p].transpose(0, 1), k_slots[r, :, :n]], dim=1)  # (kv, p+n, dim)
+        values = torch.cat([v_arena[o : o + p].transpose(0, 1), v_slots[r, :, :n]], dim=1)
+        weights = torch.softmax(torch.einsum("hgd,htd->hgt", q[r].double(), keys.double()) * scale, dim=-1)
+        out[r] = torch.einsum("hgt,htd->hgd", weights, values.double()).float()
+    return out
+
+
+@pytest.mark.parametrize("kv_heads,group,dim", [(1, 1, 8), (2, 2, 16), (3, 3, 64), (1, 4, 32)])
+@pytest.mark.parametrize("spread", [1.0, 40.0], ids=["smooth", "peaked"])
+def test_decode_attention_matches_softmax_attention(kv_heads, group, dim, spread):
+    torch.manual_seed(kv_heads * 100 + group * 10 + dim)
+    rows, capacity, arena = 6, 40, 30
+    q = torch.randn(rows, kv_heads, group, dim) * spread / dim**0.5
+    k_slots, v_slots = torch.randn(rows, kv_heads, capacity, dim), torch.randn(rows, kv_heads, capacity, dim)
+    k_arena, v_arena = torch.randn(arena, kv_heads, dim), torch.randn(arena, kv_heads, dim)
+    lengths = torch.tensor([1, 5, 40, 17, 3, 29])
+    offsets = torch.tensor([0, 0, 10, 10, 4, 0])
+    prefix_lengths = torch.tensor([0, 12, 20, 20, 0, 30])  # rows with and without a shared prefix
+    args = (q, k_slots, v_slots, lengths, k_arena, v_arena, offsets, prefix_lengths, dim**-0.5)
+    torch.testing.assert_close(decode_attention(*args), _reference_attention(*args), rtol=2e-5, atol=2e-5)
+
+
+def test_decode_attention_kernel_source_is_cached_per_shape(tmp_path, monkeypatch):
+    monkeypatch.setattr(attention_module, "_kernel_folder", lambda: tmp_path)
+    monkeypatch.setattr(attention_module, "_KERNELS", {})
+    kernel = attention_module._kernel(2, 5, 8)
+    files = sorted(p.name for p in tmp_path.glob("decode_attention_2x5x8_*.py"))
+    assert len(files) == 1
+    text = (tmp_path / files[0]).read_text()
+    assert "GROUP, DIM = 2, 5, 8" in text and "a4 += qs[4, i] * k" in text  # one accumulator per head
+    assert attention_module._kernel(2, 5, 8) is kernel  # compiled once per process
+
+
+def test_clearing_a_slot_returns_its_pages_and_reads_zero():
+    def rss_mb() -> float:
+        with open("/proc/self/status") as f:
+            return int(next(line for line in f if line.startswith("VmRSS")).split()[1]) / 1024
+
+    class Holder:
+        clear = ContinuousBatcher.clear
+
+    holder = Holder()
+    shape = (4, 3, 2, 4096, 64)  # layers, slots, kv heads, capacity, dim: 2 MiB per layer and slot
+    holder.k_cache, k_buffer = _zeros(shape, torch.float32, torch.device("cpu"))
+    holder.v_cache, v_buffer = _zeros(shape, torch.float32, torch.device("cpu"))
+    holder._slot_buffers = [k_buffer, v_buffer]
+    holder.k_cache[:, 1] = 1.0
+    holder.v_cache[:, 1] = 2.0
+    holder.k_cache[:, 2] = 3.0
+    written = rss_mb()
+    holder.clear(1)
+    assert written - rss_mb() >= 12  # 16 MiB of slot 1's pages handed back
+    assert not holder.k_cache[:, 1].any() and not holder.v_cache[:, 1].any()
+    assert bool((holder.k_cache[:, 2] == 3.0).all())  # the neighbouring slot is untouched
+    del holder.k_cache, holder.v_cache
+    for buffer in (k_buffer, v_buffer):
+        assert isinstance(buffer, mmap.mmap)
+        buffer.close()
+
+
+def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer, monkeypatch):
+    """Where oneDNN packing is unavailable the fused weights are views into the model's parameters."""
+    from hf_synth.engine import continuous
+
+    prompts = [
+        tiny_tokenizer(p, add_special_tokens=False)["input_ids"] for p in ["Name a river.", "Count to 3"]
+    ]
+    eos = tiny_tokenizer.eos_token_id
+    packed = ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
+    monkeypatch.setattr(continuous, "_onednn_packing", lambda weight, rows: None)
+    plain = ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
+    assert not plain.use_onednn
+    assert plain.layers[0].w_qkv.data_ptr() == tiny_model.model.layers[0].self_attn.q_proj.weight.data_ptr()
+    results = []
+    for batcher in (packed, plain):
+        requests = [Request(ids, seed=0) for ids in prompts]
+        batcher.run(requests, SamplingSpec(max_new_tokens=12))
+        results.append([r.tokens for r in requests])
+    assert results[0] == results[1]
