@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import tempfile
 
 import pytest
 import torch
@@ -144,3 +145,18 @@ def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer
         batcher.run(requests, SamplingSpec(max_new_tokens=12))
         results.append([r.tokens for r in requests])
     assert results[0] == results[1]
+
+
+def test_decode_attention_kernel_compiles_without_a_writable_cache(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setattr(attention_module, "_kernel_folder", lambda: blocker / "kernels")
+    monkeypatch.setattr(attention_module, "_KERNELS", {})
+    kernel = attention_module._kernel(1, 1, 8)
+    assert kernel.py_func.__code__.co_filename.startswith(tempfile.gettempdir())
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 1, 1, 8), torch.randn(2, 1, 5, 8), torch.randn(2, 1, 5, 8)
+    arena = torch.zeros(1, 1, 8)
+    zeros, lengths = torch.zeros(2, dtype=torch.long), torch.tensor([5, 3])
+    args = (q, k, v, lengths, arena, arena, zeros, zeros, 0.35)
+    torch.testing.assert_close(decode_attention(*args), _reference_attention(*args), rtol=2e-5, atol=2e-5)

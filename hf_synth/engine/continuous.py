@@ -14,7 +14,10 @@ model weights with:
   packed once into oneDNN's blocked layout (1.2-1.5x the speed of unpacked oneDNN at these shapes, itself
   about twice MKL's; same float32 arithmetic, one extra copy of the weights), elsewhere the fused weights
   are views into the model's own parameters (no extra memory);
-* a KV cache in lazily committed zero pages on the CPU, so memory grows with the tokens really held;
+* on the CPU, compiled kernels for decode attention (:mod:`.decode_attention`) and for the element-wise
+  steps of a layer (:mod:`.fused_cpu`);
+* a KV cache in lazily committed zero pages on the CPU whose slot pages are handed back when a new
+  sequence moves in, so memory follows the tokens really held;
 * sampling with transformers' semantics (repetition penalty, temperature, top-k, top-p) and one random
   stream per prompt, so a prompt's text does not depend on which other prompts share its batch.
 

@@ -150,6 +150,17 @@ def _kernel_folder() -> Path:
 _KERNELS: dict[tuple[int, int, int], object] = {}
 
 
+def _write_source(folder: Path, name: str, source: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    if not path.exists() or path.read_text() != source:
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".py")
+        with os.fdopen(handle, "w") as f:
+            f.write(source)
+        os.replace(temporary, path)  # atomic: concurrent processes never import half a file
+    return path
+
+
 def _kernel(kv: int, group: int, dim: int):
     """The compiled kernel for this shape: generated once, loaded from hf-synth's cache folder after that."""
     key = (kv, group, dim)
@@ -159,16 +170,9 @@ def _kernel(kv: int, group: int, dim: int):
     digest = hashlib.sha256(f"{source}{numba.__version__}".encode()).hexdigest()[:12]
     name = f"decode_attention_{kv}x{group}x{dim}_{digest}"
     try:
-        folder = _kernel_folder()
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:  # read-only home: compile in a temporary folder (no cache across processes)
-        folder = Path(tempfile.mkdtemp(prefix="hf_synth_kernels_"))
-    path = folder / f"{name}.py"
-    if not path.exists() or path.read_text() != source:
-        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".py")
-        with os.fdopen(handle, "w") as f:
-            f.write(source)
-        os.replace(temporary, path)  # atomic: concurrent processes never import half a file
+        path = _write_source(_kernel_folder(), name, source)
+    except OSError:  # cache folder not writable: compile from a temporary folder (no cache across processes)
+        path = _write_source(Path(tempfile.mkdtemp(prefix="hf_synth_kernels_")), name, source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # numba's cache finds the kernel's globals through the module's name
