@@ -126,8 +126,9 @@ def test_clearing_a_slot_returns_its_pages_and_reads_zero():
         buffer.close()
 
 
-def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer, monkeypatch):
-    """Where oneDNN packing is unavailable the fused weights are views into the model's parameters."""
+@pytest.mark.parametrize("why", ["no packing op", "too little memory"])
+def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer, monkeypatch, why):
+    """Without packing the fused weights are views into the model's parameters (no copy), same tokens."""
     from hf_synth.engine import continuous
 
     prompts = [
@@ -135,9 +136,12 @@ def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer
     ]
     eos = tiny_tokenizer.eos_token_id
     packed = ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
-    monkeypatch.setattr(continuous, "_onednn_packing", lambda weight, rows: None)
+    if why == "no packing op":
+        monkeypatch.setattr(continuous, "_onednn_packing", lambda weight, rows: None)
+    else:  # the copy would not fit: packing is skipped
+        monkeypatch.setattr(continuous, "_memory_available", lambda: continuous._projection_bytes(tiny_model))
     plain = ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
-    assert not plain.use_onednn
+    assert packed.packed_weights and not plain.packed_weights
     assert plain.layers[0].w_qkv.data_ptr() == tiny_model.model.layers[0].self_attn.q_proj.weight.data_ptr()
     results = []
     for batcher in (packed, plain):

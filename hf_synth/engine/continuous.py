@@ -122,16 +122,29 @@ class SamplingSpec:
     repetition_penalty: float = 1.0
 
 
+def _onednn_linear_available(weight: torch.Tensor) -> bool:
+    """Whether oneDNN's linear runs on tensors like ``weight`` and agrees with ``F.linear``."""
+    if weight.device.type != "cpu" or weight.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return False
+    try:  # the private op must exist and agree with F.linear
+        x = torch.randn(4, weight.shape[1], dtype=weight.dtype)
+        w = weight[:8]
+        out = torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+        return torch.allclose(out, F.linear(x, w), rtol=1e-4, atol=1e-4)
+    except (RuntimeError, AttributeError):
+        return False
+
+
 def _onednn_packing(weight: torch.Tensor, rows: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A function that packs a weight matrix for oneDNN's linear, or ``None`` where that is unavailable.
 
-    The private ops must exist and agree with ``F.linear`` (checked on a slice of ``weight``); ``rows``
-    is the batch size the packed layout is tuned for.
+    The private op must exist and the packed product agree with ``F.linear`` (checked on a slice of
+    ``weight``); ``rows`` is the batch size the packed layout is tuned for.
     """
-    if weight.device.type != "cpu" or weight.dtype not in (torch.float32, torch.bfloat16):
-        return None
     ops = torch.ops.mkldnn
-    if not torch.backends.mkldnn.is_available() or not hasattr(ops, "_linear_pointwise"):
+    if not hasattr(ops, "_reorder_linear_weight"):
         return None
 
     def pack(w: torch.Tensor) -> torch.Tensor:
@@ -144,6 +157,27 @@ def _onednn_packing(weight: torch.Tensor, rows: int) -> Callable[[torch.Tensor],
         return pack if torch.allclose(out, F.linear(x, w), rtol=1e-4, atol=1e-4) else None
     except (RuntimeError, AttributeError):
         return None
+
+
+def _memory_available() -> int | None:
+    """Bytes the system can still hand out (``MemAvailable``), or ``None`` where that is unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _projection_bytes(model) -> int:
+    """Bytes of the weights that packing copies: every decoder projection and the output layer."""
+    total = model.get_output_embeddings().weight.nbytes
+    for layer in model.model.layers:
+        for module in (layer.self_attn, layer.mlp):
+            total += sum(m.weight.nbytes for m in module.children() if isinstance(m, torch.nn.Linear))
+    return total
 
 
 def _fuse(linears: Sequence[torch.nn.Linear], with_bias: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -258,8 +292,19 @@ class ContinuousBatcher:
         self.rotary = inner.rotary_emb
         self.device = self.embed.device
         self.dtype = self.embed.dtype
-        pack = _onednn_packing(lm_head, slots)
-        self.use_onednn = pack is not None
+        self.use_onednn = _onednn_linear_available(lm_head)
+        pack = _onednn_packing(lm_head, slots) if self.use_onednn else None
+        if pack is not None:
+            copy, available = _projection_bytes(model), _memory_available()
+            if available is not None and copy > available // 2:
+                logger.info(
+                    "Not packing the weights for oneDNN: the copy (%d MB) would take more than half of the "
+                    "%d MB of memory available; projections run unpacked (slower)",
+                    copy >> 20,
+                    available >> 20,
+                )
+                pack = None
+        self.packed_weights = pack is not None
         self.lm_head = pack(lm_head) if pack else lm_head
         self.layers = [_Layer(layer, self.n_heads, self.n_kv, self.head_dim, pack) for layer in inner.layers]
         self.use_kernel = decode_kernel_available(lm_head) and fused_available(lm_head)
@@ -777,6 +822,7 @@ class _Schedule:
         """Free ``slot`` by moving the last live slot into it."""
         last = len(self.occupant) - 1
         if slot != last:
+            self.b.clear(slot)  # the finished sequence's pages beyond what moves in are handed back too
             self.b.move(last, slot, int(self.local[last]))
             for tensor in (self.positions, self.local, self.next_tokens):
                 tensor[slot] = tensor[last]
