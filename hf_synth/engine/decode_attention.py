@@ -9,8 +9,8 @@ The kernel is specialised for the model's shape (key/value heads, query heads pe
 dimension): its source is written out with one accumulator per query head of a group, which the compiler
 keeps in vector registers (a generic loop over the group goes through memory and runs about a fifth
 slower). The source lands in hf-synth's cache folder so that numba's on-disk cache spares later processes
-the few seconds of compilation. The exponential is computed in a form the compiler vectorises (see
-``_EXP``); the weighted values are normalised once at the end.
+the few seconds of compilation. The exponential is computed in a form the compiler vectorises (see the
+comment above ``_SOURCE``); the weighted values are normalised once at the end.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ one call each:
 
 * :func:`add_rms_norm`: the residual addition and the RMSNorm that follows it (``x += delta``, then
   ``weight * x / sqrt(mean(x**2) + eps)``, as transformers' ``LlamaRMSNorm`` computes it in float32);
-* :func:`rope` (prefill) and :func:`rope_store` (decode): the rotary embedding of queries and keys (``x * cos + rotate_half(x) * sin``), the
-  new keys and values written into each row's KV-cache slot at its position, and the queries laid out
-  per key/value head for :func:`~hf_synth.engine.decode_attention.decode_attention`.
+* :func:`rope` (prefill): the rotary embedding of queries and keys (``x * cos + rotate_half(x) * sin``);
+* :func:`rope_store` (decode): the same, plus the new keys and values written into each row's KV-cache
+  slot at its position and the queries laid out per key/value head for
+  :class:`~hf_synth.engine.decode_attention.DecodeAttention`.
 
 Results equal PyTorch's up to float rounding (the tests compare both).
 """
@@ -32,19 +33,6 @@ def available(tensor: torch.Tensor) -> bool:
 if njit is not None:
 
     @njit(fastmath=True, cache=True)
-    def _add_rms_norm(x, delta, weight, eps, out):  # pragma: no cover - compiled
-        rows, width = x.shape
-        for r in range(rows):
-            total = np.float32(0.0)
-            for i in range(width):
-                value = x[r, i] + delta[r, i]
-                x[r, i] = value
-                total += value * value
-            scale = np.float32(1.0) / np.sqrt(total / np.float32(width) + eps)
-            for i in range(width):
-                out[r, i] = weight[i] * (x[r, i] * scale)
-
-    @njit(fastmath=True, cache=True)
     def _rms_norm(x, weight, eps, out):  # pragma: no cover - compiled
         rows, width = x.shape
         for r in range(rows):
@@ -56,7 +44,15 @@ if njit is not None:
                 out[r, i] = weight[i] * (x[r, i] * scale)
 
     @njit(fastmath=True, cache=True)
+    def _add_rms_norm(x, delta, weight, eps, out):  # pragma: no cover - compiled
+        for r in range(x.shape[0]):
+            for i in range(x.shape[1]):
+                x[r, i] += delta[r, i]
+        _rms_norm(x, weight, eps, out)
+
+    @njit(fastmath=True, cache=True)
     def _rotate_into(qkv, r, base, cos, sin, out, o1, o2):  # pragma: no cover - compiled
+        """out[o1, o2] = the head at qkv[r, base:base + dim], rotated (``x*cos + rotate_half(x)*sin``)."""
         half = cos.shape[1] // 2
         for i in range(half):
             a = qkv[r, base + i]
@@ -75,38 +71,24 @@ if njit is not None:
 
     @njit(fastmath=True, cache=True)
     def _rope_store(qkv, cos, sin, k_cache, v_cache, local, n_heads, n_kv, q_out):  # pragma: no cover
-        rows = qkv.shape[0]
         dim = cos.shape[1]
-        half = dim // 2
         group = n_heads // n_kv
-        k_base = n_heads * dim
-        v_base = k_base + n_kv * dim
-        for r in range(rows):
+        v_base = (n_heads + n_kv) * dim
+        for r in range(qkv.shape[0]):
             at = local[r]
             for h in range(n_heads):
-                base = h * dim
-                kv, g = h // group, h % group
-                for i in range(half):
-                    a = qkv[r, base + i]
-                    b = qkv[r, base + half + i]
-                    q_out[r, kv, g, i] = a * cos[r, i] - b * sin[r, i]
-                    q_out[r, kv, g, half + i] = b * cos[r, half + i] + a * sin[r, half + i]
+                _rotate_into(qkv, r, h * dim, cos, sin, q_out[r], h // group, h % group)
             for h in range(n_kv):
-                base = k_base + h * dim
-                for i in range(half):
-                    a = qkv[r, base + i]
-                    b = qkv[r, base + half + i]
-                    k_cache[r, h, at, i] = a * cos[r, i] - b * sin[r, i]
-                    k_cache[r, h, at, half + i] = b * cos[r, half + i] + a * sin[r, half + i]
-                base = v_base + h * dim
+                _rotate_into(qkv, r, (n_heads + h) * dim, cos, sin, k_cache[r], h, at)
                 for i in range(dim):
-                    v_cache[r, h, at, i] = qkv[r, base + i]
+                    v_cache[r, h, at, i] = qkv[r, v_base + h * dim + i]
 
 
 def rope(
     qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int, n_kv: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split a fused projection into rotated queries (rows, n_heads, dim) and keys (rows, n_kv, dim), and values.
+    """Split a fused projection into rotated queries (rows, n_heads, dim), rotated keys (rows, n_kv, dim)
+    and values.
 
     Shapes as in :func:`rope_store`; the values are a view into ``qkv``.
     """
