@@ -71,6 +71,8 @@ def run_hf_synth(data: dict, args) -> dict:
     started = time.perf_counter()
     outputs = engine.generate(prompts, sampling, progress=False)
     seconds = time.perf_counter() - started
+    if [o.prompt_tokens for o in outputs] != [len(ids) for ids in data["input_ids"]]:
+        raise SystemExit("hf-synth's engine consumed prompts of other lengths than the other engines")
     return {
         "tokens": sum(o.completion_tokens for o in outputs),
         "seconds": seconds,
