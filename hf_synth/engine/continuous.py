@@ -36,9 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from .decode_attention import DecodeAttention
-from .decode_attention import available as decode_kernel_available
+from .decode_attention import available as compiled_kernels_available
 from .fused_cpu import add_rms_norm, rope, rope_store
-from .fused_cpu import available as fused_available
 
 logger = logging.getLogger(__name__)
 
@@ -307,7 +306,7 @@ class ContinuousBatcher:
         self.packed_weights = pack is not None
         self.lm_head = pack(lm_head) if pack else lm_head
         self.layers = [_Layer(layer, self.n_heads, self.n_kv, self.head_dim, pack) for layer in inner.layers]
-        self.use_kernel = decode_kernel_available(lm_head) and fused_available(lm_head)
+        self.use_kernel = compiled_kernels_available(lm_head)
         if self.device.type == "cpu":
             _keep_large_allocations()
         self.prefill_tokens = 0

@@ -119,7 +119,7 @@ def kernel(q, k_slots, v_slots, lengths, k_arena, v_arena, offsets, prefix_lengt
 
 
 def available(tensor: torch.Tensor) -> bool:
-    """Whether the compiled kernel can run on tensors like ``tensor``."""
+    """Whether the compiled CPU kernels (this module's and :mod:`.fused_cpu`'s) run on tensors like ``tensor``."""
     return numba is not None and tensor.device.type == "cpu" and tensor.dtype == torch.float32
 
 

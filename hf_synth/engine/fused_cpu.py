@@ -11,7 +11,8 @@ one call each:
   slot at its position and the queries laid out per key/value head for
   :class:`~hf_synth.engine.decode_attention.DecodeAttention`.
 
-Results equal PyTorch's up to float rounding (the tests compare both).
+Results equal PyTorch's up to float rounding (the tests compare both). Where these kernels can run is
+:func:`hf_synth.engine.decode_attention.available` (the same conditions: numba, CPU, float32).
 """
 
 from __future__ import annotations
@@ -23,11 +24,6 @@ try:
     from numba import njit
 except ImportError:  # pragma: no cover - numba is a dependency; guard for stripped installs
     njit = None
-
-
-def available(tensor: torch.Tensor) -> bool:
-    """Whether the fused kernels can run on tensors like ``tensor``."""
-    return njit is not None and tensor.device.type == "cpu" and tensor.dtype == torch.float32
 
 
 if njit is not None:
