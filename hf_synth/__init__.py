@@ -20,12 +20,14 @@ from .curation import classify_skills, coverage_report
 from .engine import (
     DEFAULT_MODEL_ID,
     DefaultModelNotInstalledError,
+    Engine,
     EngineConfig,
     GenerationEngine,
     GenerationOutput,
     SamplingParams,
     default_model_path,
     generate_distributed,
+    load_engine,
 )
 from .evol_instruct import EvolInstruct, EvolInstructConfig, EvolInstructResult
 from .filters import (
@@ -70,12 +72,14 @@ __all__ = [
     "CheckpointMismatchError",
     "Checkpointer",
     "DefaultModelNotInstalledError",
+    "Engine",
     "EngineConfig",
     "EvolInstruct",
     "EvolInstructConfig",
     "EvolInstructResult",
     "GenerationEngine",
     "generate_distributed",
+    "load_engine",
     "GenerationOutput",
     "RougeLIndex",
     "SamplingParams",

@@ -69,13 +69,15 @@ def build_card(
     dropped: dict[str, int],
     coverage: dict[str, Any] | None = None,
     source_datasets: Sequence[str] = (),
+    engines: Sequence[dict[str, Any]] = (),
     num_examples: int = 3,
     template: str = "dataset_card.md",
 ) -> DatasetCard:
     """A dataset card with valid YAML metadata and a body that explains how the rows were made.
 
     ``coverage`` is a :func:`~hf_synth.curation.coverage_report`; ``source_datasets`` are Hub ids the data
-    was made from (seeds, inputs)."""
+    was made from (seeds, inputs); ``engines`` are the :meth:`~hf_synth.engine.Engine.describe` records of
+    the engines that generated the rows (model, backend, dtype, device)."""
     data = DatasetCardData(
         license="other",
         language=["en"],
@@ -103,6 +105,7 @@ def build_card(
         length_stats=length_stats(dataset),
         coverage=sorted(coverage["skills"].items(), key=lambda kv: -kv[1]["count"]) if coverage else None,
         model_size_note="small" if "135M" in model else "language-model",
+        engines=list(engines),
     )
 
 
@@ -152,6 +155,7 @@ def self_instruct_card(
         dropped=summary.get("dropped", {}),
         coverage=coverage,
         source_datasets=source_datasets,
+        engines=summary.get("engines", ()),
     )
 
 
@@ -200,4 +204,5 @@ def evol_instruct_card(
         dropped=summary.get("reasons", {}),
         coverage=coverage,
         source_datasets=source_datasets,
+        engines=summary.get("engines", ()),
     )

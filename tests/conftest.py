@@ -102,10 +102,18 @@ def _prompt_text(prompt) -> str:
 
 
 class ScriptedEngine:
-    """Stands in for GenerationEngine: ``reply(prompt_text) -> str`` decides each completion.
+    """An :class:`~hf_synth.engine.Engine` whose ``reply(prompt_text) -> str`` decides each completion.
 
     Records every prompt it saw; ``fail_after`` raises after that many generate() calls (a crash).
     """
+
+    backend = "scripted"
+
+    def describe(self):
+        return {"model": self.model_id, "backend": self.backend, "dtype": "none", "device": "none"}
+
+    def format_prompt(self, prompt) -> str:
+        return _prompt_text(prompt)
 
     def __init__(
         self, reply: Callable[[str], str], model_id: str = "scripted-teacher", fail_after: int | None = None

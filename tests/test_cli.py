@@ -36,6 +36,8 @@ def test_cli_self_instruct_writes_dataset_jsonl_card_and_summary(tmp_path, tiny_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["requests"] == 2 and summary["rounds"] == 1
     assert summary["generated"] + summary["requests_unparsable"] == summary["kept"] + summary["rejected"]
+    engine = {"model": str(tiny_model_dir), "backend": "continuous", "dtype": "float32", "device": "cpu"}
+    assert summary["engines"] == [{**engine, "batch_size": 4}]
     dataset = load_from_disk(str(out / "dataset"))
     lines = (out / "data.jsonl").read_text().splitlines()
     assert len(lines) == len(dataset)
@@ -45,6 +47,7 @@ def test_cli_self_instruct_writes_dataset_jsonl_card_and_summary(tmp_path, tiny_
     card = DatasetCard.load(out / "README.md")
     assert "synthetic" in card.data.tags and card.data.task_categories == ["text-generation"]
     assert "Self-Instruct" in card.text and str(tiny_model_dir) in card.text
+    assert "on the `continuous` backend (float32 on cpu)" in card.text
     assert main(["show", str(out), "-n", "1"]) == 0
 
 

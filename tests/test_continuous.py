@@ -177,7 +177,14 @@ def test_plan_prefixes_groups_prompts_that_share_a_preamble():
 
 def test_engine_uses_continuous_batching_and_reports_it(tiny_model, tiny_tokenizer):
     engine = GenerationEngine(model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=4)
-    assert engine._batcher is not None
+    assert engine.backend == "continuous" and isinstance(engine.runner, ContinuousBatcher)
+    assert engine.describe() == {
+        "model": "tiny",
+        "backend": "continuous",
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": 4,
+    }
     out = engine.generate(["Name a river.", "Name a tree."], SamplingParams(max_new_tokens=5, temperature=0))
     assert all(o.completion_tokens >= 1 for o in out)
     assert engine.stats.completion_tokens == sum(o.completion_tokens for o in out)
@@ -187,7 +194,7 @@ def test_unsupported_architectures_fall_back_or_are_refused(tiny_model, tiny_tok
     monkeypatch.setattr(tiny_model.config, "model_type", "gpt2")
     assert "gpt2" in unsupported_reason(tiny_model)
     engine = GenerationEngine(model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny")
-    assert engine._batcher is None
+    assert engine.backend == "transformers" and not isinstance(engine.runner, ContinuousBatcher)
     with pytest.raises(ValueError, match="use 'transformers'"):
         GenerationEngine(model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", backend="continuous")
 

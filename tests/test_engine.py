@@ -73,13 +73,13 @@ def test_token_counts_and_finish_reason(engine):
 def test_prompts_are_sorted_into_batches_by_length(hf_engine, monkeypatch):
     engine = hf_engine
     seen = []
-    original = engine._generate_batch
+    original = engine.runner.generate_batch
 
-    def spy(input_ids, *args, **kwargs):
-        seen.append([len(x) for x in input_ids])
-        return original(input_ids, *args, **kwargs)
+    def spy(batch, *args, **kwargs):
+        seen.append([len(r.prompt_ids) for r in batch])
+        return original(batch, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "_generate_batch", spy)
+    monkeypatch.setattr(engine.runner, "generate_batch", spy)
     engine.generate(PROMPTS, SamplingParams(max_new_tokens=2, temperature=0), progress=False)
     flat = [n for batch in seen for n in batch]
     assert flat == sorted(flat, reverse=True)
@@ -181,16 +181,16 @@ def test_out_of_memory_backs_off_to_a_smaller_batch(tiny_model, tiny_tokenizer, 
     engine = GenerationEngine(
         model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=4, backend="transformers"
     )
-    original = engine._generate_batch
+    original = engine.runner.generate_batch
     sizes = []
 
-    def limited(input_ids, *args, **kwargs):
-        sizes.append(len(input_ids))
-        if len(input_ids) > 2:
+    def limited(batch, *args, **kwargs):
+        sizes.append(len(batch))
+        if len(batch) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(input_ids, *args, **kwargs)
+        return original(batch, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "_generate_batch", limited)
+    monkeypatch.setattr(engine.runner, "generate_batch", limited)
     outputs = engine.generate(PROMPTS, SamplingParams(max_new_tokens=3, temperature=0), progress=False)
     assert len(outputs) == len(PROMPTS) and all(o is not None for o in outputs)
     assert engine.batch_size == 2 and sizes[0] == 4 and max(sizes[1:]) == 2
@@ -203,13 +203,15 @@ def test_other_errors_and_single_prompt_oom_are_raised(tiny_model, tiny_tokenize
         model=tiny_model, tokenizer=tiny_tokenizer, model_id="tiny", batch_size=1, backend="transformers"
     )
     monkeypatch.setattr(
-        engine, "_generate_batch", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA out of memory"))
+        engine.runner,
+        "generate_batch",
+        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA out of memory")),
     )
     with pytest.raises(RuntimeError, match="out of memory"):
         engine.generate(["x"], SamplingParams(max_new_tokens=2), progress=False)
     engine.batch_size = 4
     monkeypatch.setattr(
-        engine, "_generate_batch", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad input"))
+        engine.runner, "generate_batch", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad input"))
     )
     with pytest.raises(ValueError, match="bad input"):
         engine.generate(["x", "y"], SamplingParams(max_new_tokens=2), progress=False)

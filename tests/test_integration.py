@@ -39,7 +39,7 @@ def test_converted_cache_matches_the_gguf_model(default_engine):
 def test_continuous_batching_greedy_equals_plain_generate_on_the_default_model(default_engine):
     """The fast engine (packed oneDNN weights, compiled kernels, shared prefixes, slot refills) decodes
     the real model to the same greedy text as transformers' generate, prompt by prompt."""
-    assert default_engine._batcher is not None and default_engine._batcher.use_kernel
+    assert default_engine.backend == "continuous" and default_engine.runner.use_kernel
     preamble = "You write tasks for a language model. Continue the numbered list with one new task.\n"
     tasks = [json.loads(line)["instruction"] for line in SEED_TASKS.read_text().splitlines()[:10]]
     prompts = [preamble + f"1. {task}\n2." for task in tasks]
@@ -47,7 +47,7 @@ def test_continuous_batching_greedy_equals_plain_generate_on_the_default_model(d
     outputs = default_engine.generate(
         prompts, SamplingParams(max_new_tokens=40, temperature=0), progress=False
     )
-    assert default_engine._batcher.reused_prefix_tokens > 0  # the preamble's KV was shared
+    assert default_engine.runner.reused_prefix_tokens > 0  # the preamble's KV was shared
     tokenizer, model = default_engine.tokenizer, default_engine.model
     for prompt, output in zip(prompts, outputs, strict=True):
         ids = tokenizer(default_engine.format_prompt(prompt), add_special_tokens=False, return_tensors="pt")

@@ -10,7 +10,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine, SamplingParams
+from ..engine import Engine, SamplingParams
 from ..filters.dataset_filters import split_filtered
 from ..filters.embedding import embed
 from ..filters.heuristics import normalized_words
@@ -55,7 +55,7 @@ class Seq2SeqTranslator:
 
 def back_translate(
     dataset: Dataset,
-    engine: GenerationEngine,
+    engine: Engine,
     *,
     pivot: str = "French",
     source_language: str = "English",

@@ -9,7 +9,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine
+from ..engine import Engine
 from ..filters.heuristics import normalized_words
 from ..prompts import render_messages
 from ..rows import checkpointed_map, unique_ids
@@ -21,7 +21,7 @@ TEMPLATE_NEGATIVE = "augment/negative"
 
 def preference_pairs(
     dataset: Dataset,
-    engine: GenerationEngine,
+    engine: Engine,
     config: NegativeConfig | None = None,
     *,
     checkpointer: Checkpointer | None = None,

@@ -9,7 +9,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine, SamplingParams
+from ..engine import Engine, SamplingParams
 from ..evol_instruct.parsing import parse_yes_no_answer
 from ..filters.dataset_filters import split_filtered
 from ..filters.heuristics import content_reasons, refusal_reasons
@@ -37,12 +37,12 @@ def clean_paraphrase(text: str, field: str) -> str:
 
 def paraphrase(
     dataset: Dataset,
-    engine: GenerationEngine,
+    engine: Engine,
     config: ParaphraseConfig | None = None,
     *,
     checkpointer: Checkpointer | None = None,
     name: str = "paraphrase",
-    judge: GenerationEngine | None = None,
+    judge: Engine | None = None,
 ) -> tuple[Dataset, Dataset]:
     """``config.k`` paraphrases of ``config.target`` per row; returns (kept, rejected) paraphrase rows.
 
@@ -110,9 +110,7 @@ def paraphrase(
     return split_filtered(rows.remove_columns(["original"]))
 
 
-def _check_same_task(
-    rows: Dataset, judge: GenerationEngine, checkpointer, name: str, batch_size: int
-) -> Dataset:
+def _check_same_task(rows: Dataset, judge: Engine, checkpointer, name: str, batch_size: int) -> Dataset:
     def _ask(batch: dict[str, list]) -> dict[str, list]:
         alive = [i for i, reasons in enumerate(batch["filter_reasons"]) if not reasons]
         prompts = [

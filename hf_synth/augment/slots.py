@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datasets import Dataset
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine, SamplingParams
+from ..engine import Engine, SamplingParams
 from ..prompts import render_messages
 from ..rows import checkpointed_map
 from ..self_instruct.parsing import parse_instruction_list
@@ -28,7 +28,7 @@ def template_slots(template: str) -> list[str]:
 
 
 def propose_slot_values(
-    template: str, engine: GenerationEngine, *, count: int = 8, sampling: SamplingParams | None = None
+    template: str, engine: Engine, *, count: int = 8, sampling: SamplingParams | None = None
 ) -> dict[str, list[str]]:
     """Ask the model for ``count`` varied values per slot (a numbered list each). Duplicates, values longer
     than 80 characters, values with brackets and values copied from the prompt (its example) are dropped;
@@ -57,7 +57,7 @@ def propose_slot_values(
 def fill_template(
     template: str,
     values: Mapping[str, Sequence[str]],
-    engine: GenerationEngine,
+    engine: Engine,
     *,
     num: int = 20,
     seed: int = 0,

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from ..engine.engine_config import BACKENDS
 from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
 from .common import check_resume
 from .curate import cmd_filter, cmd_report
@@ -23,12 +24,13 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--batch-size",
         type=int,
-        help="Sequences generated together (default 64; KV-cache slots when continuous)",
+        help="Sequences generated together (default: the backend's, e.g. 64 KV-cache slots on a CPU, 256 on a GPU)",
     )
     group.add_argument(
         "--backend",
-        choices=["auto", "continuous", "transformers", "vllm"],
-        help="Generation backend (default auto: continuous batching where the model allows it)",
+        choices=list(BACKENDS),
+        help="Generation backend (default auto: vllm on a GPU where installed, else hf-synth's continuous "
+        "batching where the model allows it, else transformers)",
     )
     group.add_argument("--device", help="Force a device such as cpu or cuda:0 (default: accelerate decides)")
     group.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])

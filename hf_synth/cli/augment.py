@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from dataclasses import replace
 
 from ..configuration import to_dict
-from ..engine import EngineConfig
-from .common import engine_from_args, output_checkpointer, parse_pairs, print_rows
+from ..engine.protocol import describe_engines
+from .common import engine_config_from_args, engine_from_args, output_checkpointer, parse_pairs, print_rows
 
 logger = logging.getLogger("hf_synth")
 
 
 def cmd_paraphrase(args: argparse.Namespace) -> int:
     from ..augment import ParaphraseConfig, paraphrase
-    from ..engine import GenerationEngine
+    from ..engine import load_engine
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
@@ -36,9 +37,7 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
     if args.check_task:
         judge = engine
         if args.judge_model and args.judge_model != engine.model_id:
-            judge = GenerationEngine.from_config(
-                EngineConfig(model=args.judge_model, batch_size=engine.batch_size)
-            )
+            judge = load_engine(replace(engine_config_from_args(args), model=args.judge_model))
     kept, rejected = paraphrase(dataset, engine, config, checkpointer=checkpointer, judge=judge)
     summary = {
         "rows": len(dataset),
@@ -46,6 +45,7 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
         "kept": len(kept),
         "rejected": len(rejected),
         "engine": engine.stats.to_dict(),
+        "engines": describe_engines([engine, judge or engine]),
     }
     paths = save_run(args.output, kept, rejected, summary=summary, config={"paraphrase": to_dict(config)})
     print(
@@ -73,6 +73,7 @@ def cmd_negatives(args: argparse.Namespace) -> int:
         "pairs": len(pairs),
         "rejected": len(rejected),
         "kinds": dict(sorted(Counter(pairs["negative_kind"]).items())),
+        "engines": describe_engines([engine]),
     }
     paths = save_run(args.output, pairs, rejected, summary=summary, config={"negatives": to_dict(config)})
     print(f"\n{len(pairs)} preference pairs ({len(rejected)} rejected) -> {paths['dataset']}")
@@ -122,7 +123,16 @@ def cmd_slots(args: argparse.Namespace) -> int:
         proposed = propose_slot_values(args.template, engine, count=args.count)
         given = {**proposed, **given}
     rows = fill_template(args.template, given, engine, num=args.num, seed=args.seed)
-    save_run(args.output, rows, summary={"template": args.template, "slot_values": given, "rows": len(rows)})
+    save_run(
+        args.output,
+        rows,
+        summary={
+            "template": args.template,
+            "slot_values": given,
+            "rows": len(rows),
+            "engines": describe_engines([engine]),
+        },
+    )
     print(f"\n{len(rows)} instructions from the template; slot values:")
     for slot, values in given.items():
         print(f"  [{slot}]: {', '.join(values)}")
@@ -162,7 +172,12 @@ def cmd_backtranslate(args: argparse.Namespace) -> int:
         args.output,
         kept,
         rejected,
-        summary={"rows": len(dataset), "kept": len(kept), "rejected": dict(reasons)},
+        summary={
+            "rows": len(dataset),
+            "kept": len(kept),
+            "rejected": dict(reasons),
+            "engines": describe_engines([engine]),
+        },
     )
     print(
         f"\nBack-translated {len(dataset)} instructions via {args.pivot}: {len(kept)} kept; rejected: {dict(reasons)}"

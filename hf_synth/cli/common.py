@@ -124,8 +124,13 @@ def parse_pairs(values: list[str] | None, option: str, cast=str) -> dict[str, An
     return out
 
 
-def engine_from_args(args: argparse.Namespace):
-    """The generation engine named by the --model/--batch-size/--device/--dtype flags."""
-    from ..engine import GenerationEngine
+def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
+    """The engine configuration named by the --model/--batch-size/--device/--dtype/--backend flags."""
+    return from_dict(EngineConfig, overrides(args, ENGINE_FLAGS), "engine")
 
-    return GenerationEngine.from_config(from_dict(EngineConfig, overrides(args, ENGINE_FLAGS), "engine"))
+
+def engine_from_args(args: argparse.Namespace):
+    """The generation engine named by the engine flags (see :func:`engine_config_from_args`)."""
+    from ..engine import load_engine
+
+    return load_engine(engine_config_from_args(args))

@@ -23,7 +23,7 @@ logger = logging.getLogger("hf_synth")
 
 def cmd_self_instruct(args: argparse.Namespace) -> int:
     from ..cards import self_instruct_card
-    from ..engine import GenerationEngine
+    from ..engine import load_engine
     from ..io import EXAMPLE_SEEDS, load_seed_dataset, save_run
     from ..self_instruct import SelfInstruct, SelfInstructConfig, prepare_seed_pool
 
@@ -56,7 +56,7 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     prepare_seed_pool(seeds, config)  # bad seeds fail here, before a model is loaded
     output = Path(args.output)
     started = time.perf_counter()
-    engine = GenerationEngine.from_config(engine_config)
+    engine = load_engine(engine_config)
     pipeline = SelfInstruct(engine, config, checkpoint_dir=output / "checkpoints", overwrite=args.overwrite)
     result = pipeline.run(seeds)
     summary = result.summary.to_dict()
@@ -101,7 +101,7 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..cards import evol_instruct_card
-    from ..engine import GenerationEngine
+    from ..engine import Engine, load_engine
     from ..evol_instruct import EvolInstruct, EvolInstructConfig, prepare_roots
     from ..io import load_seed_dataset, save_run
 
@@ -131,13 +131,13 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     prepare_roots(dataset, config)  # bad input fails here, before a model is loaded
 
     started = time.perf_counter()
-    engine = GenerationEngine.from_config(engine_config)
+    engine = load_engine(engine_config)
     loaded = {engine_config.model: engine}
 
-    def other(model: str | None) -> GenerationEngine:
+    def other(model: str | None) -> Engine:
         if model is None or model in loaded:
             return loaded.get(model, engine)
-        loaded[model] = GenerationEngine.from_config(replace(engine_config, model=model))
+        loaded[model] = load_engine(replace(engine_config, model=model))
         return loaded[model]
 
     pipeline = EvolInstruct(
@@ -233,6 +233,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - started, 2),
         "model": engine.model_id,
         "backend": engine.backend,
+        "engines": [engine.describe()],
         "sampling": sampling.to_dict(),
     }
     paths = save_run(args.output, result, summary=summary)

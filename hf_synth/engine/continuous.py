@@ -19,7 +19,14 @@ model weights with:
 * a KV cache in lazily committed zero pages on the CPU whose slot pages are handed back when a new
   sequence moves in, so memory follows the tokens really held;
 * sampling with transformers' semantics (repetition penalty, temperature, top-k, top-p) and one random
-  stream per prompt, so a prompt's text does not depend on which other prompts share its batch.
+  stream per prompt, so a prompt's text does not depend on which other prompts share its batch;
+* on a GPU (``static`` mode), a decode step of fixed shapes: every slot holds its whole sequence (a
+  shared prefix is computed once and copied into its members' slots), the step reads the cache up to a
+  length bucket and runs a row bucket of slots, and each (rows, length) bucket is captured once as a CUDA
+  graph (:mod:`.cuda_graphs`) and replayed, so a step is a single launch instead of hundreds.
+
+Every dtype runs (float32, bfloat16, float16): the compiled CPU kernels and oneDNN's packed weights are
+used where they apply (float32 on the CPU), PyTorch operations elsewhere, in the model's dtype.
 
 Greedy decoding gives the same tokens as ``model.generate`` up to float rounding (the test suite compares
 texts). Architectures other than the ones in :data:`SUPPORTED_MODEL_TYPES` use plain ``generate``.
@@ -30,20 +37,19 @@ from __future__ import annotations
 import logging
 import mmap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .cuda_graphs import StepGraphs
 from .decode_attention import DecodeAttention
 from .decode_attention import available as compiled_kernels_available
 from .fused_cpu import add_rms_norm, rope, rope_store
+from .runner import Request
+from .selection import STATIC_ROPE_TYPES, SUPPORTED_MODEL_TYPES, config_problem
 
 logger = logging.getLogger(__name__)
-
-#: ``config.model_type`` values whose decoder layers this module runs itself (pre-norm, RMSNorm, rotary
-#: attention with optional q/k/v bias, gated SiLU MLP).
-SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2"})
 
 #: Prefixes shorter than this are recomputed rather than copied (copying has a fixed cost).
 MIN_SHARED_PREFIX = 8
@@ -80,14 +86,9 @@ def _keep_large_allocations() -> None:
 
 def unsupported_reason(model) -> str | None:
     """Why ``model`` cannot use continuous batching, or ``None`` when it can."""
-    config = getattr(model, "config", None)
-    model_type = getattr(config, "model_type", None)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        return f"model type {model_type!r} is not one of {sorted(SUPPORTED_MODEL_TYPES)}"
-    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
-        return "sliding-window attention is not supported"
-    if getattr(config, "hidden_act", "silu") != "silu":
-        return f"activation {config.hidden_act!r} is not silu"
+    problem = config_problem(getattr(model, "config", None))
+    if problem:
+        return problem
     layers = getattr(getattr(model, "model", None), "layers", None)
     if not layers or not hasattr(layers[0], "self_attn") or not hasattr(layers[0].mlp, "gate_proj"):
         return "decoder layers do not have the Llama layout"
@@ -98,16 +99,6 @@ def unsupported_reason(model) -> str | None:
     if not hasattr(model.model, "rotary_emb"):
         return "the model has no shared rotary embedding module"
     return None
-
-
-@dataclass
-class Request:
-    """One prompt to complete: its token ids and random seed; ``tokens`` holds the completion afterwards."""
-
-    prompt_ids: list[int]
-    seed: int
-    tokens: list[int] = field(default_factory=list)
-    finished_by_stop: bool = False
 
 
 @dataclass
@@ -263,9 +254,18 @@ class ContinuousBatcher:
             :func:`unsupported_reason`). Its q/k/v and gate/up weights become views of fused tensors.
         slots: How many sequences decode together (the batch size).
         eos_ids: Token ids that end a sequence.
+        static: Every slot holds its whole sequence and a decode step attends it with one softmax (see the
+            module docstring). ``None``: on CUDA, where the steps are captured as CUDA graphs, and for
+            half-precision models on the CPU (the compiled CPU kernels are float32-only; one softmax over
+            the whole sequence is what ``model.generate`` computes).
+
+    Attributes:
+        cuda_graphs: Capture static steps as CUDA graphs (on CUDA devices; set ``False`` to run eagerly).
+        bucket_steps: Run static steps at bucketed shapes even when not capturing (the test suite uses it
+            to check on the CPU what graphs replay on a GPU).
     """
 
-    def __init__(self, model, slots: int, eos_ids: Sequence[int]) -> None:
+    def __init__(self, model, slots: int, eos_ids: Sequence[int], static: bool | None = None) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(
@@ -291,6 +291,15 @@ class ContinuousBatcher:
         self.rotary = inner.rotary_emb
         self.device = self.embed.device
         self.dtype = self.embed.dtype
+        rope_type = getattr(self.rotary, "rope_type", "default")
+        if static is None:
+            static = self.device.type == "cuda" or self.dtype != torch.float32
+        if static and rope_type not in STATIC_ROPE_TYPES:
+            logger.info(
+                "Rotary embedding %r depends on the sequence; decoding without fixed shapes", rope_type
+            )
+            static = False
+        self.static = static
         self.use_onednn = _onednn_linear_available(lm_head)
         pack = _onednn_packing(lm_head, slots) if self.use_onednn else None
         if pack is not None:
@@ -306,11 +315,35 @@ class ContinuousBatcher:
         self.packed_weights = pack is not None
         self.lm_head = pack(lm_head) if pack else lm_head
         self.layers = [_Layer(layer, self.n_heads, self.n_kv, self.head_dim, pack) for layer in inner.layers]
-        self.use_kernel = compiled_kernels_available(lm_head)
+        self.use_kernel = compiled_kernels_available(lm_head) and not static
         if self.device.type == "cpu":
             _keep_large_allocations()
+        #: Tokens run together in one prefill pass at most (bounds activation memory).
+        self.prefill_chunk = 16384 if self.device.type == "cuda" else 2048
         self.prefill_tokens = 0
         self.reused_prefix_tokens = 0
+        self.graphs: StepGraphs | None = None  # static mode: the cache, rope tables and captured steps
+        self.cuda_graphs = self.device.type == "cuda"
+        self.bucket_steps = False
+        logger.info(
+            "Continuous batching on %s in %s: %s, %s weights, %s attention",
+            self.device,
+            str(self.dtype).removeprefix("torch."),
+            ("fixed-shape steps as CUDA graphs" if self.device.type == "cuda" else "whole-sequence slots")
+            if static
+            else "shared-prefix arena",
+            "oneDNN-packed" if self.packed_weights else ("oneDNN" if self.use_onednn else "PyTorch"),
+            "compiled CPU" if self.use_kernel else "PyTorch",
+        )
+
+    @property
+    def batch_size(self) -> int:
+        """The number of slots (the name every backend's runner shares)."""
+        return self.slots
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.slots = value
 
     # ------------------------------------------------------------------ model pieces
     def _linear(
@@ -322,6 +355,8 @@ class ContinuousBatcher:
 
     def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos/sin of shape (rows, 1, head_dim) for a 1-D tensor of positions."""
+        if self.graphs is not None:  # static mode: the tables hold every position of the cache
+            return self.graphs.rope(positions)
         cos, sin = self.rotary(self.embed[:1], positions.view(1, -1))
         return cos[0].unsqueeze(1), sin[0].unsqueeze(1)
 
@@ -491,7 +526,40 @@ class ContinuousBatcher:
         top = torch.maximum(lse, prefix_lse)
         w_local = torch.exp(lse - top).unsqueeze(-1)
         w_prefix = torch.exp(prefix_lse - top).unsqueeze(-1)
-        return (out * w_local + prefix_out * w_prefix) / (w_local + w_prefix)
+        # The weights are float32 (log-sum-exp); the merged output goes on in the model's dtype.
+        merged = (out.float() * w_local + prefix_out.float() * w_prefix) / (w_local + w_prefix)
+        return merged.to(out.dtype)
+
+    def step_static(self, tokens: torch.Tensor, positions: torch.Tensor, length: int) -> torch.Tensor:
+        """One fixed-shape decode step (static mode): ``tokens``/``positions`` of the first ``rows`` slots.
+
+        Every slot holds its whole sequence, so a row writes its new key/value at its position and attends
+        the cache up to ``length`` (a bucket at least as long as every row, the rest masked). No host
+        synchronisation, no allocation that depends on values: the step can be captured as a CUDA graph.
+        """
+        rows = tokens.shape[0]
+        graphs = self.graphs
+        cos, sin = graphs.rope(positions)
+        x = F.embedding(tokens, self.embed)
+        visible = graphs.key_index[:length].unsqueeze(0) <= positions.unsqueeze(1)
+        mask = visible.view(rows, 1, 1, length)
+        row_index = graphs.row_index[:rows]
+        group = self.n_heads // self.n_kv
+        for i, layer in enumerate(self.layers):
+            q, k, v = self._qkv(layer, x, cos, sin)
+            k_cache, v_cache = graphs.k_cache[i], graphs.v_cache[i]
+            k_cache[row_index, :, positions] = k
+            v_cache[row_index, :, positions] = v
+            # The query heads that share a key/value head act as a query length of `group`.
+            out = F.scaled_dot_product_attention(
+                q.reshape(rows, self.n_kv, group, self.head_dim),
+                k_cache[:rows, :, :length],
+                v_cache[:rows, :, :length],
+                attn_mask=mask,
+                scale=layer.scaling,
+            )
+            x = self._finish_layer(layer, x, out.reshape(rows, -1))
+        return self._logits(x)
 
     # ------------------------------------------------------------------ sampling
     @staticmethod
@@ -550,16 +618,34 @@ class ContinuousBatcher:
                 self.max_positions,
             )
         schedule = _Schedule(self, requests, spec, on_finish)
-        slots = min(self.slots, len(requests))
-        shape = (len(self.layers), slots, self.n_kv, schedule.local_capacity, self.head_dim)
         arena_shape = (len(self.layers), max(schedule.arena_tokens, 1), self.n_kv, self.head_dim)
-        buffers = []
-        for name, tensor_shape in (
-            ("k_cache", shape),
-            ("v_cache", shape),
-            ("k_arena", arena_shape),
-            ("v_arena", arena_shape),
-        ):
+        if self.static:
+            if self.graphs is None or schedule.local_capacity > self.graphs.capacity:
+                self.graphs = None  # the old cache and its graphs go before a larger one is made
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.graphs = StepGraphs(
+                    self,
+                    self.slots,
+                    schedule.local_capacity,
+                    capture=self.cuda_graphs and self.device.type == "cuda",
+                    bucketed=self.bucket_steps,
+                )
+            slots = min(self.graphs.slots, len(requests))
+            self.k_cache, self.v_cache = self.graphs.k_cache, self.graphs.v_cache
+            shapes = (("k_arena", arena_shape), ("v_arena", arena_shape))
+            buffers = [None, None]
+        else:
+            slots = min(self.slots, len(requests))
+            shape = (len(self.layers), slots, self.n_kv, schedule.local_capacity, self.head_dim)
+            shapes = (
+                ("k_cache", shape),
+                ("v_cache", shape),
+                ("k_arena", arena_shape),
+                ("v_arena", arena_shape),
+            )
+            buffers = []
+        for name, tensor_shape in shapes:
             tensor, buffer = _zeros(tensor_shape, self.dtype, self.device)
             setattr(self, name, tensor)
             buffers.append(buffer)
@@ -702,13 +788,16 @@ def plan_prefixes(prompts: Sequence[Sequence[int]], min_length: int = MIN_SHARED
 
 
 class _Schedule:
-    """The state of one :meth:`ContinuousBatcher.run`: which request holds which slot, and the queue."""
+    """The state of one :meth:`ContinuousBatcher.run`: which request holds which slot, and the queue.
 
-    #: Tokens run together in one prefill pass at most (bounds activation memory).
-    prefill_tokens = 2048
+    In static mode every slot holds its whole sequence: a shared prefix is still computed once (in the
+    arena), then copied into each member's slot, so a decode step needs no per-prefix work.
+    """
 
     def __init__(self, batcher: ContinuousBatcher, requests, spec: SamplingSpec, on_finish) -> None:
         self.b = batcher
+        self.inline = batcher.static
+        self.prefill_tokens = batcher.prefill_chunk
         self.requests = requests
         self.spec = spec
         self.on_finish = on_finish
@@ -720,7 +809,7 @@ class _Schedule:
                 for index in order[start:stop]:
                     self.prefix_of[index] = prefix
         self.local_capacity = spec.max_new_tokens + max(
-            len(r.prompt_ids) - (len(p.ids) if p else 0)
+            len(r.prompt_ids) - (len(p.ids) if p and not self.inline else 0)
             for r, p in zip(requests, self.prefix_of, strict=True)
         )
         self.prefixes = list({id(p): p for p in self.prefix_of if p is not None}.values())
@@ -764,7 +853,13 @@ class _Schedule:
             prefix = self.prefix_of[index]
             start = len(prefix.ids) if prefix else 0
             ids = self.requests[index].prompt_ids
-            items.append(_Prefill(ids[start:], start, b.k_cache[:, slot], b.v_cache[:, slot], prefix))
+            k_slot, v_slot = b.k_cache[:, slot], b.v_cache[:, slot]
+            if self.inline:  # the slot holds the whole sequence: the prefix first, then the prompt's own part
+                if prefix is not None:
+                    k_slot[:, :, :start] = prefix.k
+                    v_slot[:, :, :start] = prefix.v
+                k_slot, v_slot = k_slot[:, :, start:], v_slot[:, :, start:]
+            items.append(_Prefill(ids[start:], start, k_slot, v_slot, prefix))
             b.reused_prefix_tokens += start
         logits = torch.cat([b._prefill(chunk) for chunk in self._chunks(items)])
         seen = None
@@ -785,7 +880,7 @@ class _Schedule:
             else:
                 self.occupant[slot], self.generators[slot] = index, generator
             self.positions[slot] = len(request.prompt_ids)
-            self.local[slot] = len(item.tokens)
+            self.local[slot] = len(request.prompt_ids) if self.inline else len(item.tokens)
             self.next_tokens[slot] = token
             if self.seen is not None:
                 self.seen[slot, token] = True
@@ -863,13 +958,19 @@ class _Schedule:
             live = len(self.occupant)
             if not live:
                 return
-            rows_by_prefix: dict[int, tuple[_Prefix, list[int]]] = {}
-            for slot, index in enumerate(self.occupant):
-                prefix = self.prefix_of[index]
-                if prefix is not None:
-                    rows_by_prefix.setdefault(id(prefix), (prefix, []))[1].append(slot)
-            groups = [(p, torch.tensor(rows, device=device)) for p, rows in rows_by_prefix.values()]
-            logits = b._decode(self.next_tokens[:live], self.positions[:live], self.local[:live], groups)
+            if self.inline:
+                length = max(
+                    len(self.requests[i].prompt_ids) + len(self.requests[i].tokens) for i in self.occupant
+                )
+                logits = b.graphs.step(self.next_tokens, self.positions, live, length)
+            else:
+                rows_by_prefix: dict[int, tuple[_Prefix, list[int]]] = {}
+                for slot, index in enumerate(self.occupant):
+                    prefix = self.prefix_of[index]
+                    if prefix is not None:
+                        rows_by_prefix.setdefault(id(prefix), (prefix, []))[1].append(slot)
+                groups = [(p, torch.tensor(rows, device=device)) for p, rows in rows_by_prefix.values()]
+                logits = b._decode(self.next_tokens[:live], self.positions[:live], self.local[:live], groups)
             seen = self.seen[:live] if self.seen is not None else None
             chosen = b.choose(logits, self.spec, seen, self.uniforms(self.generators))
             self.positions[:live] += 1

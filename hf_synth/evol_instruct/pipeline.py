@@ -12,7 +12,7 @@ from typing import Any
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine
+from ..engine import Engine, describe_engines
 from ..rows import BASE_FEATURES, config_fingerprint, empty_dataset, fingerprint_rows
 from ..self_instruct.steps import add_messages
 from .evol_instruct_config import OPERATIONS, EvolInstructConfig
@@ -76,6 +76,7 @@ class EvolInstructSummary:
     generation_seconds: float = 0.0
     judge_self_check: dict[str, Any] = field(default_factory=dict)
     judge_enforced: bool = True
+    engines: list[dict[str, Any]] = field(default_factory=list)
 
     def add_round(self, rows: Dataset, tokens: int, seconds: float) -> None:
         self.rounds += 1
@@ -123,11 +124,11 @@ class EvolInstruct:
 
     def __init__(
         self,
-        engine: GenerationEngine,
+        engine: Engine,
         config: EvolInstructConfig | None = None,
         *,
-        judge_engine: GenerationEngine | None = None,
-        response_engine: GenerationEngine | None = None,
+        judge_engine: Engine | None = None,
+        response_engine: Engine | None = None,
         checkpoint_dir: str | Path | None = None,
         overwrite: bool = False,
     ) -> None:
@@ -138,8 +139,8 @@ class EvolInstruct:
         self.checkpointer = Checkpointer(checkpoint_dir, chunk_size=self.config.checkpoint_every)
         self.overwrite = overwrite
 
-    def _engines(self) -> list[GenerationEngine]:
-        unique: dict[int, GenerationEngine] = {}
+    def _engines(self) -> list[Engine]:
+        unique: dict[int, Engine] = {}
         for engine in (self.engine, self.judge_engine, self.response_engine):
             unique[id(engine)] = engine
         return list(unique.values())
@@ -170,7 +171,9 @@ class EvolInstruct:
             },
             overwrite=self.overwrite,
         )
-        summary = EvolInstructSummary()
+        summary = EvolInstructSummary(
+            engines=describe_engines([self.engine, self.judge_engine, self.response_engine])
+        )
         self._enforce_judge = True
         if config.use_judge and config.judge_self_check != "off":
             summary.judge_self_check = calibrate_judge(self.judge_engine, config)

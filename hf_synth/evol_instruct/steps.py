@@ -18,7 +18,7 @@ from typing import Any
 from datasets import Dataset, Features, List, Value
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine
+from ..engine import Engine
 from ..filters.complexity import complexity_features
 from ..filters.heuristics import STOP_WORDS, content_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
@@ -113,7 +113,7 @@ def _prefix(messages: Sequence[dict]) -> str:
 
 def evolve_instructions(
     requests: Dataset,
-    engine: GenerationEngine,
+    engine: Engine,
     config: EvolInstructConfig,
     *,
     checkpointer: Checkpointer | None = None,
@@ -193,7 +193,7 @@ def check_evolutions(dataset: Dataset, config: EvolInstructConfig) -> Dataset:
 JUDGE_PROBES = Path(__file__).resolve().parent.parent / "prompts" / "evol_instruct" / "judge_probes.json"
 
 
-def calibrate_judge(engine: GenerationEngine, config: EvolInstructConfig) -> dict[str, Any]:
+def calibrate_judge(engine: Engine, config: EvolInstructConfig) -> dict[str, Any]:
     """Ask the judge control questions whose answers are known (``judge_probes.json``: a real rewrite and an
     unchanged copy for "more complex", a sensible and a scrambled rewrite for "coherent").
 
@@ -219,7 +219,7 @@ def calibrate_judge(engine: GenerationEngine, config: EvolInstructConfig) -> dic
 
 def judge_evolutions(
     dataset: Dataset,
-    engine: GenerationEngine,
+    engine: Engine,
     config: EvolInstructConfig,
     *,
     enforce: bool = True,
@@ -305,7 +305,7 @@ def _with_judge(features: Features) -> Features:
 
 def generate_responses(
     dataset: Dataset,
-    engine: GenerationEngine,
+    engine: Engine,
     config: EvolInstructConfig,
     *,
     checkpointer: Checkpointer | None = None,

@@ -10,7 +10,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine, SamplingParams
+from ..engine import Engine, SamplingParams
 from ..prompts import render_messages
 from ..rows import checkpointed_map
 from .dataset_filters import _texts, add_filter_columns
@@ -54,7 +54,7 @@ def parse_rating(text: str, scale: int = 5) -> tuple[float | None, str]:
 
 def judge_filter(
     dataset: Dataset,
-    engine: GenerationEngine,
+    engine: Engine,
     *,
     instruction_column: str = "instruction",
     response_column: str = "output",

@@ -18,7 +18,7 @@ def judge_with_model(
     dataset: Dataset,
     *,
     model: str | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     instruction_column: str = "instruction",
     response_column: str = "output",
     min_quality: float = 0.0,
@@ -28,10 +28,10 @@ def judge_with_model(
     name: str = "judge",
 ) -> Dataset:
     """:func:`~hf_synth.filters.judge.judge_filter` with the judge loaded by name (default: embedded model)."""
-    from ..engine import EngineConfig, GenerationEngine
+    from ..engine import EngineConfig, load_engine
     from .judge import judge_filter
 
-    engine = GenerationEngine.from_config(EngineConfig(model=model, batch_size=batch_size))
+    engine = load_engine(EngineConfig(model=model, batch_size=batch_size))
     return judge_filter(
         dataset,
         engine,

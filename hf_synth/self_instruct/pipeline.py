@@ -12,7 +12,7 @@ from typing import Any
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checkpoint import Checkpointer
-from ..engine import GenerationEngine
+from ..engine import Engine, describe_engines
 from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
 from ..rows import BASE_FEATURES, config_fingerprint, empty_dataset, fingerprint_rows
@@ -90,6 +90,7 @@ class SelfInstructSummary:
     completion_tokens: int = 0
     generation_seconds: float = 0.0
     reused_chunks: int = 0
+    engines: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
@@ -169,7 +170,7 @@ class SelfInstruct:
 
     def __init__(
         self,
-        engine: GenerationEngine,
+        engine: Engine,
         config: SelfInstructConfig | None = None,
         *,
         checkpoint_dir: str | Path | None = None,
@@ -204,7 +205,7 @@ class SelfInstruct:
         seed_rows = pool.to_list()
         index = RougeLIndex(r["instruction"] for r in seed_rows)
         index_ids = [r["id"] for r in seed_rows]
-        summary = SelfInstructSummary()
+        summary = SelfInstructSummary(engines=describe_engines([self.engine]))
         kept_parts: list[Dataset] = []
         rejected_parts: list[Dataset] = []
         machine: list[dict] = []

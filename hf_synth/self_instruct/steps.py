@@ -13,7 +13,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from ..engine import GenerationEngine
+from ..engine import Engine
 from ..filters.heuristics import instruction_reasons, output_reasons, refusal_reasons, word_count
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
@@ -123,7 +123,7 @@ def _completion_columns(outputs) -> dict[str, list]:
 
 
 def generate_instructions(
-    requests: Dataset, engine: GenerationEngine, config: SelfInstructConfig, *, checkpointer=None, name="gen"
+    requests: Dataset, engine: Engine, config: SelfInstructConfig, *, checkpointer=None, name="gen"
 ) -> Dataset:
     """Ask the teacher to continue each request's list; adds ``completion`` (prefixed with the next list
     number), ``completion_tokens``, ``finish_reason``, ``parsed`` and ``parse_error``."""
@@ -211,7 +211,7 @@ def score_instructions(
 
 # ---------------------------------------------------------------------------- task type
 def classify_tasks(
-    dataset: Dataset, engine: GenerationEngine, config: SelfInstructConfig, *, checkpointer=None, name="cls"
+    dataset: Dataset, engine: Engine, config: SelfInstructConfig, *, checkpointer=None, name="cls"
 ) -> Dataset:
     """Decide input-first vs output-first: adds ``is_classification`` and ``task_type_source``
     (``"llm"``, ``"heuristic"``, or ``"heuristic_fallback"`` when the teacher's verdict was unparsable)."""
@@ -243,7 +243,7 @@ def _pick_demonstration(pool: Sequence[dict], key: str) -> dict | None:
 
 def generate_instances(
     dataset: Dataset,
-    engine: GenerationEngine,
+    engine: Engine,
     config: SelfInstructConfig,
     demonstrations: Sequence[dict] = (),
     *,

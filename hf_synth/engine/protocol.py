@@ -1,0 +1,133 @@
+"""The engine port: what every pipeline step needs from a text generator, whatever backend runs it.
+
+Pipelines, filters and augment steps type against :class:`Engine`; backends (hf-synth's continuous
+batcher, transformers' ``generate`` or ``generate_batch``, vLLM) implement it in their own modules and
+are imported only when chosen (see :mod:`hf_synth.engine.selection`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from .engine_config import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+#: A prompt is either a user message or a list of chat messages (``{"role", "content"}``). When the last
+#: message is the assistant's, the model continues it (prefill) instead of starting a new turn.
+Prompt = str | Sequence[dict]
+
+
+@dataclass
+class GenerationOutput:
+    """One generated completion.
+
+    Attributes:
+        text: The completion, without the prompt or special tokens (a prefill is not repeated).
+        prompt_tokens: Tokens in the formatted prompt.
+        completion_tokens: Generated tokens, counting the end-of-sequence token when the model stopped.
+        finish_reason: ``"stop"`` if the model ended the text, ``"length"`` if ``max_new_tokens`` cut it.
+    """
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass
+class EngineStats:
+    """Running totals over every call of one engine."""
+
+    prompts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, outputs: Sequence[GenerationOutput], seconds: float) -> None:
+        """Count one batch of outputs that took ``seconds``."""
+        self.prompts += len(outputs)
+        self.prompt_tokens += sum(o.prompt_tokens for o in outputs)
+        self.completion_tokens += sum(o.completion_tokens for o in outputs)
+        self.seconds += seconds
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "prompts": self.prompts,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 3),
+            "tokens_per_second": round(self.tokens_per_second, 2),
+        }
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What a pipeline step asks of a text generator.
+
+    Attributes:
+        model_id: The model's path or Hub id, recorded in every row it writes.
+        backend: The backend that really runs (``auto`` resolved), e.g. ``"continuous"``.
+        stats: Running totals of prompts, tokens and seconds.
+    """
+
+    model_id: str
+    backend: str
+    stats: EngineStats
+
+    def format_prompt(self, prompt: Prompt) -> str:
+        """The text the model sees for ``prompt`` (chat template applied)."""
+        ...
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: SamplingParams | None = None,
+        *,
+        desc: str = "Generating",
+        progress: bool = True,
+    ) -> list[GenerationOutput]:
+        """One completion per prompt, in the order of ``prompts``."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """``model``, ``backend``, ``dtype`` and ``device`` (written to ``summary.json`` and the card)."""
+        ...
+
+
+_WARNED_NO_TEMPLATE: set[str] = set()
+
+
+def format_chat_prompt(tokenizer, prompt: Prompt, model_id: str = "unknown") -> str:
+    """Render a prompt with ``tokenizer``'s chat template (messages joined as plain text without one).
+
+    A final assistant message is continued (prefill) rather than closed.
+    """
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if not messages:
+        raise ValueError("A prompt needs at least one message")
+    prefill = messages[-1].get("role") == "assistant"
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=not prefill, continue_final_message=prefill
+        )
+    if model_id not in _WARNED_NO_TEMPLATE:
+        logger.warning("%s has no chat template; joining messages as plain text", model_id)
+        _WARNED_NO_TEMPLATE.add(model_id)
+    text = "\n\n".join(str(m["content"]) for m in messages)
+    return text if prefill else text + "\n\n"
+
+
+def describe_engines(engines: Sequence[Engine]) -> list[dict[str, Any]]:
+    """:meth:`Engine.describe` of each distinct engine (an engine used twice is listed once)."""
+    seen: dict[int, dict[str, Any]] = {}
+    for engine in engines:
+        seen.setdefault(id(engine), engine.describe())
+    return list(seen.values())
