@@ -14,7 +14,7 @@ VLLM_STAMP := $(VLLM_VENV)/.hf-synth-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast test-vllm lint bench bench-throughput clean
+.PHONY: install demo test test-fast test-vllm lint bench bench-throughput bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/hf-synth self-instruct --num-instructions 10 --max-new-tokens 192 --output $(DEMO_OUT) --show 3
 
+# The CPU-kernel and engine tests run a second time as an AVX2-only CPU sees them (on AVX-512 hosts too).
+AVX2_ENV := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NUMBA_CPU_NAME=haswell
+ENGINE_TESTS := tests/test_cpu_kernels.py tests/test_cpu_info.py tests/test_continuous.py tests/test_engine.py
+
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+	$(AVX2_ENV) $(PY) -m pytest -q -m "not slow" $(ENGINE_TESTS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
@@ -53,8 +58,14 @@ test-vllm: $(VLLM_STAMP)
 	VLLM_CPU_KVCACHE_SPACE=4 $(VLLM_PY) -m pytest -m vllm tests/test_vllm_backend.py
 
 # Our engine vs plain batch-16 generate vs vLLM on 128 mixed prompts (numbers in BENCHMARKS.md).
+# ISA=avx2 caps every engine at AVX2 (an AVX-512 host then behaves like an AVX2 one).
+ISA ?= native
 bench-throughput: $(STAMP) $(VLLM_STAMP)
-	$(PY) bench/bench_throughput.py --vllm-python $(VLLM_PY)
+	$(PY) bench/bench_throughput.py --vllm-python $(VLLM_PY) --isa $(ISA)
+
+# Every backend on a GPU (numbers in BENCHMARKS.md; bench/gpu_check.sh runs it through the device tool).
+bench-gpu: $(STAMP)
+	$(PY) bench/bench_gpu.py --fp32-agreement
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

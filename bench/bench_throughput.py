@@ -6,10 +6,12 @@ model (SmolLM2-135M-Instruct, float32). Every engine gets the same token ids and
 process, so each peak RSS is its own (model loading included). vLLM runs in a separate Python
 environment when ``--vllm-python`` names one (see the README's "vLLM backend").
 
-    python bench/bench_throughput.py [--vllm-python .venv-vllm/bin/python]
+    python bench/bench_throughput.py [--vllm-python .venv-vllm/bin/python] [--isa avx2]
 
-Prints a Markdown table (tok/s, ratio to plain batch-16 generate measured in the same run, peak RSS) and
-writes ``bench/results/throughput.json``.
+``--isa avx2`` runs every engine with torch, oneDNN, MKL and numba capped at AVX2 (an AVX-512 host then
+behaves like an AVX2 one); the report says what each library really used. Prints the CPU (model,
+detected and used ISA, a 2048^3 float32 matmul's GFLOP/s) and a Markdown table (tok/s, ratio to plain
+batch-16 generate measured in the same run, peak RSS), and writes ``bench/results/throughput.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -29,6 +30,44 @@ HERE = Path(__file__).resolve().parent
 
 def _peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def isa_environment(isa: str) -> dict:
+    """The environment of every engine process: capped at AVX2 for ``--isa avx2``."""
+    from hf_synth.engine.cpu_info import AVX2_ENVIRONMENT
+
+    env = dict(os.environ)
+    if isa == "avx2":
+        env.update(AVX2_ENVIRONMENT)
+    return env
+
+
+_PROBE = """
+import json, time, torch
+from hf_synth.engine.cpu_info import cpu_info
+a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+a @ b
+runs = []
+for _ in range(5):
+    t = time.perf_counter(); a @ b; runs.append(time.perf_counter() - t)
+torch.ops.mkldnn._linear_pointwise(torch.randn(4, 64), torch.randn(32, 64), None, "none", [], "")
+print("PROBE " + json.dumps({**cpu_info().to_dict(), "matmul_2048_gflops": round(2 * 2048**3 / sorted(runs)[2] / 1e9, 1)}))
+"""
+
+
+def machine_report(env: dict) -> dict:
+    """CPU model, detected/used ISA (torch, oneDNN as it reports itself, numba) and matmul GFLOP/s, read
+    in a process with the engines' environment."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE], env={**env, "ONEDNN_VERBOSE": "1"}, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"CPU probe failed:\n{proc.stderr[-2000:]}")
+    report = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("PROBE "))[6:])
+    onednn = [line.split("isa:")[1] for line in proc.stdout.splitlines() if ",isa:" in line]
+    report["onednn_isa"] = onednn[0] if onednn else "unknown"
+    report["mkl_instructions"] = env.get("MKL_ENABLE_INSTRUCTIONS", "default (best the CPU has)")
+    return report
 
 
 def prepare(path: Path, n: int) -> dict:
@@ -135,9 +174,26 @@ def worker(name: str, args) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def spawn(command: list[str], env: dict | None = None) -> dict:
+_LOAD = """
+import sys, time
+duty = float(sys.argv[1])
+while True:
+    started = time.perf_counter()
+    while time.perf_counter() - started < 0.01 * duty:
+        pass
+    time.sleep(0.01 * (1 - duty))
+"""
+
+
+def spawn(command: list[str], env: dict | None = None, load: float = 0.0) -> dict:
+    """Run one engine's worker; with ``load`` > 0 a neighbour process keeps that share of a core busy."""
     print("$", " ".join(command), flush=True)
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    neighbour = subprocess.Popen([sys.executable, "-c", _LOAD, str(load)]) if load > 0 else None
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         log = HERE / "results" / f"failed-{Path(command[1]).stem}.log"
@@ -156,6 +212,15 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=64)
     parser.add_argument("--engines", default="hf_synth,plain_generate,vllm")
     parser.add_argument("--vllm-python", help="Python of an environment with vllm installed")
+    parser.add_argument(
+        "--isa", choices=["native", "avx2"], default="native", help="cap every engine at AVX2 (see above)"
+    )
+    parser.add_argument(
+        "--background-load",
+        type=float,
+        default=0.0,
+        help="share of one core a neighbour process keeps busy while each engine runs (0 = none, 1 = a core)",
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "throughput.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--prompts-file", default=str(HERE / "results" / "throughput_prompts.json"))
@@ -165,6 +230,15 @@ def main() -> None:
         return
 
     Path(args.prompts_file).parent.mkdir(parents=True, exist_ok=True)
+    env = isa_environment(args.isa)
+    cpu = machine_report(env)
+    print(
+        f"CPU: {cpu['model']}, detected {cpu['detected_isa']}, used {cpu['used_isa']} (torch "
+        f"{cpu['torch_capability']}, oneDNN {cpu['onednn_isa']}, numba {cpu['numba_target']}, MKL "
+        f"{cpu['mkl_instructions']}); 2048^3 fp32 matmul {cpu['matmul_2048_gflops']} GFLOP/s; "
+        f"{cpu['threads']} threads",
+        flush=True,
+    )
     data = prepare(Path(args.prompts_file), args.prompts)
     common = [
         f"--prompts-file={args.prompts_file}",
@@ -180,10 +254,12 @@ def main() -> None:
                 continue
             command = [args.vllm_python, str(HERE / "vllm_worker.py"), *common]
             # vLLM reserves 20 GiB of KV cache by default on this 24 GiB machine; 4 GiB holds this workload.
-            env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "4"}
-            results["vllm"] = spawn(command, env)
+            vllm_env = {**env, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "4"}
+            results["vllm"] = spawn(command, vllm_env, args.background_load)
         else:
-            results[name] = spawn([sys.executable, __file__, f"--worker={name}", *common])
+            results[name] = spawn(
+                [sys.executable, __file__, f"--worker={name}", *common], env, args.background_load
+            )
         print(name, json.dumps(results[name]), flush=True)
 
     base = results.get("plain_generate", {}).get("tok_s")
@@ -196,11 +272,17 @@ def main() -> None:
         "prompt_tokens_mean": round(sum(map(len, data["input_ids"])) / len(data["input_ids"]), 1),
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,
-        "cpu": platform.processor() or platform.machine(),
+        "isa": args.isa,
+        "background_load": args.background_load,
+        "cpu": cpu,
         "cores": os.cpu_count(),
         "results": results,
     }
     Path(args.out).write_text(json.dumps(report, indent=2))
+    print(
+        f"\n{cpu['model']}, {cpu['used_isa']} ({args.isa}), matmul {cpu['matmul_2048_gflops']} GFLOP/s, "
+        f"background load {args.background_load} core"
+    )
     print("\n| engine | batching | tokens | seconds | tok/s | × plain batch-16 | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():

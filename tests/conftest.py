@@ -18,8 +18,9 @@ import pytest  # noqa: E402
 
 from hf_synth.engine import EngineStats, GenerationOutput  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-SEED_TASKS = SHARED_DATA / "self_instruct_seed_tasks.jsonl"
+#: Seed tasks written for these tests, in the Self-Instruct seed format (id, name, instruction,
+#: instances, is_classification). Checks on third-party real data live in bench/check_real_data.py.
+SEED_TASKS = Path(__file__).resolve().parent / "data" / "seed_tasks.jsonl"
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
@@ -168,8 +169,49 @@ def scripted_engine_factory():
     return ScriptedEngine
 
 
+def seed_task_rows() -> list[dict]:
+    return [json.loads(line) for line in SEED_TASKS.read_text(encoding="utf-8").splitlines()]
+
+
+_FORMS = ["poem", "short story", "news report", "product review", "letter", "speech", "recipe", "riddle"]
+_TOPICS = [
+    "the sea",
+    "a lost key",
+    "city traffic",
+    "a first job",
+    "winter mornings",
+    "a broken phone",
+    "the moon landing",
+    "a village market",
+    "learning to swim",
+    "an old bridge",
+    "space travel",
+    "a rainy holiday",
+]
+_ASKS = [
+    "Write a {form} about {topic}.",
+    "Compose a {form} that mentions {topic} twice.",
+    "Draft a funny {form} about {topic} for children.",
+]
+
+
+def many_instructions(n: int) -> list[str]:
+    """``n`` distinct instructions: the fixture tasks, hf-synth's example seeds, then instructions built
+    from templates (near-duplicates at many ROUGE-L levels, as a generated pool has)."""
+    from hf_synth.io import EXAMPLE_SEEDS
+
+    texts = [row["instruction"] for row in seed_task_rows()]
+    texts += [json.loads(line)["instruction"] for line in Path(EXAMPLE_SEEDS).read_text().splitlines()]
+    for ask in _ASKS:
+        for topic in _TOPICS:
+            for form in _FORMS:
+                texts.append(ask.format(form=form, topic=topic))
+    unique = list(dict.fromkeys(texts))
+    assert len(unique) >= n, f"only {len(unique)} instructions available"
+    return unique[:n]
+
+
 @pytest.fixture(scope="session")
 def real_seed_rows() -> list[dict]:
-    if not SEED_TASKS.is_file():
-        pytest.skip(f"{SEED_TASKS} not available")
-    return [json.loads(line) for line in SEED_TASKS.read_text().splitlines()]
+    """The fixture seed tasks (hand-written, in the format of the Self-Instruct seed file)."""
+    return seed_task_rows()

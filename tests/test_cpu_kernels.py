@@ -129,8 +129,14 @@ def test_clearing_a_slot_returns_its_pages_and_reads_zero():
 @pytest.mark.parametrize("why", ["no packing op", "too little memory"])
 def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer, monkeypatch, why):
     """Without packing the fused weights are views into the model's parameters (no copy), same tokens."""
-    from hf_synth.engine import continuous
+    from hf_synth.engine import continuous, cpu_tuning
 
+    # Packed everywhere it is offered, whatever this machine's timing would choose.
+    monkeypatch.setattr(
+        cpu_tuning,
+        "choose_methods",
+        lambda shapes, rows, dtype, methods, pack: dict.fromkeys(shapes, methods[0]),
+    )
     prompts = [
         tiny_tokenizer(p, add_special_tokens=False)["input_ids"] for p in ["Name a river.", "Count to 3"]
     ]
@@ -142,7 +148,9 @@ def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer
         monkeypatch.setattr(continuous, "_memory_available", lambda: continuous._projection_bytes(tiny_model))
     plain = ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
     assert packed.packed_weights and not plain.packed_weights
-    assert plain.layers[0].w_qkv.data_ptr() == tiny_model.model.layers[0].self_attn.q_proj.weight.data_ptr()
+    assert (
+        plain.layers[0].qkv.weight.data_ptr() == tiny_model.model.layers[0].self_attn.q_proj.weight.data_ptr()
+    )
     results = []
     for batcher in (packed, plain):
         requests = [Request(ids, seed=0) for ids in prompts]
@@ -164,3 +172,66 @@ def test_decode_attention_kernel_compiles_without_a_writable_cache(tmp_path, mon
     zeros, lengths = torch.zeros(2, dtype=torch.long), torch.tensor([5, 3])
     args = (q, k, v, lengths, arena, arena, zeros, zeros, 0.35)
     torch.testing.assert_close(decode_attention(*args), _reference_attention(*args), rtol=2e-5, atol=2e-5)
+
+
+def test_cpu_tuning_times_each_shape_once_per_machine_and_uses_the_fastest(
+    tiny_model, tiny_tokenizer, tmp_path, monkeypatch
+):
+    """Each projection shape runs with the method measured fastest on this machine; the choice is cached
+    per machine, so a second engine does not time anything."""
+    from hf_synth.engine import continuous, cpu_tuning
+
+    monkeypatch.setattr(cpu_tuning, "tuning_file", lambda: tmp_path / "cpu_tuning.json")
+    timed = []
+
+    def fake_timing(shape, rows, dtype, methods, pack):
+        timed.append(shape)
+        fastest = "torch" if shape[0] == shape[1] else "onednn"  # square (o) -> F.linear, others oneDNN
+        return {m: (1.0 if m == fastest else 2.0) for m in methods}
+
+    monkeypatch.setattr(cpu_tuning, "time_methods", fake_timing)
+    eos = tiny_tokenizer.eos_token_id
+    batcher = ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
+    assert batcher.methods == {
+        "qkv": "onednn",
+        "o": "torch",
+        "gate_up": "onednn",
+        "down": "onednn",
+        "lm_head": "onednn",
+    }
+    assert batcher.layers[0].o.method == "torch" and not batcher.packed_weights
+    assert len(timed) == 5
+    ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
+    assert len(timed) == 5  # read from the cache
+    ContinuousBatcher(tiny_model, slots=3, eos_ids=[eos])
+    assert len(timed) == 10  # another row count is another measurement
+    prompt = tiny_tokenizer("Name a river.", add_special_tokens=False)["input_ids"]
+    request = Request(prompt, seed=0)
+    batcher.run([request], SamplingSpec(max_new_tokens=10))
+    with torch.inference_mode():
+        reference = tiny_model.generate(
+            torch.tensor([prompt]), max_new_tokens=10, do_sample=False, pad_token_id=eos, eos_token_id=eos
+        )[0, len(prompt) :].tolist()
+    assert request.tokens == reference[: len(request.tokens)] and len(request.tokens) >= 1
+    assert tuple(batcher.methods) == continuous.PROJECTIONS
+
+
+def test_cpu_tuning_really_times_the_methods(tmp_path, monkeypatch):
+    from hf_synth.engine import cpu_tuning
+
+    seconds = cpu_tuning.time_methods((64, 32), 8, torch.float32, ("onednn", "torch"), None)
+    assert set(seconds) == {"onednn", "torch"} and all(0 < s < 1 for s in seconds.values())
+
+
+def test_kernels_that_fail_their_self_check_are_not_used(tiny_model, tiny_tokenizer, monkeypatch, caplog):
+    from hf_synth.engine import continuous, decode_attention
+
+    assert decode_attention.check_kernels(1, 2, 16) is None  # they work here
+    monkeypatch.setattr(
+        decode_attention, "decode_attention", lambda *args: torch.zeros_like(args[0])
+    )  # a kernel that computes something else
+    assert "disagrees" in decode_attention.check_kernels(1, 2, 16)
+    monkeypatch.setattr(continuous, "check_kernels", lambda *a: "LoweringError: cannot compile")
+    batcher = ContinuousBatcher(tiny_model, slots=2, eos_ids=[tiny_tokenizer.eos_token_id])
+    assert not batcher.use_kernel
+    assert "Compiled CPU kernels unavailable (LoweringError: cannot compile)" in caplog.text

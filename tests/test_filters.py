@@ -17,6 +17,8 @@ from hf_synth.filters import (
 )
 from hf_synth.metrics import load_rouge_l
 
+from .conftest import many_instructions
+
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
@@ -25,8 +27,8 @@ def _reference(a: str, b: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def instructions(real_seed_rows):
-    return [r["instruction"] for r in real_seed_rows]
+def instructions():
+    return many_instructions(200)
 
 
 def test_rouge_l_equals_rouge_score_on_real_pairs(instructions):

@@ -73,8 +73,6 @@ def test_default_model_batched_greedy_matches_single_prompts(default_engine):
 
 
 def test_self_instruct_cli_on_the_default_model(tmp_path):
-    if not SEED_TASKS.is_file():
-        pytest.skip("shared seed tasks not available")
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("\n".join(SEED_TASKS.read_text().splitlines()[:12]) + "\n")
     out = tmp_path / "run"
@@ -114,8 +112,6 @@ def test_self_instruct_cli_on_the_default_model(tmp_path):
 
 
 def test_evol_instruct_cli_on_the_default_model(tmp_path):
-    if not SEED_TASKS.is_file():
-        pytest.skip("shared seed tasks not available")
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("\n".join(SEED_TASKS.read_text().splitlines()[20:26]) + "\n")
     out = tmp_path / "evol"

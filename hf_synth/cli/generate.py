@@ -22,10 +22,7 @@ logger = logging.getLogger("hf_synth")
 
 
 def cmd_self_instruct(args: argparse.Namespace) -> int:
-    from ..cards import self_instruct_card
-    from ..engine import load_engine
-    from ..io import EXAMPLE_SEEDS, load_seed_dataset, save_run
-    from ..self_instruct import SelfInstruct, SelfInstructConfig, prepare_seed_pool
+    from ..self_instruct import SelfInstructConfig
 
     engine_config, si_data = load_sections(args, "self_instruct")
     si_data.update(
@@ -50,6 +47,11 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
         for step in ("instruction_sampling", "instance_sampling"):
             si_data[step] = {**si_data.get(step, {}), "max_new_tokens": args.max_new_tokens}
     config = from_dict(SelfInstructConfig, si_data, "self_instruct")
+    # The configuration is valid: now what reads data and loads models (torch, datasets).
+    from ..cards import self_instruct_card
+    from ..engine import load_engine
+    from ..io import EXAMPLE_SEEDS, load_seed_dataset, save_run
+    from ..self_instruct import SelfInstruct, prepare_seed_pool
 
     seeds_name = args.seeds or f"hf-synth example seeds ({EXAMPLE_SEEDS.name})"
     seeds = load_seed_dataset(args.seeds, split=args.split)
@@ -100,10 +102,7 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
 def cmd_evol_instruct(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..cards import evol_instruct_card
-    from ..engine import Engine, load_engine
-    from ..evol_instruct import EvolInstruct, EvolInstructConfig, prepare_roots
-    from ..io import load_seed_dataset, save_run
+    from ..evol_instruct import EvolInstructConfig
 
     engine_config, data = load_sections(args, "evol_instruct")
     data.update(
@@ -127,6 +126,12 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
             "max_new_tokens": args.max_new_tokens,
         }
     config = from_dict(EvolInstructConfig, data, "evol_instruct")
+    # The configuration is valid: now what reads data and loads models (torch, datasets).
+    from ..cards import evol_instruct_card
+    from ..engine import Engine, load_engine
+    from ..evol_instruct import EvolInstruct, prepare_roots
+    from ..io import load_seed_dataset, save_run
+
     dataset = load_seed_dataset(args.input, split=args.split)
     prepare_roots(dataset, config)  # bad input fails here, before a model is loaded
 

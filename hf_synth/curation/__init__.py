@@ -1,5 +1,17 @@
 """Curation beyond single-row filters: skill/topic coverage of a dataset."""
 
-from .coverage import DEFAULT_TAXONOMY, classify_skills, coverage_report, load_taxonomy
+from __future__ import annotations
 
-__all__ = ["DEFAULT_TAXONOMY", "classify_skills", "coverage_report", "load_taxonomy"]
+from typing import TYPE_CHECKING
+
+from .._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "coverage": ["DEFAULT_TAXONOMY", "classify_skills", "coverage_report", "load_taxonomy"],
+    },
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .coverage import DEFAULT_TAXONOMY, classify_skills, coverage_report, load_taxonomy

@@ -1,39 +1,42 @@
-"""Generation engine: the :class:`Engine` port and its backends (chosen by name, imported when chosen)."""
+"""Generation engine: the :class:`Engine` port and its backends (chosen by name, imported when chosen).
 
-from .default_model import DEFAULT_MODEL_ID, DefaultModelNotInstalledError, default_model_path
-from .distributed import generate_distributed
-from .engine import GenerationEngine, load_engine
-from .engine_config import BACKENDS, EngineConfig, SamplingParams
-from .protocol import Engine, EngineStats, GenerationOutput, Prompt, describe_engines, format_chat_prompt
-from .runner import Request
-from .selection import BackendChoice, choose_backend
+Names are loaded on first access (the configuration classes need no torch; the engines do).
+"""
 
-__all__ = [
-    "BACKENDS",
-    "DEFAULT_MODEL_ID",
-    "BackendChoice",
-    "DefaultModelNotInstalledError",
-    "Engine",
-    "EngineConfig",
-    "EngineStats",
-    "GenerationEngine",
-    "GenerationOutput",
-    "Prompt",
-    "Request",
-    "SamplingParams",
-    "choose_backend",
-    "default_model_path",
-    "describe_engines",
-    "format_chat_prompt",
-    "generate_distributed",
-    "load_engine",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "continuous": ["ContinuousBatcher"],
+        "default_model": ["DEFAULT_MODEL_ID", "DefaultModelNotInstalledError", "default_model_path"],
+        "distributed": ["generate_distributed"],
+        "engine": ["GenerationEngine", "load_engine"],
+        "engine_config": ["BACKENDS", "EngineConfig", "SamplingParams"],
+        "protocol": [
+            "Engine",
+            "EngineStats",
+            "GenerationOutput",
+            "Prompt",
+            "describe_engines",
+            "format_chat_prompt",
+        ],
+        "runner": ["Request"],
+        "selection": ["BackendChoice", "choose_backend"],
+    },
+)
 
 
-def __getattr__(name: str):
-    # The continuous batcher pulls in numba and its kernels: imported only when someone asks for it.
-    if name == "ContinuousBatcher":
-        from .continuous import ContinuousBatcher
-
-        return ContinuousBatcher
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:  # pragma: no cover
+    from .continuous import ContinuousBatcher
+    from .default_model import DEFAULT_MODEL_ID, DefaultModelNotInstalledError, default_model_path
+    from .distributed import generate_distributed
+    from .engine import GenerationEngine, load_engine
+    from .engine_config import BACKENDS, EngineConfig, SamplingParams
+    from .protocol import Engine, EngineStats, GenerationOutput, Prompt, describe_engines, format_chat_prompt
+    from .runner import Request
+    from .selection import BackendChoice, choose_backend

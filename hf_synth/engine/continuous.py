@@ -42,8 +42,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .cpu_threads import ThreadGovernor
 from .cuda_graphs import StepGraphs
-from .decode_attention import DecodeAttention
+from .decode_attention import DecodeAttention, check_kernels
 from .decode_attention import available as compiled_kernels_available
 from .fused_cpu import add_rms_norm, rope, rope_store
 from .runner import Request
@@ -162,7 +163,8 @@ def _memory_available() -> int | None:
 
 
 def _projection_bytes(model) -> int:
-    """Bytes of the weights that packing copies: every decoder projection and the output layer."""
+    """Bytes of the weights that packing all of them would copy: every decoder projection and the output
+    layer."""
     total = model.get_output_embeddings().weight.nbytes
     for layer in model.model.layers:
         for module in (layer.self_attn, layer.mlp):
@@ -184,31 +186,42 @@ def _fuse(linears: Sequence[torch.nn.Linear], with_bias: bool) -> tuple[torch.Te
     return weight, bias
 
 
-def _packed(
-    linears: Sequence[torch.nn.Linear], with_bias: bool, pack
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The linear layers' weights concatenated and packed for oneDNN (the layers are left as they are)."""
-    weight = pack(torch.cat([lin.weight.detach() for lin in linears], dim=0))
-    bias = torch.cat([lin.bias.detach() for lin in linears], dim=0).contiguous() if with_bias else None
-    return weight, bias
+#: The projections of the model, by the name the CPU tuning and the logs use.
+PROJECTIONS = ("qkv", "o", "gate_up", "down", "lm_head")
+
+
+class _Projection:
+    """One projection's weight in the layout its method wants, and the call that applies it.
+
+    ``method`` is ``"packed"`` (oneDNN, weight packed once into its blocked layout: a copy),
+    ``"onednn"`` (oneDNN on the plain weight) or ``"torch"`` (``F.linear``).
+    """
+
+    __slots__ = ("weight", "bias", "method")
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, method: str, pack=None) -> None:
+        self.method = method
+        self.weight = pack(weight) if method == "packed" else weight
+        self.bias = bias
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.method == "torch":
+            return F.linear(x, self.weight, self.bias)
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
 
 class _Layer:
-    """One decoder layer's tensors, fused into few large matrix products (packed for oneDNN when ``pack``)."""
+    """One decoder layer's tensors, fused into few large matrix products, each run by its chosen method."""
 
-    def __init__(self, layer, n_heads: int, n_kv: int, head_dim: int, pack=None) -> None:
+    def __init__(self, layer, n_heads: int, n_kv: int, head_dim: int, methods: dict, pack=None) -> None:
         attn, mlp = layer.self_attn, layer.mlp
         has_bias = getattr(attn.q_proj, "bias", None) is not None
-        if pack is None:
-            self.w_qkv, self.b_qkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj], has_bias)
-            self.w_gate_up, _ = _fuse([mlp.gate_proj, mlp.up_proj], False)
-            self.w_o = attn.o_proj.weight.detach()
-            self.w_down = mlp.down_proj.weight.detach()
-        else:
-            self.w_qkv, self.b_qkv = _packed([attn.q_proj, attn.k_proj, attn.v_proj], has_bias, pack)
-            self.w_gate_up, _ = _packed([mlp.gate_proj, mlp.up_proj], False, pack)
-            self.w_o = pack(attn.o_proj.weight.detach())
-            self.w_down = pack(mlp.down_proj.weight.detach())
+        w_qkv, b_qkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj], has_bias)
+        w_gate_up, _ = _fuse([mlp.gate_proj, mlp.up_proj], False)
+        self.qkv = _Projection(w_qkv, b_qkv, methods["qkv"], pack)
+        self.o = _Projection(attn.o_proj.weight.detach(), None, methods["o"], pack)
+        self.gate_up = _Projection(w_gate_up, None, methods["gate_up"], pack)
+        self.down = _Projection(mlp.down_proj.weight.detach(), None, methods["down"], pack)
         self.ln_in = layer.input_layernorm.weight.detach()
         self.ln_post = layer.post_attention_layernorm.weight.detach()
         self.eps_in = layer.input_layernorm.variance_epsilon
@@ -252,6 +265,8 @@ class ContinuousBatcher:
     Args:
         model: A loaded causal LM whose type is in :data:`SUPPORTED_MODEL_TYPES` (checked; see
             :func:`unsupported_reason`). Its q/k/v and gate/up weights become views of fused tensors.
+            On the CPU each projection runs with the method measured fastest for its shape on this
+            machine (:mod:`.cpu_tuning`; ``methods`` records the choice).
         slots: How many sequences decode together (the batch size).
         eos_ids: Token ids that end a sequence.
         static: Every slot holds its whole sequence and a decode step attends it with one softmax (see the
@@ -263,6 +278,8 @@ class ContinuousBatcher:
         cuda_graphs: Capture static steps as CUDA graphs (on CUDA devices; set ``False`` to run eagerly).
         bucket_steps: Run static steps at bucketed shapes even when not capturing (the test suite uses it
             to check on the CPU what graphs replay on a GPU).
+        governor: On the CPU, the :class:`~.cpu_threads.ThreadGovernor` that gives threads up while other
+            processes keep cores busy (``None`` turns that off).
     """
 
     def __init__(self, model, slots: int, eos_ids: Sequence[int], static: bool | None = None) -> None:
@@ -312,10 +329,19 @@ class ContinuousBatcher:
                     available >> 20,
                 )
                 pack = None
-        self.packed_weights = pack is not None
-        self.lm_head = pack(lm_head) if pack else lm_head
-        self.layers = [_Layer(layer, self.n_heads, self.n_kv, self.head_dim, pack) for layer in inner.layers]
+        self.methods = self._choose_methods(model, slots, pack)
+        self.packed_weights = "packed" in self.methods.values()
+        self.lm_head = _Projection(lm_head, None, self.methods["lm_head"], pack)
+        self.layers = [
+            _Layer(layer, self.n_heads, self.n_kv, self.head_dim, self.methods, pack)
+            for layer in inner.layers
+        ]
         self.use_kernel = compiled_kernels_available(lm_head) and not static
+        if self.use_kernel:
+            problem = check_kernels(self.n_kv, self.n_heads // self.n_kv, self.head_dim)
+            if problem:
+                logger.warning("Compiled CPU kernels unavailable (%s); using PyTorch attention", problem)
+                self.use_kernel = False
         if self.device.type == "cpu":
             _keep_large_allocations()
         #: Tokens run together in one prefill pass at most (bounds activation memory).
@@ -325,6 +351,8 @@ class ContinuousBatcher:
         self.graphs: StepGraphs | None = None  # static mode: the cache, rope tables and captured steps
         self.cuda_graphs = self.device.type == "cuda"
         self.bucket_steps = False
+        # On the CPU, fewer threads while other processes keep cores busy (see .cpu_threads).
+        self.governor = ThreadGovernor(torch.get_num_threads()) if self.device.type == "cpu" else None
         logger.info(
             "Continuous batching on %s in %s: %s, %s weights, %s attention",
             self.device,
@@ -332,9 +360,30 @@ class ContinuousBatcher:
             ("fixed-shape steps as CUDA graphs" if self.device.type == "cuda" else "whole-sequence slots")
             if static
             else "shared-prefix arena",
-            "oneDNN-packed" if self.packed_weights else ("oneDNN" if self.use_onednn else "PyTorch"),
+            ", ".join(f"{name} {method}" for name, method in self.methods.items()),
             "compiled CPU" if self.use_kernel else "PyTorch",
         )
+
+    def _choose_methods(self, model, slots: int, pack) -> dict[str, str]:
+        """How each projection runs: on the CPU with oneDNN, the fastest of the methods this build offers
+        at ``slots`` rows, timed once per machine (:mod:`.cpu_tuning`); elsewhere ``F.linear``."""
+        if not self.use_onednn:
+            return dict.fromkeys(PROJECTIONS, "torch")
+        from .cpu_tuning import choose_methods
+
+        layer = model.model.layers[0]
+        attn, mlp = layer.self_attn, layer.mlp
+        hidden = attn.q_proj.weight.shape[1]
+        qkv = sum(m.weight.shape[0] for m in (attn.q_proj, attn.k_proj, attn.v_proj))
+        shapes = {
+            "qkv": (qkv, hidden),
+            "o": tuple(attn.o_proj.weight.shape),
+            "gate_up": (2 * mlp.gate_proj.weight.shape[0], hidden),
+            "down": tuple(mlp.down_proj.weight.shape),
+            "lm_head": (self.vocab_size, hidden),
+        }
+        offered = ("packed", "onednn", "torch") if pack is not None else ("onednn", "torch")
+        return choose_methods(shapes, slots, self.dtype, offered, pack)
 
     @property
     def batch_size(self) -> int:
@@ -346,13 +395,6 @@ class ContinuousBatcher:
         self.slots = value
 
     # ------------------------------------------------------------------ model pieces
-    def _linear(
-        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        if self.use_onednn:
-            return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-        return F.linear(x, weight, bias)
-
     def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos/sin of shape (rows, 1, head_dim) for a 1-D tensor of positions."""
         if self.graphs is not None:  # static mode: the tables hold every position of the cache
@@ -364,10 +406,10 @@ class ContinuousBatcher:
         rows = x.shape[0]
         if self.use_kernel:  # one compiled loop each for the norm and the rotation
             h = add_rms_norm(x, None, layer.ln_in, layer.eps_in, torch.empty_like(x))
-            qkv = self._linear(h, layer.w_qkv, layer.b_qkv)
+            qkv = layer.qkv(h)
             return rope(qkv, cos[:, 0], sin[:, 0], self.n_heads, self.n_kv)
         h = _rms_norm(x, layer.ln_in, layer.eps_in)
-        qkv = self._linear(h, layer.w_qkv, layer.b_qkv)
+        qkv = layer.qkv(h)
         qk, v = qkv.split([layer.q_size + layer.kv_size, layer.kv_size], dim=-1)
         # Queries and keys rotate together: one set of element-wise operations instead of two.
         qk = _rotate(qk.view(rows, self.n_heads + self.n_kv, self.head_dim), cos, sin)
@@ -377,17 +419,15 @@ class ContinuousBatcher:
     def _finish_layer(self, layer: _Layer, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         """The residual, the MLP and its residual; ``x`` may be updated in place."""
         if self.use_kernel:
-            h = add_rms_norm(
-                x, self._linear(attn, layer.w_o), layer.ln_post, layer.eps_post, torch.empty_like(x)
-            )
+            h = add_rms_norm(x, layer.o(attn), layer.ln_post, layer.eps_post, torch.empty_like(x))
         else:
-            x = x + self._linear(attn, layer.w_o)
+            x = x + layer.o(attn)
             h = _rms_norm(x, layer.ln_post, layer.eps_post)
-        gate, up = self._linear(h, layer.w_gate_up).split([layer.intermediate, layer.intermediate], dim=-1)
-        return x.add_(self._linear(F.silu(gate).mul_(up), layer.w_down))
+        gate, up = layer.gate_up(h).split([layer.intermediate, layer.intermediate], dim=-1)
+        return x.add_(layer.down(F.silu(gate).mul_(up)))
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self._linear(_rms_norm(x, self.norm_w, self.norm_eps), self.lm_head).float()
+        return self.lm_head(_rms_norm(x, self.norm_w, self.norm_eps)).float()
 
     def _prefill(self, items: Sequence[_Prefill]) -> torch.Tensor:
         """Run several prompts (or shared prefixes) in one pass; return each item's last-token logits.
@@ -497,16 +537,14 @@ class ContinuousBatcher:
         delta = None
         for i, layer in enumerate(self.layers):
             add_rms_norm(x, delta, layer.ln_in, layer.eps_in, h)
-            qkv = self._linear(h, layer.w_qkv, layer.b_qkv)
+            qkv = layer.qkv(h)
             q = rope_store(qkv, cos, sin, self.k_cache[i], self.v_cache[i], local, self.n_heads, self.n_kv)
             out = attention(
                 q, self.k_cache[i], self.v_cache[i], self.k_arena[i], self.v_arena[i], layer.scaling
             )
-            add_rms_norm(x, self._linear(out.view(live, -1), layer.w_o), layer.ln_post, layer.eps_post, h)
-            gate, up = self._linear(h, layer.w_gate_up).split(
-                [layer.intermediate, layer.intermediate], dim=-1
-            )
-            delta = self._linear(F.silu(gate).mul_(up), layer.w_down)
+            add_rms_norm(x, layer.o(out.view(live, -1)), layer.ln_post, layer.eps_post, h)
+            gate, up = layer.gate_up(h).split([layer.intermediate, layer.intermediate], dim=-1)
+            delta = layer.down(F.silu(gate).mul_(up))
         x.add_(delta)
         return self._logits(x)
 
@@ -654,11 +692,15 @@ class ContinuousBatcher:
         # Denormal floats (tiny probabilities, near-zero activations) are slow on x86; flushing them to
         # zero changes nothing a sampler can see. Restored afterwards (PyTorch's default is off).
         flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        if self.governor is not None:
+            self.governor.start()
         try:
             schedule.run(slots)
         finally:
             if flush:
                 torch.set_flush_denormal(False)
+            if self.governor is not None:
+                self.governor.stop()
             del self.k_cache, self.v_cache, self.k_arena, self.v_arena, self._slot_buffers
             for buffer in buffers:
                 if buffer is not None:
@@ -954,6 +996,8 @@ class _Schedule:
         first = min(slots, len(self.waiting))
         self.admit([(slot, self.waiting.pop()) for slot in range(first)])
         while True:
+            if b.governor is not None:
+                b.governor.update()
             self.turn_over()
             live = len(self.occupant)
             if not live:

@@ -259,3 +259,45 @@ def decode_attention(
     _, kv_heads, group, dim = q.shape
     step = DecodeAttention(lengths, offsets, prefix_lengths, kv_heads, group, dim)
     return step(q, k_slots, v_slots, k_arena, v_arena, scale)
+
+
+def check_kernels(kv_heads: int, group: int, dim: int) -> str | None:
+    """Compile this module's and :mod:`.fused_cpu`'s kernels for a head layout and check them against
+    PyTorch on small inputs; the reason they cannot be used, or ``None`` when they work.
+
+    Compiling happens once per machine (numba's disk cache); a CPU or an LLVM where a kernel does not
+    compile, or computes something else, makes the engine run PyTorch operations instead (logged).
+    """
+    if numba is None:
+        return "numba is not installed"
+    from .fused_cpu import add_rms_norm, rope_store
+
+    try:
+        generator = torch.Generator().manual_seed(0)
+        rows, length, heads = 3, 5, kv_heads * group
+        q = torch.randn(rows, kv_heads, group, dim, generator=generator)
+        k = torch.randn(rows, kv_heads, length, dim, generator=generator)
+        v = torch.randn(rows, kv_heads, length, dim, generator=generator)
+        arena = torch.zeros(1, kv_heads, dim)
+        lengths = torch.full((rows,), length, dtype=torch.long)
+        zeros = torch.zeros(rows, dtype=torch.long)
+        out = decode_attention(q, k, v, lengths, arena, arena, zeros, zeros, dim**-0.5)
+        scores = torch.einsum("rhgd,rhtd->rhgt", q, k) * dim**-0.5
+        expected = torch.einsum("rhgt,rhtd->rhgd", scores.softmax(-1), v)
+        if not torch.allclose(out, expected, rtol=1e-4, atol=1e-4):
+            return "the compiled attention kernel disagrees with PyTorch"
+        x = torch.randn(rows, heads * dim, generator=generator)
+        weight = torch.rand(heads * dim, generator=generator) + 0.5
+        normed = add_rms_norm(x.clone(), None, weight, 1e-6, torch.empty_like(x))
+        reference = weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+        if not torch.allclose(normed, reference, rtol=1e-4, atol=1e-4):
+            return "the compiled RMSNorm kernel disagrees with PyTorch"
+        qkv = torch.randn(rows, (heads + 2 * kv_heads) * dim, generator=generator)
+        cache = torch.zeros(rows, kv_heads, 2, dim)
+        ones, nothing = torch.ones(rows, dim), torch.zeros(rows, dim)
+        rotated = rope_store(qkv, ones, nothing, cache, cache.clone(), zeros, heads, kv_heads)
+        if not torch.allclose(rotated.reshape(rows, -1), qkv[:, : heads * dim]):
+            return "the compiled rotary kernel disagrees with PyTorch"
+    except Exception as err:  # any compile or runtime failure means: do not use the kernels
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return None
