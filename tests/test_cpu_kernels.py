@@ -235,3 +235,15 @@ def test_kernels_that_fail_their_self_check_are_not_used(tiny_model, tiny_tokeni
     batcher = ContinuousBatcher(tiny_model, slots=2, eos_ids=[tiny_tokenizer.eos_token_id])
     assert not batcher.use_kernel
     assert "Compiled CPU kernels unavailable (LoweringError: cannot compile)" in caplog.text
+
+
+def test_cpu_tuning_keeps_the_first_method_unless_another_is_clearly_faster(tmp_path, monkeypatch):
+    from hf_synth.engine import cpu_tuning
+
+    monkeypatch.setattr(cpu_tuning, "tuning_file", lambda: tmp_path / "cpu_tuning.json")
+    timings = {(8, 8): {"packed": 1.05, "torch": 1.0}, (16, 8): {"packed": 1.3, "torch": 1.0}}
+    monkeypatch.setattr(cpu_tuning, "time_methods", lambda shape, *a: timings[shape])
+    chosen = cpu_tuning.choose_methods(
+        {"a": (8, 8), "b": (16, 8)}, 4, torch.float32, ("packed", "torch"), None
+    )
+    assert chosen == {"a": "packed", "b": "torch"}  # 5% is noise, 30% is not
