@@ -1,6 +1,7 @@
-"""Durable step outputs: finished chunks of a long ``Dataset.map`` are kept on disk.
+"""Durable step outputs: finished chunks of a long ``Dataset.map`` are kept on disk, and every completion
+is journaled the moment its sequence finishes (:meth:`Checkpointer.engine`).
 
-A run that dies keeps every chunk it finished; a re-run with the same configuration and folder reads them
+A run that dies keeps every chunk it finished and every completion the engine reported; a re-run with the same configuration and folder reads them
 back instead of recomputing. Every write goes to a temporary folder that is renamed into place, so a chunk
 on disk is always complete. A folder written under another configuration is refused, never mixed.
 """
@@ -22,6 +23,8 @@ from datasets import Dataset, concatenate_datasets, load_from_disk
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "fingerprint.json"
+#: Completions of every engine call under a checkpoint folder, one JSON line each, as they finish.
+JOURNAL_FILE = "generations.jsonl"
 
 
 def save_dataset(dataset: Dataset, path: str | Path) -> None:
@@ -44,6 +47,7 @@ class Checkpointer:
         self.root = Path(root) if root is not None else None
         self.chunk_size = chunk_size
         self.reused_chunks = 0
+        self._journal = None
 
     @property
     def enabled(self) -> bool:
@@ -59,6 +63,7 @@ class Checkpointer:
             return False
         file = self.root / FINGERPRINT_FILE
         if overwrite and self.root.exists():
+            self.close()
             shutil.rmtree(self.root)
         if file.exists():
             previous = json.loads(file.read_text())
@@ -76,6 +81,31 @@ class Checkpointer:
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_atomic(file, json.dumps(fingerprint, indent=2, sort_keys=True))
         return False
+
+    # ------------------------------------------------------------------ completions
+    def engine(self, engine):
+        """``engine`` with every completion journaled under this folder as it finishes (and answered from
+        the journal when asked again): see :mod:`hf_synth.engine.journal`. Without a root, ``engine``."""
+        from .engine.journal import GenerationJournal, JournaledEngine
+
+        if self.root is None:
+            return engine
+        if self._journal is None:
+            self._journal = GenerationJournal(self.root / JOURNAL_FILE)
+        if isinstance(engine, JournaledEngine) and engine.journal is self._journal:
+            return engine
+        return JournaledEngine(engine, self._journal)
+
+    @property
+    def reused_completions(self) -> int:
+        """Completions found in the journal when this run opened it."""
+        return len(self._journal.entries) if self._journal is not None else 0
+
+    def close(self) -> None:
+        """Sync and close the completion journal (a later call opens it again)."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     # ------------------------------------------------------------------ datasets
     def has(self, name: str) -> bool:

@@ -131,3 +131,10 @@ def iter_instructions(dataset: Dataset, column: str, what: str) -> Iterator[tupl
             ", ".join(map(str, empty[:10])),
             ", ..." if len(empty) > 10 else "",
         )
+
+
+def journaled(engine, checkpointer: Checkpointer | None):
+    """``engine`` with its completions journaled in ``checkpointer``'s folder as they finish (and reused
+    when a re-run asks again), so a step can send all its rows in one engine call; ``engine`` itself
+    without a checkpoint folder."""
+    return checkpointer.engine(engine) if checkpointer is not None else engine

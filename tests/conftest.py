@@ -125,7 +125,7 @@ class ScriptedEngine:
         self.calls: list[list[str]] = []
         self.fail_after = fail_after
 
-    def generate(self, prompts, sampling=None, *, desc="Generating", progress=True):
+    def generate(self, prompts, sampling=None, *, desc="Generating", progress=True, on_output=None):
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise RuntimeError("simulated crash")
         texts = [_prompt_text(p) for p in prompts]
@@ -145,6 +145,9 @@ class ScriptedEngine:
         self.stats.prompts += len(texts)
         self.stats.completion_tokens += sum(o.completion_tokens for o in outputs)
         self.stats.seconds += 0.001 * len(texts)
+        if on_output is not None:
+            for index, output in enumerate(outputs):
+                on_output(index, output)
         return outputs
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from hf_synth.checkpoint import JOURNAL_FILE
+
 from .conftest import SEED_TASKS
 
 pytestmark = pytest.mark.slow
@@ -19,6 +21,11 @@ pytestmark = pytest.mark.slow
 
 def _finished_chunks(output: Path) -> int:
     return sum(1 for p in (output / "checkpoints").glob("**/chunk-*/state.json"))
+
+
+def _journaled_completions(output: Path) -> int:
+    path = output / "checkpoints" / JOURNAL_FILE
+    return path.read_bytes().count(b"\n") if path.is_file() else 0
 
 
 def _cli(args: list[str]) -> list[str]:
@@ -29,20 +36,20 @@ def _env() -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _run_and_kill(args: list[str], output: Path, rng: random.Random) -> int:
-    """Start the command, SIGKILL it once 1-3 chunks are on disk (plus a random delay). Returns how many
-    chunks were finished when it died."""
+def _run_and_kill(args: list[str], output: Path, rng: random.Random, progress=_finished_chunks) -> int:
+    """Start the command, SIGKILL it once ``progress`` (finished chunks, or journaled completions) reaches
+    1-3 (plus a random delay). Returns the progress when it died."""
     target = rng.randint(1, 3)
     proc = subprocess.Popen(_cli(args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while _finished_chunks(output) < target:
+    while progress(output) < target:
         assert proc.poll() is None, "the run finished before it could be killed; make it longer"
         assert time.time() < deadline
         time.sleep(0.05)
     time.sleep(rng.uniform(0, 0.5))
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
-    return _finished_chunks(output)
+    return progress(output)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -61,8 +68,6 @@ def _compare(killed_out: Path, clean_out: Path) -> None:
 
 @pytest.fixture
 def seeds(tmp_path) -> Path:
-    if not SEED_TASKS.is_file():
-        pytest.skip("shared seed tasks not available")
     path = tmp_path / "seeds.jsonl"
     path.write_text("\n".join(SEED_TASKS.read_text().splitlines()[:8]) + "\n")
     return path
@@ -74,9 +79,9 @@ def _config(tmp_path: Path, section: str) -> Path:
     return path
 
 
-def _kill_resume_compare(tmp_path: Path, args: list[str], seed: int) -> None:
+def _kill_resume_compare(tmp_path: Path, args: list[str], seed: int, progress=_finished_chunks) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    finished = _run_and_kill([*args, "--output", str(killed)], killed, random.Random(seed))
+    finished = _run_and_kill([*args, "--output", str(killed)], killed, random.Random(seed), progress)
     assert finished >= 1 and not (killed / "data.jsonl").exists()
     subprocess.run(_cli([*args, "--output", str(killed)]), env=_env(), check=True, capture_output=True)
     subprocess.run(_cli([*args, "--output", str(clean)]), env=_env(), check=True, capture_output=True)
@@ -119,3 +124,24 @@ def test_evol_instruct_survives_sigkill(tmp_path, seeds):
         str(_config(tmp_path, "evol_instruct")),
     ]
     _kill_resume_compare(tmp_path, args, seed=int(time.time()) + 1)
+
+
+def test_self_instruct_survives_sigkill_inside_one_engine_call(tmp_path, seeds):
+    """Default chunking: a whole step is one engine call, and the kill lands inside it, after 1-3
+    completions were journaled; the restarted run reuses them and ends with the same rows."""
+    args = [
+        "self-instruct",
+        "--seeds",
+        str(seeds),
+        "--num-instructions",
+        "3",
+        "--requests-per-round",
+        "4",
+        "--max-rounds",
+        "2",
+        "--max-new-tokens",
+        "48",
+        "--seed",
+        "6",
+    ]
+    _kill_resume_compare(tmp_path, args, seed=int(time.time()) + 2, progress=_journaled_completions)

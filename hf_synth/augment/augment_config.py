@@ -26,7 +26,8 @@ class ParaphraseConfig:
         max_rouge_l: A paraphrase with ROUGE-L F >= this against the original is near-identical and rejected.
         min_words: Shorter paraphrases are rejected.
         sampling: Sampling of the paraphrasing model.
-        checkpoint_every: Rows per checkpoint chunk.
+        checkpoint_every: Rows of a step sent to the engine in one call and saved as one checkpoint chunk;
+            every completion is also journaled as it finishes, so a large chunk loses nothing on a crash.
     """
 
     k: int = 2
@@ -36,7 +37,7 @@ class ParaphraseConfig:
     sampling: SamplingParams = field(
         default_factory=lambda: SamplingParams(max_new_tokens=192, temperature=0.8, top_p=0.95)
     )
-    checkpoint_every: int = 64
+    checkpoint_every: int = 1024
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -55,7 +56,8 @@ class NegativeConfig:
         kinds: Flaw kinds to draw from (one per row, deterministic in ``seed`` and the row id).
         sampling: Sampling of the model that writes the flawed answers.
         seed: Seed of the kind choice.
-        checkpoint_every: Rows per checkpoint chunk.
+        checkpoint_every: Rows of a step sent to the engine in one call and saved as one checkpoint chunk;
+            every completion is also journaled as it finishes, so a large chunk loses nothing on a crash.
     """
 
     kinds: list[str] = field(default_factory=lambda: list(NEGATIVE_KINDS))
@@ -63,7 +65,7 @@ class NegativeConfig:
         default_factory=lambda: SamplingParams(max_new_tokens=256, temperature=0.8, top_p=0.95)
     )
     seed: int = 0
-    checkpoint_every: int = 64
+    checkpoint_every: int = 1024
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.kinds) - set(NEGATIVE_KINDS))

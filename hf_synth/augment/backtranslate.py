@@ -15,7 +15,7 @@ from ..filters.dataset_filters import split_filtered
 from ..filters.embedding import embed
 from ..filters.heuristics import normalized_words
 from ..prompts import render_messages
-from ..rows import checkpointed_map, unique_ids
+from ..rows import checkpointed_map, journaled, unique_ids
 from ..self_instruct.steps import add_messages
 
 TEMPLATE_TRANSLATE = "augment/translate"
@@ -75,6 +75,7 @@ def back_translate(
 
     ``to_pivot_model`` / ``from_pivot_model``: translation models (path or Hub id) to use instead of the LLM
     for either direction, e.g. a Marian model per language pair."""
+    engine = journaled(engine, checkpointer)
     sampling = sampling or SamplingParams(max_new_tokens=192, temperature=0.3, top_p=0.95)
     ids = unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
     base = Dataset.from_list(
@@ -104,7 +105,7 @@ def back_translate(
         pivots = _translate(batch["original"], pivot, to_pivot)
         return {"pivot_text": pivots, "instruction": _translate(pivots, source_language, from_pivot)}
 
-    rows = checkpointed_map(base, _there_and_back, checkpointer, name, batch_size=64, desc="Back-translating")
+    rows = checkpointed_map(base, _there_and_back, checkpointer, name, batch_size=1024, desc="Back-translating")
     originals, results = list(rows["original"]), list(rows["instruction"])
     sims = (embed(originals, embedding_model) * embed([r or " " for r in results], embedding_model)).sum(
         axis=1

@@ -12,7 +12,7 @@ from ..checkpoint import Checkpointer
 from ..engine import Engine
 from ..filters.heuristics import normalized_words
 from ..prompts import render_messages
-from ..rows import checkpointed_map, unique_ids
+from ..rows import checkpointed_map, journaled, unique_ids
 from ..self_instruct.steps import user_content
 from .augment_config import NegativeConfig
 
@@ -34,6 +34,7 @@ def preference_pairs(
     ``scripts/sft.py`` refuses data with ``chosen``/``rejected``. Rejected: empty flawed answers and
     ones identical to the chosen answer.
     """
+    engine = journaled(engine, checkpointer)
     config = config or NegativeConfig()
     for column in ("instruction", "output"):
         if column not in dataset.column_names:

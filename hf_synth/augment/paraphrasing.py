@@ -15,7 +15,7 @@ from ..filters.dataset_filters import split_filtered
 from ..filters.heuristics import content_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import checkpointed_map, unique_ids
+from ..rows import checkpointed_map, journaled, unique_ids
 from ..self_instruct.steps import add_messages
 from .augment_config import ParaphraseConfig
 
@@ -53,6 +53,7 @@ def paraphrase(
     engine, instruction paraphrases it does not call the same task are rejected too (``task_changed``;
     an unparsable verdict is ``judge_unparsable``), and ``scores.same_task`` records its verdict.
     """
+    engine = journaled(engine, checkpointer)
     config = config or ParaphraseConfig()
     for column in ("instruction", "output"):
         if column not in dataset.column_names:
@@ -111,6 +112,8 @@ def paraphrase(
 
 
 def _check_same_task(rows: Dataset, judge: Engine, checkpointer, name: str, batch_size: int) -> Dataset:
+    judge = journaled(judge, checkpointer)
+
     def _ask(batch: dict[str, list]) -> dict[str, list]:
         alive = [i for i, reasons in enumerate(batch["filter_reasons"]) if not reasons]
         prompts = [

@@ -14,7 +14,7 @@ from datasets import Dataset
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
 from ..prompts import render_messages
-from ..rows import checkpointed_map
+from ..rows import checkpointed_map, journaled
 from ..self_instruct.parsing import parse_instruction_list
 from ..self_instruct.steps import add_messages
 
@@ -69,6 +69,7 @@ def fill_template(
     """Sample up to ``num`` distinct slot combinations (without repeats, deterministic in ``seed``), render
     the instructions and answer them. Columns: ``id``, ``instruction``, ``input``, ``output``, ``messages``,
     ``template_id``, ``template``, ``slot_values`` (JSON), ``strategy``, ``source``, ``model``."""
+    engine = journaled(engine, checkpointer)
     slots = template_slots(template)
     if not slots:
         raise ValueError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,8 +202,10 @@ class GenerationEngine:
         *,
         desc: str = "Generating",
         progress: bool = True,
+        on_output: Callable[[int, GenerationOutput], None] | None = None,
     ) -> list[GenerationOutput]:
-        """Generate one completion per prompt, in the order of ``prompts``.
+        """Generate one completion per prompt, in the order of ``prompts``; ``on_output(index, output)``
+        is called for each as soon as its sequence finishes.
 
         Every prompt is seeded from ``sampling.seed`` and its own text, so the same prompt with the same
         seed gives the same text however often a run is restarted (with the ``continuous`` backend also
@@ -220,9 +222,10 @@ class GenerationEngine:
         if any(not ids for ids in encoded):
             raise ValueError("A prompt rendered to no tokens; every prompt needs some text")
         requests = [
-            Request(ids, seed=derive_seed(sampling.seed, [text]))
-            for ids, text in zip(encoded, texts, strict=True)
+            Request(ids, seed=derive_seed(sampling.seed, [text]), index=i)
+            for i, (ids, text) in enumerate(zip(encoded, texts, strict=True))
         ]
+        outputs: list[GenerationOutput | None] = [None] * len(requests)
         self.runner.batch_size = self.batch_size
         bar = tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress or _progress_disabled())
         began = time.perf_counter()
@@ -230,6 +233,9 @@ class GenerationEngine:
 
         def on_finish(request: Request) -> None:
             nonlocal finished_tokens
+            output = outputs[request.index] = self._output(request)
+            if on_output is not None:
+                on_output(request.index, output)
             finished_tokens += len(request.tokens)
             bar.update(1)
             elapsed = time.perf_counter() - began
@@ -241,16 +247,18 @@ class GenerationEngine:
             bar.close()
         self.batch_size = self.runner.batch_size  # an out-of-memory back-off lasts for later calls
         outputs = [
-            GenerationOutput(
-                text=self.tokenizer.decode(request.tokens, skip_special_tokens=True),
-                prompt_tokens=len(request.prompt_ids),
-                completion_tokens=len(request.tokens),
-                finish_reason="stop" if request.finished_by_stop else "length",
-            )
-            for request in requests
+            out if out is not None else self._output(r) for out, r in zip(outputs, requests, strict=True)
         ]
         self.stats.add(outputs, time.perf_counter() - began)
         return outputs
+
+    def _output(self, request: Request) -> GenerationOutput:
+        return GenerationOutput(
+            text=self.tokenizer.decode(request.tokens, skip_special_tokens=True),
+            prompt_tokens=len(request.prompt_ids),
+            completion_tokens=len(request.tokens),
+            finish_reason="stop" if request.finished_by_stop else "length",
+        )
 
 
 def load_engine(config: EngineConfig | None = None):

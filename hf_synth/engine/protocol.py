@@ -8,7 +8,7 @@ are imported only when chosen (see :mod:`hf_synth.engine.selection`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -93,8 +93,10 @@ class Engine(Protocol):
         *,
         desc: str = "Generating",
         progress: bool = True,
+        on_output: Callable[[int, GenerationOutput], None] | None = None,
     ) -> list[GenerationOutput]:
-        """One completion per prompt, in the order of ``prompts``."""
+        """One completion per prompt, in the order of ``prompts``; ``on_output(index, output)`` is called
+        for each as soon as it is finished (the journal of :mod:`.journal` keeps them on disk)."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ class Request:
     seed: int
     tokens: list[int] = field(default_factory=list)
     finished_by_stop: bool = False
+    index: int = 0  # position in the caller's list of prompts
 
 
 class Sampling(Protocol):

@@ -89,6 +89,7 @@ class VLLMEngine:
         *,
         desc: str = "Generating",
         progress: bool = True,
+        on_output=None,
     ) -> list[GenerationOutput]:
         """One completion per prompt, in order (vLLM schedules and batches them itself)."""
         vllm = _import_vllm()
@@ -119,4 +120,7 @@ class VLLMEngine:
                 )
             )
         self.stats.add(outputs, time.perf_counter() - started)
+        if on_output is not None:  # vLLM hands every result back at the end of the call
+            for index, output in enumerate(outputs):
+                on_output(index, output)
         return outputs

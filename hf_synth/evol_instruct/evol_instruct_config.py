@@ -69,7 +69,8 @@ class EvolInstructConfig:
         instruction_column / input_column: Columns of the input dataset; an input is appended to the
             instruction (after a blank line) before evolving, since evolution rewrites the whole prompt.
         include_originals: Also return the input rows (round 0, answered by the response model).
-        checkpoint_every: Rows per checkpoint chunk of a generation step.
+        checkpoint_every: Rows of a step sent to the engine in one call and saved as one checkpoint chunk;
+            every completion is also journaled as it finishes, so a large chunk loses nothing on a crash.
         seed: Seed of operation choice and (through the sampling params) generation.
     """
 
@@ -91,7 +92,7 @@ class EvolInstructConfig:
     instruction_column: str = "instruction"
     input_column: str = "input"
     include_originals: bool = False
-    checkpoint_every: int = 64
+    checkpoint_every: int = 1024
     seed: int = 42
 
     def __post_init__(self) -> None:

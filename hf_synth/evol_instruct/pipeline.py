@@ -219,6 +219,7 @@ class EvolInstruct:
         everything = concatenate_datasets(parts) if parts else empty_dataset(EVOL_FEATURES)
         kept = everything.filter(lambda e: not e, input_columns="eliminated", keep_in_memory=True)
         eliminated = everything.filter(lambda e: e, input_columns="eliminated", keep_in_memory=True)
+        self.checkpointer.close()
         return EvolInstructResult(dataset=kept, eliminated=eliminated, summary=summary)
 
     def _round(self, round_index: int, parents: Dataset) -> tuple[Dataset, int, float]:

@@ -23,7 +23,7 @@ from ..filters.complexity import complexity_features
 from ..filters.heuristics import STOP_WORDS, content_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import checkpointed_map, iter_instructions, unique_ids
+from ..rows import checkpointed_map, iter_instructions, journaled, unique_ids
 from ..self_instruct.steps import user_content
 from .evol_instruct_config import IN_DEPTH, OPERATIONS, EvolInstructConfig
 from .parsing import JUDGE_QUESTIONS, combine_verdict, parse_evolved_instruction, parse_yes_no_answer
@@ -121,6 +121,8 @@ def evolve_instructions(
 ) -> Dataset:
     """Ask the evolver to rewrite each parent; adds ``instruction`` (parsed), ``evolution_completion``,
     ``evolution_tokens`` and ``evolution_parse_error``."""
+
+    engine = journaled(engine, checkpointer)
 
     def _map(batch: dict[str, list]) -> dict[str, list]:
         outputs = engine.generate(batch["prompt"], config.evolution_sampling, desc="Evolving")
@@ -231,6 +233,7 @@ def judge_evolutions(
     where not asked or unparsable, ``parsed``, ``error``) and ``judge_raw`` (the replies as JSON), and
     appends ``judge_incoherent``, ``judge_unsolvable``, ``judge_not_more_complex``, ``judge_low_score`` or
     ``judge_unparsable`` to ``elimination_reasons``."""
+    engine = journaled(engine, checkpointer)
     empty_verdict = dict.fromkeys(JUDGE_FEATURES) | {"parsed": False, "error": "not_judged"}
 
     def _map(batch: dict[str, list]) -> dict[str, list]:
@@ -314,6 +317,8 @@ def generate_responses(
     """Answer the surviving evolved instructions with the response model; adds ``output`` and
     ``response_tokens`` (empty/0 for eliminated rows, which are not answered), then appends
     ``response_empty`` or ``response_refusal`` to ``elimination_reasons``."""
+
+    engine = journaled(engine, checkpointer)
 
     def _map(batch: dict[str, list]) -> dict[str, list]:
         alive = [i for i, reasons in enumerate(batch["elimination_reasons"]) if not reasons]

@@ -12,7 +12,7 @@ from datasets import Dataset
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
 from ..prompts import render_messages
-from ..rows import checkpointed_map
+from ..rows import checkpointed_map, journaled
 from .dataset_filters import _texts, add_filter_columns
 
 TEMPLATE_ADHERENCE = "judge/adherence"
@@ -74,6 +74,7 @@ def judge_filter(
     ``drop_unparsable`` (otherwise unparsable rows are kept and marked ``judge_parsed: false``).
     With a ``checkpointer``, finished chunks of judge replies are kept on disk and reused by a re-run.
     """
+    engine = journaled(engine, checkpointer)
     sampling = sampling or SamplingParams(max_new_tokens=48, temperature=0.0)
     _texts(dataset, instruction_column), _texts(dataset, response_column)  # clear error on a missing column
 

@@ -250,6 +250,7 @@ class SelfInstruct:
                 min(len(machine), config.num_instructions),
                 config.num_instructions,
             )
+        self.checkpointer.close()
         return SelfInstructResult(dataset=dataset, rejected=rejected, summary=summary)
 
     # ------------------------------------------------------------------ one round

@@ -45,7 +45,8 @@ class SelfInstructConfig:
             style ``instances`` column (list of ``{input, output}``) is read when input/output are absent.
         focus_skills: Kinds of task the prompts ask for most (e.g. the ``under_covered`` skills that
             ``hf-synth report`` lists), to steer a run toward what a dataset lacks.
-        checkpoint_every: Rows per checkpoint chunk of a generation step (finished chunks are on disk).
+        checkpoint_every: Rows of a step sent to the engine in one call and saved as one checkpoint chunk;
+            every completion is also journaled as it finishes, so a large chunk loses nothing on a crash.
         seed: Seed for few-shot sampling and (through the sampling params) for generation.
     """
 
@@ -69,7 +70,7 @@ class SelfInstructConfig:
     input_column: str = "input"
     output_column: str = "output"
     focus_skills: list[str] = field(default_factory=list)
-    checkpoint_every: int = 64
+    checkpoint_every: int = 1024
     seed: int = 42
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from ..engine import Engine
 from ..filters.heuristics import instruction_reasons, output_reasons, refusal_reasons, word_count
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import checkpointed_map, fresh_fingerprint, iter_instructions, unique_ids
+from ..rows import checkpointed_map, fresh_fingerprint, iter_instructions, journaled, unique_ids
 from .parsing import (
     looks_like_classification,
     normalize_space,
@@ -128,6 +128,8 @@ def generate_instructions(
     """Ask the teacher to continue each request's list; adds ``completion`` (prefixed with the next list
     number), ``completion_tokens``, ``finish_reason``, ``parsed`` and ``parse_error``."""
 
+    engine = journaled(engine, checkpointer)
+
     def _map(batch: dict[str, list]) -> dict[str, list]:
         outputs = engine.generate(batch["prompt"], config.instruction_sampling, desc="Instructions")
         columns = _completion_columns(outputs)
@@ -216,6 +218,8 @@ def classify_tasks(
     """Decide input-first vs output-first: adds ``is_classification`` and ``task_type_source``
     (``"llm"``, ``"heuristic"``, or ``"heuristic_fallback"`` when the teacher's verdict was unparsable)."""
 
+    engine = journaled(engine, checkpointer)
+
     def _map(batch: dict[str, list]) -> dict[str, list]:
         heuristic = [looks_like_classification(t) for t in batch["instruction"]]
         if config.task_type_method == "heuristic":
@@ -258,6 +262,7 @@ def generate_instances(
     instead of one fixed example the teacher could copy. Adds ``input``, ``output``, ``generation_order``,
     ``demonstration_id``, ``instance_completion``, ``instance_tokens`` and ``instance_parse_error``.
     """
+    engine = journaled(engine, checkpointer)
     generation_demos = [d for d in demonstrations if d["output"] and not d.get("is_classification")]
     classification_demos = [
         d for d in demonstrations if d["output"] and d["input"] and d.get("is_classification")
