@@ -68,7 +68,7 @@ def run_pipeline(args) -> dict:
             "seconds": seconds - si_seconds,
             "tokens": tokens - si_tokens,
             "kept": len(evol.dataset),
-            "eliminated": len(evol.eliminated),
+            "rejected": len(evol.rejected),
         },
         "kept": len(si.dataset) + len(evol.dataset),
     }

@@ -11,7 +11,6 @@ from hf_synth.evol_instruct import (
     combine_verdict,
     parse_evolved_instruction,
     parse_score,
-    parse_yes_no_answer,
     prepare_roots,
 )
 from hf_synth.evol_instruct.steps import JUDGE_PROBES
@@ -191,9 +190,9 @@ def test_rule_eliminations_each_with_its_reason():
 
     _, result = _run(EvolInstructConfig(rounds=1, operation_weights={"deepening": 1}), evolver(evolve))
     assert len(result.dataset) == 0
-    reasons = {r["parent_instruction"]: r["elimination_reason"] for r in result.eliminated}
+    reasons = {r["parent_instruction"]: r["elimination_reason"] for r in result.rejected}
     assert reasons == {parent: reason for parent, (_, reason) in ELIMINATIONS.items()}
-    assert all(r["eliminated"] and r["output"] == "" for r in result.eliminated)
+    assert all(r["eliminated"] and r["output"] == "" for r in result.rejected)
     assert result.summary.reasons == {reason: 1 for _, reason in ELIMINATIONS.values()}
 
 
@@ -216,7 +215,7 @@ def test_more_rule_eliminations(evolved, op, reason):
         evolver(lambda parent, _: evolved if parent.startswith("Write a poem") else grow(parent, op))
     )
     result = EvolInstruct(engine, config).run(Dataset.from_list(ROOTS[:1]))
-    assert result.eliminated["elimination_reason"] == [reason]
+    assert result.rejected["elimination_reason"] == [reason]
 
 
 def test_judge_eliminations_and_unparsable_verdicts_are_marked():
@@ -234,14 +233,14 @@ def test_judge_eliminations_and_unparsable_verdicts_are_marked():
 
     config = EvolInstructConfig(rounds=1, operation_weights={"reasoning": 1}, min_judge_score=0)
     _, result = _run(config, evolver(grow, judge=judge))
-    reasons = {r["root_id"]: r["elimination_reasons"] for r in result.eliminated}
+    reasons = {r["root_id"]: r["elimination_reasons"] for r in result.rejected}
     assert reasons == {
         "a": ["judge_incoherent"],
         "b": ["judge_unsolvable"],
         "c": ["judge_not_more_complex"],
         "d": ["judge_unparsable"],
     }
-    d = next(r for r in result.eliminated if r["root_id"] == "d")
+    d = next(r for r in result.rejected if r["root_id"] == "d")
     assert d["judge"]["parsed"] is False and d["judge"]["score"] is None and "score" in d["judge"]["error"]
     assert json.loads(d["judge_raw"])["score"] == "eleven"
 
@@ -259,7 +258,7 @@ def test_low_judge_score_and_keeping_unparsable_verdicts():
     kept = {r["root_id"]: r for r in result.dataset}
     assert kept["b"]["judge"]["score"] == 7.5
     assert set(kept) == {"b", "c", "d"} and not kept["c"]["judge"]["parsed"]
-    assert result.eliminated["elimination_reasons"] == [["judge_low_score"]]
+    assert result.rejected["elimination_reasons"] == [["judge_low_score"]]
 
 
 def test_a_judge_that_fails_its_self_check_records_but_does_not_eliminate(caplog):
@@ -292,7 +291,7 @@ def test_response_eliminations():
     _, result = _run(
         EvolInstructConfig(rounds=1, operation_weights={"deepening": 1}), evolver(grow, respond=respond)
     )
-    reasons = {r["root_id"]: r["elimination_reason"] for r in result.eliminated}
+    reasons = {r["root_id"]: r["elimination_reason"] for r in result.rejected}
     assert reasons == {"a": "response_empty", "b": "response_refusal"}
 
 
@@ -308,7 +307,7 @@ def test_failed_rows_are_retried_from_their_parent_next_round():
     config = EvolInstructConfig(rounds=2, operation_weights={"deepening": 1})
     _, result = _run(config, evolver(evolve))
     a_rows = sorted(
-        (r for r in result.dataset.to_list() + result.eliminated.to_list() if r["root_id"] == "a"),
+        (r for r in result.dataset.to_list() + result.rejected.to_list() if r["root_id"] == "a"),
         key=lambda r: r["round"],
     )
     assert [(r["round"], r["eliminated"], r["parent_id"]) for r in a_rows] == [
@@ -395,24 +394,6 @@ def test_parse_evolved_instruction(text, expected):
 )
 def test_parse_evolved_instruction_errors(text):
     assert parse_evolved_instruction(text).error == "empty_output"
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        (" Yes", True),
-        (" No.", False),
-        ("[Yes]", True),
-        ("**no**", False),
-        (" Yes or No", None),
-        (" Yes/No", None),
-        (" The rewritten one", None),
-        ("", None),
-        (" true", True),
-    ],
-)
-def test_parse_yes_no_answer(text, expected):
-    assert parse_yes_no_answer(text) is expected
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hf_synth.answers import split_yes_no
 from hf_synth.evol_instruct.parsing import (
     combine_verdict,
     parse_evolved_instruction,
     parse_score,
-    parse_yes_no_answer,
 )
 from hf_synth.filters.judge import parse_adherence, parse_rating
 from hf_synth.self_instruct.parsing import (
@@ -87,7 +87,8 @@ def test_instances(text, output_first):
 @given(model_text)
 def test_yes_no_score_and_labels(text):
     assert parse_yes_no(text) in (True, False, None)
-    assert parse_yes_no_answer(text) in (True, False, None)
+    verdict, rest = split_yes_no(text)
+    assert verdict in (True, False, None) and isinstance(rest, str)
     assert isinstance(looks_like_classification(text), bool)
     score = parse_score(text)
     assert score is None or (0 <= score <= 10 and math.isfinite(score))

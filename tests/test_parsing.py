@@ -142,13 +142,26 @@ def test_output_first_instance():
         (" No.", False),
         ("yes, it is", True),
         ("True", True),
+        ("[Yes]", True),
+        ("**no**", False),
+        (" Yes or No", None),
+        (" Yes/No", None),
+        (" The answer could be yes", None),
         (" maybe", None),
         ("", None),
         (None, None),
     ],
 )
-def test_yes_no(text, expected):
+def test_one_yes_no_reader_for_every_step(text, expected):
+    """Self-Instruct's task type, Evol-Instruct's judge, the paraphrase check and the response judge read
+    verdicts with the same function (hf_synth.answers)."""
+    from hf_synth.answers import split_yes_no
+    from hf_synth.evol_instruct import parsing as evol_parsing
+    from hf_synth.filters.judge import parse_adherence
+
     assert parse_yes_no(text) is expected
+    assert evol_parsing.parse_yes_no is parse_yes_no
+    assert parse_adherence(text or "")[0] is split_yes_no(text or "")[0] is expected
 
 
 def test_classification_heuristic_on_the_fixture_seed_tasks(real_seed_rows):

@@ -145,3 +145,25 @@ def test_self_instruct_survives_sigkill_inside_one_engine_call(tmp_path, seeds):
         "6",
     ]
     _kill_resume_compare(tmp_path, args, seed=int(time.time()) + 2, progress=_journaled_completions)
+
+
+def test_filter_with_a_yaml_judge_survives_sigkill(tmp_path):
+    """A judge filter from a YAML list journals its verdicts under --output: a killed `hf-synth filter`
+    restarted with the same command asks the model nothing twice and keeps the same rows."""
+    rows = [json.loads(line) for line in SEED_TASKS.read_text().splitlines()[:10]]
+    data = tmp_path / "answers.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(
+                {"id": r["id"], "instruction": r["instruction"], "output": r["instances"][0]["output"]}
+            )
+            + "\n"
+            for r in rows
+        )
+    )
+    config = tmp_path / "judge.yaml"
+    config.write_text("filters:\n  - name: judge\n    min_quality: 3\n")
+    args = ["filter", "--input", str(data), "--config", str(config)]
+    _kill_resume_compare(tmp_path, args, seed=int(time.time()) + 3, progress=_journaled_completions)
+    keys = [json.loads(line)["key"] for line in (tmp_path / "killed" / "checkpoints" / JOURNAL_FILE).open()]
+    assert len(keys) == len(set(keys)), "a verdict was asked for twice"

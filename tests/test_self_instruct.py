@@ -171,13 +171,13 @@ def test_later_rounds_mix_machine_instructions_into_the_few_shot_prompts():
     )
     engine, result = _run(config)
     assert result.summary.rounds >= 2
-    later = [r for r in result.dataset if r["round"] >= 1]
+    later = [r for r in result.dataset if r["round"] >= 2]
     assert later
     for row in later:
         available = sum(r["round"] < row["round"] for r in result.dataset)
         assert sum(p.startswith("si-") for p in row["parent_ids"]) == min(2, available)
     assert all(
-        not any(p.startswith("si-") for p in r["parent_ids"]) for r in result.dataset if r["round"] == 0
+        not any(p.startswith("si-") for p in r["parent_ids"]) for r in result.dataset if r["round"] == 1
     )
     # machine instructions shown as examples appear verbatim in the prompts of later rounds
     first_kept = result.dataset[0]["instruction"]
@@ -253,18 +253,20 @@ def test_llm_task_type_with_unparsable_verdict_falls_back_and_is_counted():
 def test_copies_of_the_demonstration_are_dropped():
     base = make_reply()
 
+    copied = []
+
     def reply(text):
-        if which_template(text) == "input_first" and "Compose a limerick" in task_of(text):
+        if which_template(text) == "input_first":
             demo_output = text.split("Here is how it looks")[1].split("Output: ")[1].split("\n")[0]
-            return f" <none>\nOutput: {demo_output}"
+            if len(demo_output.split()) >= 3:  # shorter outputs are too short to call a copy
+                copied.append(task_of(text))
+                return f" <none>\nOutput: {demo_output}"
         return base(text)
 
     config = SelfInstructConfig(num_instructions=100, max_rounds=1, requests_per_round=4, seed=3)
     _, result = _run(config, engine=ScriptedEngine(reply))
     rejected = {r["instruction"]: r for r in result.rejected}
-    assert rejected["Compose a limerick about a forgetful wizard."]["filter_reasons"] == [
-        "copies_demonstration"
-    ]
+    assert copied and all(rejected[t]["filter_reasons"] == ["copies_demonstration"] for t in copied)
     assert all(r["demonstration_id"].startswith("seed-") for r in result.dataset)
 
 

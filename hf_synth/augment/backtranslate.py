@@ -105,7 +105,9 @@ def back_translate(
         pivots = _translate(batch["original"], pivot, to_pivot)
         return {"pivot_text": pivots, "instruction": _translate(pivots, source_language, from_pivot)}
 
-    rows = checkpointed_map(base, _there_and_back, checkpointer, name, batch_size=1024, desc="Back-translating")
+    rows = checkpointed_map(
+        base, _there_and_back, checkpointer, name, batch_size=1024, desc="Back-translating"
+    )
     originals, results = list(rows["original"]), list(rows["instruction"])
     sims = (embed(originals, embedding_model) * embed([r or " " for r in results], embedding_model)).sum(
         axis=1

@@ -8,9 +8,9 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..answers import parse_yes_no
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
-from ..evol_instruct.parsing import parse_yes_no_answer
 from ..filters.dataset_filters import split_filtered
 from ..filters.heuristics import content_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
@@ -128,7 +128,7 @@ def _check_same_task(rows: Dataset, judge: Engine, checkpointer, name: str, batc
         reasons = [list(r) for r in batch["filter_reasons"]]
         scores = [dict(s) for s in batch["scores"]]
         for i, out in zip(alive, outputs, strict=True):
-            verdict = parse_yes_no_answer(out.text)
+            verdict = parse_yes_no(out.text)
             scores[i]["same_task"] = verdict
             if verdict is None:
                 reasons[i].append("judge_unparsable")

@@ -160,7 +160,7 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     paths = save_run(
         output,
         result.dataset,
-        result.eliminated,
+        result.rejected,
         summary=summary,
         config={
             "engine": to_dict(engine_config),
@@ -196,7 +196,7 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     print(f"  tokens generated: {summary['completion_tokens']} at {summary['tokens_per_second']} tok/s")
     print(f"  dataset: {paths['dataset']} (load_from_disk), {paths['jsonl']}")
     print(f"  eliminated rows: {paths['rejected']}; card: {output / 'README.md'}")
-    by_id = {r["id"]: r for r in result.dataset.to_list() + result.eliminated.to_list()}
+    by_id = {r["id"]: r for r in result.dataset.to_list() + result.rejected.to_list()}
     shown = [r for r in result.dataset.to_list() if r["round"] == summary["rounds"]][: args.show]
     for row in shown:
         print("-" * 72)

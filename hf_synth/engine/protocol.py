@@ -133,3 +133,23 @@ def describe_engines(engines: Sequence[Engine]) -> list[dict[str, Any]]:
     for engine in engines:
         seen.setdefault(id(engine), engine.describe())
     return list(seen.values())
+
+
+def prefill_of(prompt: Prompt) -> str:
+    """The assistant message ``prompt`` ends with (the text the model continues), or ``""``."""
+    if isinstance(prompt, str) or not prompt:
+        return ""
+    last = prompt[-1]
+    return str(last.get("content", "")) if last.get("role") == "assistant" else ""
+
+
+def with_prefill(prompt: Prompt, text: str) -> str:
+    """The prefill of ``prompt`` and the model's continuation ``text`` as one text, as the model wrote it
+    (a space between them unless either side already has whitespace there). The one place a caller that
+    parses prefill + continuation joins them."""
+    prefix = prefill_of(prompt)
+    if not prefix:
+        return text
+    if prefix[-1:].isspace() or text[:1].isspace() or not text:
+        return prefix + text
+    return f"{prefix} {text}"

@@ -17,7 +17,6 @@ __getattr__, __dir__, __all__ = attach(
             "combine_verdict",
             "parse_evolved_instruction",
             "parse_score",
-            "parse_yes_no_answer",
         ],
         "pipeline": ["EVOL_COLUMNS", "EvolInstruct", "EvolInstructResult", "EvolInstructSummary"],
         "steps": [
@@ -42,7 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover
         combine_verdict,
         parse_evolved_instruction,
         parse_score,
-        parse_yes_no_answer,
     )
     from .pipeline import EVOL_COLUMNS, EvolInstruct, EvolInstructResult, EvolInstructSummary
     from .steps import (

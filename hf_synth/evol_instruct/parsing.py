@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..answers import parse_yes_no
+
 _LEADING_LABEL = re.compile(
     r"^\s*[*_#]*\s*(?:rewritten instruction|new instruction|evolved instruction|instruction|rewritten prompt|"
     r"new prompt|prompt)\s*[*_]*\s*:\s*[*_]*\s*",
@@ -81,18 +83,6 @@ class JudgeVerdict:
         }
 
 
-_YES_NO_ANSWER = re.compile(
-    r"^[\s\W_]*(yes|no|true|false)\b(?!\s*(?:or|/|\|)\s*(?:yes|no|true|false)\b)", re.IGNORECASE
-)
-
-
-def parse_yes_no_answer(text: str) -> bool | None:
-    """A Yes/No answer at the start of ``text`` ("Yes.", "[No]", "**yes**"); an echoed "Yes or No" or any
-    other text is no answer (``None``)."""
-    match = _YES_NO_ANSWER.match(text or "")
-    return None if match is None else match.group(1).lower() in ("yes", "true")
-
-
 _SCORE = re.compile(
     r"^[\s*_\[(\"']*(?:score\s*[*_]*\s*[:=\-]?\s*[*_]*\s*)?(\d+(?:[.,]\d+)?)(?:\s*(?:/|out of)\s*(\d+(?:\.\d+)?))?",
     re.IGNORECASE,
@@ -119,7 +109,7 @@ def combine_verdict(answers: dict[str, str]) -> JudgeVerdict:
     verdict = JudgeVerdict()
     missing = []
     for question, reply in answers.items():
-        value = parse_score(reply) if question == "score" else parse_yes_no_answer(reply)
+        value = parse_score(reply) if question == "score" else parse_yes_no(reply)
         setattr(verdict, question, value)
         if value is None:
             missing.append(question)

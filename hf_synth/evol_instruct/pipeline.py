@@ -106,11 +106,17 @@ class EvolInstructSummary:
 
 @dataclass
 class EvolInstructResult:
-    """Kept evolutions (answered), eliminated ones (with reasons), and counts."""
+    """Kept evolutions (answered), eliminated ones (with reasons), and counts; ``rejected`` as in
+    :class:`~hf_synth.SelfInstructResult` (``eliminated`` is its former name, still readable)."""
 
     dataset: Dataset
-    eliminated: Dataset
+    rejected: Dataset
     summary: EvolInstructSummary
+
+    @property
+    def eliminated(self) -> Dataset:
+        """The rejected (eliminated) evolutions: the name used before 0.2."""
+        return self.rejected
 
 
 class EvolInstruct:
@@ -220,7 +226,7 @@ class EvolInstruct:
         kept = everything.filter(lambda e: not e, input_columns="eliminated", keep_in_memory=True)
         eliminated = everything.filter(lambda e: e, input_columns="eliminated", keep_in_memory=True)
         self.checkpointer.close()
-        return EvolInstructResult(dataset=kept, eliminated=eliminated, summary=summary)
+        return EvolInstructResult(dataset=kept, rejected=eliminated, summary=summary)
 
     def _round(self, round_index: int, parents: Dataset) -> tuple[Dataset, int, float]:
         name = f"evol-round-{round_index:02d}"

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, Features, List, Value
 
+from ..answers import parse_yes_no
 from ..checkpoint import Checkpointer
 from ..engine import Engine
+from ..engine.protocol import with_prefill
 from ..filters.complexity import complexity_features
 from ..filters.heuristics import STOP_WORDS, content_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
@@ -26,7 +27,7 @@ from ..prompts import render_messages
 from ..rows import checkpointed_map, iter_instructions, journaled, unique_ids
 from ..self_instruct.steps import user_content
 from .evol_instruct_config import IN_DEPTH, OPERATIONS, EvolInstructConfig
-from .parsing import JUDGE_QUESTIONS, combine_verdict, parse_evolved_instruction, parse_yes_no_answer
+from .parsing import JUDGE_QUESTIONS, combine_verdict, parse_evolved_instruction
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 TEMPLATE_IN_DEPTH = "evol_instruct/in_depth"
@@ -107,10 +108,6 @@ def new_content_words(evolved: str, parent: str) -> set[str]:
     }
 
 
-def _prefix(messages: Sequence[dict]) -> str:
-    return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
-
-
 def evolve_instructions(
     requests: Dataset,
     engine: Engine,
@@ -126,7 +123,7 @@ def evolve_instructions(
 
     def _map(batch: dict[str, list]) -> dict[str, list]:
         outputs = engine.generate(batch["prompt"], config.evolution_sampling, desc="Evolving")
-        texts = [f"{_prefix(p)} {o.text}".strip() for p, o in zip(batch["prompt"], outputs, strict=True)]
+        texts = [with_prefill(p, o.text).strip() for p, o in zip(batch["prompt"], outputs, strict=True)]
         parsed = [parse_evolved_instruction(t) for t in texts]
         return {
             "instruction": [p.instruction for p in parsed],
@@ -209,7 +206,7 @@ def calibrate_judge(engine: Engine, config: EvolInstructConfig) -> dict[str, Any
         for p in probes
     ]
     outputs = engine.generate(prompts, config.judge_sampling, desc="Judge self-check", progress=False)
-    answers = [parse_yes_no_answer(o.text) for o in outputs]
+    answers = [parse_yes_no(o.text) for o in outputs]
     correct = sum(a is p["expected"] for a, p in zip(answers, probes, strict=True))
     return {
         "passed": correct == len(probes),

@@ -9,6 +9,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..answers import split_yes_no
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
 from ..prompts import render_messages
@@ -18,10 +19,6 @@ from .dataset_filters import _texts, add_filter_columns
 TEMPLATE_ADHERENCE = "judge/adherence"
 TEMPLATE_QUALITY = "judge/quality"
 
-_YES_NO = re.compile(
-    r"^[\s*_\[(\"']*(yes|no)\b(?!\s*(?:or|/)\s*(?:yes|no)\b)[\s*_\])\"'.,:;-]*(.*)$",
-    re.IGNORECASE | re.DOTALL,
-)
 _RATING = re.compile(
     r"^[\s*_\[(\"']*(\d+(?:[.,]\d+)?)(?:\s*(?:/|out of)\s*(\d+(?:\.\d+)?))?[\s*_\])\"'.,:;-]*(.*)$", re.DOTALL
 )
@@ -29,10 +26,7 @@ _RATING = re.compile(
 
 def parse_adherence(text: str) -> tuple[bool | None, str]:
     """("Yes. It lists three tips." -> (True, "It lists three tips.")); no leading Yes/No -> (None, text)."""
-    match = _YES_NO.match(text or "")
-    if not match:
-        return None, (text or "").strip()
-    return match.group(1).lower() == "yes", match.group(2).strip()
+    return split_yes_no(text or "")
 
 
 def parse_rating(text: str, scale: int = 5) -> tuple[float | None, str]:

@@ -40,6 +40,8 @@ def judge_with_model(
         min_quality=min_quality,
         require_adherence=require_adherence,
         drop_unparsable=drop_unparsable,
+        checkpointer=checkpointer,
+        name=name,
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..answers import parse_yes_no  # noqa: F401 - the step's verdict reader, re-exported
+
 # "7. Do X", "7) Do X", "**7.** Do X", "Task 7: Do X", "#7 - Do X", "Instruction 7. Do X"
 _NUMBERED = re.compile(
     r"^\s*(?:[*_]{1,2})?\s*(?:(?:task|instruction|question|prompt)\s*)?#?\s*(\d{1,3})\s*[.):\]]"
@@ -193,19 +195,6 @@ def parse_instance(text: str, *, output_first: bool = False) -> ParsedInstance:
     if not output:
         return ParsedInstance(error="empty_output")
     return ParsedInstance(input=_clean_input(sections.get("input", "")), output=output)
-
-
-_YES_NO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
-
-
-def parse_yes_no(text: str) -> bool | None:
-    """The first yes/no (or true/false) in ``text``, or ``None`` if there is none."""
-    if not isinstance(text, str):
-        return None
-    match = _YES_NO.search(text[:200])
-    if not match:
-        return None
-    return match.group(1).lower() in ("yes", "true")
 
 
 _CLASSIFICATION_CUES = re.compile(

@@ -209,7 +209,7 @@ class SelfInstruct:
         kept_parts: list[Dataset] = []
         rejected_parts: list[Dataset] = []
         machine: list[dict] = []
-        for round_index in range(config.max_rounds):
+        for round_index in range(1, config.max_rounds + 1):  # round 0: the seeds
             if len(machine) >= config.num_instructions:
                 break
             kept, rejected, stats = self._round(round_index, seed_rows, machine, index, index_ids)
@@ -349,7 +349,7 @@ class SelfInstruct:
         def _row(row: dict[str, Any]) -> dict[str, Any]:
             return {
                 "source": "seed",
-                "round": -1,
+                "round": 0,
                 "parent_ids": [],
                 "task_type_source": "seed",
                 "is_classification": bool(row["is_classification"]),

@@ -14,6 +14,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..engine import Engine
+from ..engine.protocol import with_prefill
 from ..filters.heuristics import instruction_reasons, output_reasons, refusal_reasons, word_count
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
@@ -85,7 +86,9 @@ def build_instruction_requests(
     The prompt prefills the assistant's turn with the examples as a numbered list, so the teacher
     continues the list (this works far better with small chat models than asking for a list cold).
     """
-    rng = random.Random(f"{config.seed}-round-{round_index}")
+    # Rounds count from 1 (round 0: the seeds); the stream keeps the key it had when they counted from 0,
+    # so the same seed still samples the same few-shot examples.
+    rng = random.Random(f"{config.seed}-round-{round_index - 1}")
     count = config.requests_per_round
     if remaining is not None:
         count = max(1, min(count, -(-3 * remaining // config.num_new_per_request)))
@@ -269,7 +272,7 @@ def generate_instances(
     ]
 
     def _map(batch: dict[str, list]) -> dict[str, list]:
-        prompts, prefixes, demo_ids = [], [], []
+        prompts, demo_ids = [], []
         for row_id, text, is_cls in zip(
             batch["id"], batch["instruction"], batch["is_classification"], strict=True
         ):
@@ -278,7 +281,6 @@ def generate_instances(
             template = TEMPLATE_OUTPUT_FIRST if is_cls else TEMPLATE_INPUT_FIRST
             messages = render_messages(template, instruction=text, example=demo)
             prompts.append(messages)
-            prefixes.append(messages[-1]["content"] if messages[-1]["role"] == "assistant" else "")
             demo_ids.append(demo["id"] if demo else "")
         outputs = engine.generate(prompts, config.instance_sampling, desc="Instances")
         columns: dict[str, list] = {
@@ -293,8 +295,8 @@ def generate_instances(
             )
         }
         columns["demonstration_id"] = demo_ids
-        for prefix, out, is_cls in zip(prefixes, outputs, batch["is_classification"], strict=True):
-            text = f"{prefix} {out.text}" if prefix else out.text
+        for prompt, out, is_cls in zip(prompts, outputs, batch["is_classification"], strict=True):
+            text = with_prefill(prompt, out.text)
             parsed = parse_instance(text, output_first=bool(is_cls))
             columns["input"].append(parsed.input)
             columns["output"].append(parsed.output)
