@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..configuration import option
 from ..engine.engine_config import SamplingParams
 
 #: Kinds of deliberately flawed answers for preference pairs (descriptions in prompts/augment/negative).
@@ -30,14 +31,14 @@ class ParaphraseConfig:
             every completion is also journaled as it finishes, so a large chunk loses nothing on a crash.
     """
 
-    k: int = 2
-    target: str = "instruction"
-    max_rouge_l: float = 0.8
-    min_words: int = 3
+    k: int = option(2)
+    target: str = option("instruction", choices=["instruction", "output"])
+    max_rouge_l: float = option(0.8)
+    min_words: int = option(3)
     sampling: SamplingParams = field(
         default_factory=lambda: SamplingParams(max_new_tokens=192, temperature=0.8, top_p=0.95)
     )
-    checkpoint_every: int = 1024
+    checkpoint_every: int = option(1024)
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -60,12 +61,12 @@ class NegativeConfig:
             every completion is also journaled as it finishes, so a large chunk loses nothing on a crash.
     """
 
-    kinds: list[str] = field(default_factory=lambda: list(NEGATIVE_KINDS))
+    kinds: list[str] = option(default_factory=lambda: list(NEGATIVE_KINDS))
     sampling: SamplingParams = field(
         default_factory=lambda: SamplingParams(max_new_tokens=256, temperature=0.8, top_p=0.95)
     )
-    seed: int = 0
-    checkpoint_every: int = 1024
+    seed: int = option(0)
+    checkpoint_every: int = option(1024)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.kinds) - set(NEGATIVE_KINDS))

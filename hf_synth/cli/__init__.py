@@ -6,7 +6,11 @@ import argparse
 import logging
 import sys
 
-from ..engine.engine_config import BACKENDS
+from ..augment.augment_config import NegativeConfig, ParaphraseConfig
+from ..configuration import add_options
+from ..engine.engine_config import EngineConfig
+from ..evol_instruct.evol_instruct_config import EvolInstructConfig
+from ..self_instruct.self_instruct_config import SelfInstructConfig
 from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
 from .common import check_resume
 from .curate import cmd_filter, cmd_report
@@ -17,23 +21,8 @@ logger = logging.getLogger("hf_synth")
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument(
-        "--model", help="Local folder or Hub id of a causal LM (default: embedded SmolLM2-135M-Instruct)"
-    )
-    group.add_argument(
-        "--batch-size",
-        type=int,
-        help="Sequences generated together (default: the backend's, e.g. 64 KV-cache slots on a CPU, 256 on a GPU)",
-    )
-    group.add_argument(
-        "--backend",
-        choices=list(BACKENDS),
-        help="Generation backend (default auto: vllm on a GPU where installed, else hf-synth's continuous "
-        "batching where the model allows it, else transformers)",
-    )
-    group.add_argument("--device", help="Force a device such as cpu or cuda:0 (default: accelerate decides)")
-    group.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
+    """--model, --batch-size, --backend, --device, --dtype: the option fields of EngineConfig."""
+    add_options(parser.add_argument_group("model"), EngineConfig)
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
@@ -62,19 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: hf-synth's example seeds)",
     )
     si.add_argument("--split", help="Split of the seed dataset (default: train, or the only split)")
-    si.add_argument("--num-instructions", type=int, help="Target number of new instructions (default 100)")
     si.add_argument("--output", required=True, help="Output folder")
     si.add_argument("--config", help="YAML file with 'engine:' and 'self_instruct:' sections")
-    si.add_argument("--max-rounds", type=int)
-    si.add_argument("--requests-per-round", type=int)
-    si.add_argument("--instruction-column", help="Seed column holding the instruction (default: instruction)")
-    si.add_argument("--input-column", help="Seed column holding an example input (default: input)")
-    si.add_argument("--output-column", help="Seed column holding an example output (default: output)")
-    si.add_argument("--task-type-method", choices=["llm", "heuristic"])
     si.add_argument("--max-new-tokens", type=int, help="Token limit for instruction and instance generation")
-    si.add_argument("--seed", type=int)
-    si.add_argument("--focus-skills", help="Comma-separated skills to steer toward (see hf-synth report)")
-    si.add_argument("--include-seeds", action="store_true", default=None, help="Also output the seed rows")
+    add_options(si.add_argument_group("self-instruct"), SelfInstructConfig)
     add_checkpoint_args(si)
     si.add_argument("--show", type=int, default=3, help="Rows to print at the end (default 3)")
     add_engine_args(si)
@@ -84,7 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", required=True, help="Instruction file, dataset folder, hf-synth run folder or Hub id"
     )
     ev.add_argument("--split", help="Split of the input dataset (default: train, or the only split)")
-    ev.add_argument("--rounds", type=int, help="Evolution rounds (default 2)")
     ev.add_argument("--output", required=True, help="Output folder")
     ev.add_argument("--config", help="YAML file with 'engine:' and 'evol_instruct:' sections")
     ev.add_argument("--judge-model", help="Judge model (default: the evolving model)")
@@ -93,12 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--no-judge", action="store_true", help="Eliminate with the rules only, without an LLM judge"
     )
-    ev.add_argument("--instruction-column", help="Column holding the instruction (default: instruction)")
-    ev.add_argument(
-        "--input-column", help="Column holding an input appended to the instruction (default: input)"
-    )
     ev.add_argument("--max-new-tokens", type=int, help="Token limit for the responses")
-    ev.add_argument("--seed", type=int)
+    add_options(ev.add_argument_group("evol-instruct"), EvolInstructConfig)
     add_checkpoint_args(ev)
     ev.add_argument("--show", type=int, default=2, help="Lineages to print at the end (default 2)")
     add_engine_args(ev)
@@ -139,11 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     para = sub.add_parser("paraphrase", help="Add k paraphrases of each row's instruction or response")
     para.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
     para.add_argument("--output", required=True, help="Output folder")
-    para.add_argument("--k", type=int, default=2, help="Paraphrases per row (default 2)")
-    para.add_argument("--target", choices=["instruction", "output"], default="instruction")
-    para.add_argument(
-        "--max-rouge-l", type=float, default=0.8, help="Reject rewordings at least this similar"
-    )
+    add_options(para.add_argument_group("paraphrase"), ParaphraseConfig)
     para.add_argument(
         "--check-task",
         action="store_true",
@@ -160,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     neg.add_argument(
         "--output", required=True, help="Output folder (prompt/chosen/rejected, for scripts/dpo.py)"
     )
-    neg.add_argument("--kinds", help="Comma-separated flaw kinds (default: all)")
-    neg.add_argument("--seed", type=int, default=0)
+    add_options(neg.add_argument_group("negatives"), NegativeConfig)
     add_checkpoint_args(neg)
     add_engine_args(neg)
 

@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from dataclasses import replace
 
-from ..configuration import to_dict
+from ..configuration import from_dict, given_options, to_dict
 from ..engine.protocol import describe_engines
 from .common import engine_config_from_args, engine_from_args, output_checkpointer, parse_pairs, print_rows
 
@@ -20,7 +20,7 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
-    config = ParaphraseConfig(k=args.k, target=args.target, max_rouge_l=args.max_rouge_l)
+    config = from_dict(ParaphraseConfig, given_options(args, ParaphraseConfig), "paraphrase")
     dataset = load_seed_dataset(args.input)
     engine = engine_from_args(args)
     checkpointer = output_checkpointer(
@@ -56,12 +56,11 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
 
 
 def cmd_negatives(args: argparse.Namespace) -> int:
-    from ..augment import NEGATIVE_KINDS, NegativeConfig, preference_pairs
+    from ..augment import NegativeConfig, preference_pairs
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
-    kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(NEGATIVE_KINDS)
-    config = NegativeConfig(kinds=kinds, seed=args.seed)
+    config = from_dict(NegativeConfig, given_options(args, NegativeConfig), "negatives")
     dataset = load_seed_dataset(args.input)
     engine = engine_from_args(args)
     checkpointer = output_checkpointer(

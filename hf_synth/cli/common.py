@@ -7,25 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..configuration import from_dict, load_yaml
+from ..configuration import from_dict, given_options, load_yaml
 from ..engine import EngineConfig
 
 logger = logging.getLogger("hf_synth")
-
-#: CLI flag attribute -> EngineConfig field, shared by every subcommand that loads a model.
-ENGINE_FLAGS = {
-    "model": "model",
-    "batch_size": "batch_size",
-    "device": "device",
-    "dtype": "dtype",
-    "backend": "backend",
-}
-
-
-def overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, Any]:
-    return {
-        key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr, None) is not None
-    }
 
 
 def check_resume(args: argparse.Namespace) -> None:
@@ -57,7 +42,7 @@ def load_sections(args: argparse.Namespace, section: str) -> tuple[EngineConfig,
         )
     engine_data = {
         **file_config.get("engine", {}),
-        **overrides(args, ENGINE_FLAGS),
+        **given_options(args, EngineConfig),
     }
     return from_dict(EngineConfig, engine_data, "engine"), dict(file_config.get(section, {}))
 
@@ -126,7 +111,7 @@ def parse_pairs(values: list[str] | None, option: str, cast=str) -> dict[str, An
 
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
     """The engine configuration named by the --model/--batch-size/--device/--dtype/--backend flags."""
-    return from_dict(EngineConfig, overrides(args, ENGINE_FLAGS), "engine")
+    return from_dict(EngineConfig, given_options(args, EngineConfig), "engine")
 
 
 def engine_from_args(args: argparse.Namespace):

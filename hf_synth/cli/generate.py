@@ -7,12 +7,11 @@ import logging
 import time
 from pathlib import Path
 
-from ..configuration import from_dict, to_dict
+from ..configuration import from_dict, given_options, to_dict
 from .common import (
     card_extras,
     engine_from_args,
     load_sections,
-    overrides,
     parse_weights,
     print_rows,
     print_summary_counts,
@@ -25,24 +24,7 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     from ..self_instruct import SelfInstructConfig
 
     engine_config, si_data = load_sections(args, "self_instruct")
-    si_data.update(
-        overrides(
-            args,
-            {
-                "num_instructions": "num_instructions",
-                "max_rounds": "max_rounds",
-                "requests_per_round": "requests_per_round",
-                "instruction_column": "instruction_column",
-                "input_column": "input_column",
-                "output_column": "output_column",
-                "task_type_method": "task_type_method",
-                "seed": "seed",
-                "include_seeds": "include_seeds",
-            },
-        )
-    )
-    if args.focus_skills:
-        si_data["focus_skills"] = [s.strip() for s in args.focus_skills.split(",") if s.strip()]
+    si_data.update(given_options(args, SelfInstructConfig))
     if args.max_new_tokens is not None:
         for step in ("instruction_sampling", "instance_sampling"):
             si_data[step] = {**si_data.get(step, {}), "max_new_tokens": args.max_new_tokens}
@@ -105,17 +87,7 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     from ..evol_instruct import EvolInstructConfig
 
     engine_config, data = load_sections(args, "evol_instruct")
-    data.update(
-        overrides(
-            args,
-            {
-                "rounds": "rounds",
-                "instruction_column": "instruction_column",
-                "input_column": "input_column",
-                "seed": "seed",
-            },
-        )
-    )
+    data.update(given_options(args, EvolInstructConfig))
     if args.operations:
         data["operation_weights"] = parse_weights(args.operations)
     if args.no_judge:

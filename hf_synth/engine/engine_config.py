@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..configuration import option
+
 
 @dataclass
 class SamplingParams:
@@ -76,13 +78,13 @@ class EngineConfig:
             request). hf-synth's own backends seed every prompt from ``SamplingParams.seed`` instead.
     """
 
-    model: str | None = None
+    model: str | None = option(None)
     revision: str | None = None
-    dtype: str = "auto"
-    device: str | None = None
-    batch_size: int | None = None
+    dtype: str = option("auto", choices=["auto", "float32", "float16", "bfloat16"])
+    device: str | None = option(None)
+    batch_size: int | None = option(None)
     trust_remote_code: bool = False
-    backend: str = "auto"
+    backend: str = option("auto", choices=list(BACKENDS))
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..configuration import option
 from ..engine.engine_config import SamplingParams
 
 #: The four in-depth operations and breadth expansion, in the order they are documented.
@@ -74,7 +75,7 @@ class EvolInstructConfig:
         seed: Seed of operation choice and (through the sampling params) generation.
     """
 
-    rounds: int = 2
+    rounds: int = option(2)
     operation_weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 1.0))
     retry_failed: bool = True
     use_judge: bool = True
@@ -89,11 +90,11 @@ class EvolInstructConfig:
     evolution_sampling: SamplingParams = field(default_factory=_evolution_sampling)
     judge_sampling: SamplingParams = field(default_factory=_judge_sampling)
     response_sampling: SamplingParams = field(default_factory=_response_sampling)
-    instruction_column: str = "instruction"
-    input_column: str = "input"
-    include_originals: bool = False
-    checkpoint_every: int = 1024
-    seed: int = 42
+    instruction_column: str = option("instruction")
+    input_column: str = option("input")
+    include_originals: bool = option(False)
+    checkpoint_every: int = option(1024)
+    seed: int = option(42)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:

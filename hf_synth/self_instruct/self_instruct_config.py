@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..configuration import option
 from ..engine.engine_config import SamplingParams
 from ..filters.heuristics import DEFAULT_BLOCKED_KEYWORDS
 
@@ -50,13 +51,13 @@ class SelfInstructConfig:
         seed: Seed for few-shot sampling and (through the sampling params) for generation.
     """
 
-    num_instructions: int = 100
-    max_rounds: int = 20
-    requests_per_round: int = 16
+    num_instructions: int = option(100)
+    max_rounds: int = option(20)
+    requests_per_round: int = option(16)
     num_seed_examples: int = 6
     num_machine_examples: int = 2
     num_new_per_request: int = 8
-    task_type_method: str = "heuristic"
+    task_type_method: str = option("heuristic", choices=["heuristic", "llm"])
     instruction_sampling: SamplingParams = field(default_factory=_instruction_sampling)
     task_type_sampling: SamplingParams = field(default_factory=_task_type_sampling)
     instance_sampling: SamplingParams = field(default_factory=_instance_sampling)
@@ -65,13 +66,13 @@ class SelfInstructConfig:
     rouge_l_threshold: float = 0.7
     blocked_keywords: list[str] = field(default_factory=lambda: list(DEFAULT_BLOCKED_KEYWORDS))
     filter_refusals: bool = True
-    include_seeds: bool = False
-    instruction_column: str = "instruction"
-    input_column: str = "input"
-    output_column: str = "output"
-    focus_skills: list[str] = field(default_factory=list)
-    checkpoint_every: int = 1024
-    seed: int = 42
+    include_seeds: bool = option(False)
+    instruction_column: str = option("instruction")
+    input_column: str = option("input")
+    output_column: str = option("output")
+    focus_skills: list[str] = option(default_factory=list)
+    checkpoint_every: int = option(1024)
+    seed: int = option(42)
 
     def __post_init__(self) -> None:
         positive = (

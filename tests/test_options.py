@@ -1,0 +1,117 @@
+"""One place per option: config fields marked with option() are the CLI flags, with the help written once
+in the config docstring and the default taken from the dataclass."""
+
+import argparse
+import dataclasses
+import typing
+
+import pytest
+
+from hf_synth.augment.augment_config import NegativeConfig, ParaphraseConfig
+from hf_synth.cli import build_parser
+from hf_synth.configuration import CLI, add_options, field_docs, given_options, option
+from hf_synth.engine.engine_config import EngineConfig
+from hf_synth.evol_instruct.evol_instruct_config import EvolInstructConfig
+from hf_synth.self_instruct.self_instruct_config import SelfInstructConfig
+
+CONFIGS = [SelfInstructConfig, EvolInstructConfig, ParaphraseConfig, NegativeConfig, EngineConfig]
+
+
+@dataclasses.dataclass
+class _Toy:
+    """A toy.
+
+    Args:
+        count: How many, see :func:`~pkg.thing` and ``code``.
+        ratio / other_ratio: Two fields, one text
+            that goes on.
+        names: A list.
+        flag: A switch.
+        mode: One of two.
+
+    Returns:
+        nothing: not a field.
+    """
+
+    count: int = option(3)
+    ratio: float | None = option(None)
+    other_ratio: float = 0.5
+    names: list[str] = option(default_factory=lambda: ["a", "b"])
+    flag: bool = option(False)
+    mode: str = option("x", choices=["x", "y"])
+
+
+def test_field_docs_reads_args_with_shared_and_continued_entries():
+    docs = field_docs(_Toy)
+    assert docs["count"] == "How many, see pkg.thing and code."
+    assert docs["ratio"] == docs["other_ratio"] == "Two fields, one text that goes on."
+    assert "nothing" not in docs  # the Returns: section is not an argument
+
+
+def test_add_options_types_defaults_and_not_given():
+    parser = argparse.ArgumentParser()
+    add_options(parser, _Toy)
+    args = parser.parse_args([])
+    assert given_options(args, _Toy) == {}  # nothing given: YAML and dataclass defaults stay in force
+    args = parser.parse_args(["--count", "7", "--ratio", "0.25", "--names", "p, q,", "--flag", "--mode", "y"])
+    assert given_options(args, _Toy) == {
+        "count": 7,
+        "ratio": 0.25,
+        "names": ["p", "q"],
+        "flag": True,
+        "mode": "y",
+    }
+    assert given_options(parser.parse_args(["--no-flag"]), _Toy) == {"flag": False}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "z"])
+    assert "(default: a,b)" in parser.format_help()
+    assert "--other-ratio" not in parser.format_help()  # not an option() field
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+def test_every_option_is_documented_once_in_its_config(cls):
+    docs = field_docs(cls)
+    options = [f.name for f in dataclasses.fields(cls) if f.metadata.get(CLI)]
+    assert options, f"{cls.__name__} has no command-line options"
+    assert not [name for name in options if not docs.get(name)], "options without a docstring entry"
+
+
+@pytest.mark.parametrize(
+    "command, cls",
+    [
+        (["self-instruct", "--output", "o"], SelfInstructConfig),
+        (["evol-instruct", "--input", "i", "--output", "o"], EvolInstructConfig),
+        (["paraphrase", "--input", "i", "--output", "o"], ParaphraseConfig),
+        (["negatives", "--input", "i", "--output", "o"], NegativeConfig),
+        (["self-instruct", "--output", "o"], EngineConfig),
+    ],
+)
+def test_cli_flags_are_the_config_options(command, cls):
+    parser = build_parser()
+    assert given_options(parser.parse_args(command), cls) == {}
+    given = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get(CLI):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        choices = f.metadata.get("choices")
+        if choices:
+            value = [c for c in choices if c != default][0]
+        elif isinstance(default, bool):
+            value = not default
+        elif isinstance(default, list):
+            value = ["alpha", "beta"]
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            value = type(default)(default + 1)
+        elif default is None and int in typing.get_args(hints[f.name]):
+            value = 5
+        else:
+            value = "somevalue"
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            command = [*command, flag if value else "--no-" + flag[2:]]
+        else:
+            command = [*command, flag, ",".join(value) if isinstance(value, list) else str(value)]
+        given[f.name] = value
+    assert given_options(parser.parse_args(command), cls) == given
