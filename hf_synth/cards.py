@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,14 @@ _COMMON_COLUMNS = [
     ("messages", "the same as a conversation (user, assistant) in TRL's format"),
     ("model, prompt_templates, generation_params", "the model, prompt templates and sampling parameters"),
 ]
+
+
+_TEXT_COLUMNS = ("instruction", "input", "output", "prompt", "chosen", "rejected")
+
+
+def _is_text(dataset: Dataset, column: str) -> bool:
+    feature = dataset.features.get(column)
+    return getattr(feature, "dtype", None) in ("string", "large_string")
 
 
 def cards_dir() -> Path:
@@ -54,22 +63,53 @@ def length_stats(dataset: Dataset, columns: Sequence[str] = ("instruction", "inp
     return stats
 
 
+def render_card(data: DatasetCardData, template: str = "dataset_card.md", **context: Any) -> DatasetCard:
+    """Render a card template of ``cards/`` with block tags trimmed (a ``{% for %}`` line leaves no blank
+    line behind, so table rows stay one table) and ``data`` as its YAML header."""
+    import jinja2
+
+    env = jinja2.Environment(
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined
+    )
+    text = (cards_dir() / template).read_text(encoding="utf-8")
+    return DatasetCard(env.from_string(text).render(card_data=data.to_yaml(), **context))
+
+
+_SECTION = re.compile(r"^## How it was made\n(.*?)(?=^## |\Z)", re.S | re.M)
+
+
+def input_history(source: str | Path | None) -> str | None:
+    """The "How it was made" section of the card of an hf-synth run folder ``source`` (the input of a
+    later step), so a derived dataset's card tells the whole story; None for other inputs."""
+    if not source:
+        return None
+    readme = Path(source) / "README.md"
+    if not readme.is_file():
+        return None
+    match = _SECTION.search(DatasetCard.load(readme).text)
+    if not match:
+        return None
+    return re.sub(r"^(#+) ", r"#\1 ", match.group(1).strip(), flags=re.M)  # one heading level down
+
+
 def build_card(
     dataset: Dataset,
     *,
     method: str,
     tags: Sequence[str],
-    model: str,
     steps: Sequence[str],
-    columns: Sequence[tuple[str, str]],
-    prompt_templates: Sequence[str],
-    generation_params: dict[str, Any],
-    generated: int,
-    rejected: int,
-    dropped: dict[str, int],
+    model: str | None = None,
+    columns: Sequence[tuple[str, str]] = (),
+    prompt_templates: Sequence[str] = (),
+    generation_params: dict[str, Any] | None = None,
+    generated: int | None = None,
+    rejected: int = 0,
+    dropped: dict[str, int] | None = None,
     coverage: dict[str, Any] | None = None,
     source_datasets: Sequence[str] = (),
     engines: Sequence[dict[str, Any]] = (),
+    history: str | None = None,
+    settings: dict[str, Any] | None = None,
     num_examples: int = 3,
     template: str = "dataset_card.md",
 ) -> DatasetCard:
@@ -77,7 +117,9 @@ def build_card(
 
     ``coverage`` is a :func:`~hf_synth.curation.coverage_report`; ``source_datasets`` are Hub ids the data
     was made from (seeds, inputs); ``engines`` are the :meth:`~hf_synth.engine.Engine.describe` records of
-    the engines that generated the rows (model, backend, dtype, device)."""
+    the engines that generated the rows (model, backend, dtype, device); ``model`` is None for steps that
+    generate nothing (filters, blends). ``history`` is the input's own "How it was made" (see
+    :func:`input_history`); ``settings`` the step's thresholds and options, shown as a table."""
     data = DatasetCardData(
         license="other",
         language=["en"],
@@ -87,25 +129,48 @@ def build_card(
         pretty_name=f"hf-synth {method} dataset",
         source_datasets=list(source_datasets) or None,
     )
-    return DatasetCard.from_template(
+    columns = [*(_COMMON_COLUMNS if "instruction" in dataset.column_names else ()), *columns]
+    shown = [c for c in _TEXT_COLUMNS if _is_text(dataset, c)]
+    examples = [
+        [(c, dataset[i][c]) for c in shown if dataset[i][c]] for i in range(min(num_examples, len(dataset)))
+    ]
+    return render_card(
         data,
-        template_path=str(cards_dir() / template),
+        template,
         pretty_name=data.pretty_name,
         method=method,
         model=model,
         steps=list(steps),
-        columns=[*_COMMON_COLUMNS, *columns],
+        columns=columns,
         prompt_templates=list(prompt_templates),
-        generation_params=json.dumps(generation_params, indent=2),
-        generated=generated,
+        generation_params=json.dumps(generation_params, indent=2) if generation_params else None,
+        generated=len(dataset) + rejected if generated is None else generated,
         kept=len(dataset),
         rejected=rejected,
-        dropped=sorted(dropped.items(), key=lambda kv: -kv[1]),
-        examples=[dataset[i] for i in range(min(num_examples, len(dataset)))],
-        length_stats=length_stats(dataset),
+        dropped=sorted((dropped or {}).items(), key=lambda kv: -kv[1]),
+        examples=examples,
+        length_stats=length_stats(dataset, [c for c in _TEXT_COLUMNS if _is_text(dataset, c)]),
         coverage=sorted(coverage["skills"].items(), key=lambda kv: -kv[1]["count"]) if coverage else None,
-        model_size_note="small" if "135M" in model else "language-model",
+        model_size_note="small" if model and "135M" in model else "language-model",
         engines=list(engines),
+        history=history,
+        settings=sorted((settings or {}).items()),
+    )
+
+
+def step_card(
+    dataset: Dataset,
+    *,
+    method: str,
+    tags: Sequence[str],
+    steps: Sequence[str],
+    input_source: str | Path | None = None,
+    **kwargs: Any,
+) -> DatasetCard:
+    """The card of a step applied to an existing dataset (filter, paraphrase, negatives, blend, slots,
+    back-translation, generate): its own steps, with the input run's history when the input is a run."""
+    return build_card(
+        dataset, method=method, tags=tags, steps=steps, history=input_history(input_source), **kwargs
     )
 
 
@@ -177,9 +242,18 @@ def evol_instruct_card(
         f"Input instructions: `{source}`.",
         "Each instruction was rewritten by one operation drawn per row: deepening, concretizing, reasoning "
         "augmentation, added constraints (in-depth) or breadth expansion (a new, rarer instruction).",
-        "Failed evolutions were eliminated: empty, too short or stop words only, refusals, copied prompt "
-        "scaffolding, no new information over the parent (ROUGE-L), and the judge's verdict "
-        f"(`{judge_model or 'no judge'}`: coherent, solvable, more complex).",
+        "Failed evolutions were eliminated by rules: empty, too short or stop words only, refusals, copied "
+        "prompt scaffolding, no new information over the parent (ROUGE-L)"
+        + (
+            f", and by the verdict of the judge `{judge_model}` (coherent, solvable, more complex)."
+            if judge_model and summary.get("judge_enforced", True)
+            else (
+                f". The judge `{judge_model}` failed its self-check, so its verdicts were recorded but "
+                "eliminated nothing."
+                if judge_model
+                else ". No judge was used."
+            )
+        ),
         f"Survivors were answered by `{response_model}`; empty answers and refusals were eliminated.",
         f"Survivors became the parents of the next round ({summary.get('rounds', '?')} rounds); an eliminated "
         "evolution's parent was retried.",

@@ -65,22 +65,31 @@ class Checkpointer:
         if overwrite and self.root.exists():
             self.close()
             shutil.rmtree(self.root)
-        if file.exists():
-            previous = json.loads(file.read_text())
-            if previous != fingerprint:
-                changed = sorted(
-                    k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k)
-                )
-                raise CheckpointMismatchError(
-                    f"{self.root} holds checkpoints of a run with a different configuration (changed: "
-                    f"{', '.join(changed)}); pass --overwrite (overwrite=True) to discard them, or choose "
-                    "another output folder."
-                )
+        if self.check(fingerprint):
             logger.info("Resuming from checkpoints in %s", self.root)
             return True
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_atomic(file, json.dumps(fingerprint, indent=2, sort_keys=True))
         return False
+
+    def check(self, fingerprint: dict[str, Any]) -> bool:
+        """Whether the folder holds work of this configuration (True) or none (False); work of another
+        configuration raises :class:`CheckpointMismatchError` naming what changed. Writes nothing, so the
+        CLI asks it before any model loads."""
+        file = self.root / FINGERPRINT_FILE if self.root is not None else None
+        if file is None or not file.exists():
+            return False
+        previous = json.loads(file.read_text())
+        if previous != fingerprint:
+            changed = sorted(
+                k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k)
+            )
+            raise CheckpointMismatchError(
+                f"{self.root} holds checkpoints of a run with a different configuration (changed: "
+                f"{', '.join(changed)}); pass --overwrite (overwrite=True) to discard them, or choose "
+                "another output folder."
+            )
+        return True
 
     # ------------------------------------------------------------------ completions
     def engine(self, engine):

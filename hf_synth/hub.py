@@ -39,8 +39,17 @@ def _write_shards(dataset: Dataset, folder: Path, split: str, shard_rows: int) -
     return names
 
 
+#: Card metadata that describes the data files, not the dataset: it is regenerated on every push and the
+#: repo's old values are dropped (a stale ``dataset_info`` makes ``load_dataset`` fail on the new files).
+GENERATED_METADATA = ("configs", "dataset_info", "size_categories")
+#: The data folders a push owns: replaced as a whole, so no shard of an earlier push survives.
+DATA_FOLDERS = ("data", "rejected")
+
+
 def _merge_metadata(existing: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
-    """Our keys win, except that tags are united and keys only the existing card has are kept."""
+    """Our keys win, except that tags are united and keys only the existing card has are kept; metadata
+    generated from the data files (:data:`GENERATED_METADATA`) is never carried over."""
+    existing = {k: v for k, v in existing.items() if k not in GENERATED_METADATA}
     merged = {**existing, **{k: v for k, v in ours.items() if v is not None}}
     tags = list(dict.fromkeys([*(existing.get("tags") or []), *(ours.get("tags") or [])]))
     if tags:
@@ -68,7 +77,7 @@ def write_repo(
     readme = root / "README.md"
     if existing_card is None and readme.is_file():
         existing_card = DatasetCard.load(readme)
-    for sub in ("data", "rejected"):
+    for sub in DATA_FOLDERS:
         if (root / sub).is_dir():
             shutil.rmtree(root / sub)
     _write_shards(dataset, root / "data", "train", shard_rows)
@@ -132,8 +141,12 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="hf-synth-push-") as tmp:
         write_repo(dataset, tmp, card=card, rejected=rejected, existing_card=existing, shard_rows=shard_rows)
         try:
-            api.upload_folder(
-                folder_path=tmp, repo_id=repo_id, repo_type="dataset", commit_message=commit_message
+            api.upload_folder(  # in the same commit, the shards of an earlier push are deleted
+                folder_path=tmp,
+                repo_id=repo_id,
+                repo_type="dataset",
+                commit_message=commit_message,
+                delete_patterns=[f"{folder}/*" for folder in DATA_FOLDERS],
             )
         except HfHubHTTPError as err:
             raise _push_error(err, repo_id) from None

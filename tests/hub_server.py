@@ -120,6 +120,8 @@ class FakeHub:
                     if action == "commit":
                         for line in body.splitlines():
                             item = json.loads(line)
+                            if item["key"] == "deletedFile":
+                                hub.repos[repo_id]["files"].pop(item["value"]["path"], None)
                             if item["key"] == "file":
                                 value = item["value"]
                                 hub.repos[repo_id]["files"][value["path"]] = base64.b64decode(
@@ -138,6 +140,25 @@ class FakeHub:
             def do_GET(self):  # noqa: N802
                 hub.requests.append(f"{self.command} {self.path}")
                 path = self.path.split("?")[0]
+                parts = path.split("/")  # /api/datasets/{ns}/{name}/tree/{rev}[/{folder}]: the file listing
+                if len(parts) >= 7 and parts[1] == "api" and parts[2] == "datasets" and parts[5] == "tree":
+                    repo = hub.repos.get(f"{parts[3]}/{parts[4]}")
+                    if repo is None:
+                        self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+                        return
+                    prefix = "/".join(parts[7:])
+                    entries = [
+                        {
+                            "type": "file",
+                            "path": name,
+                            "size": len(data),
+                            "oid": hashlib.sha1(data).hexdigest(),
+                        }
+                        for name, data in sorted(repo["files"].items())
+                        if not prefix or name.startswith(prefix + "/")
+                    ]
+                    self._reply(200, json.dumps(entries).encode(), {"Content-Type": "application/json"})
+                    return
                 parts = path.split("/")  # /datasets/{ns}/{name}/resolve/{rev}/{file...}
                 if len(parts) >= 7 and parts[1] == "datasets" and parts[4] == "resolve":
                     repo_id, file = f"{parts[2]}/{parts[3]}", "/".join(parts[6:])

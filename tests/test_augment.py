@@ -201,6 +201,13 @@ def test_cli_blend_paraphrase_and_negatives(tmp_path, tiny_model_dir, capsys):
     )
     neg = json.loads((tmp_path / "neg" / "summary.json").read_text())
     assert neg["pairs"] + neg["rejected"] == 8
+    from huggingface_hub import DatasetCard
+
+    for folder, method in (("mix", "blend"), ("para", "paraphrase"), ("neg", "negatives")):
+        card = DatasetCard.load(tmp_path / folder / "README.md")  # every output kind has a card
+        assert card.data.pretty_name == f"hf-synth {method} dataset" and "## How it was made" in card.text
+    assert "`k` | `2`" in DatasetCard.load(tmp_path / "para" / "README.md").text
+    assert "on the teacher model" in DatasetCard.load(tmp_path / "neg" / "README.md").text
     assert main(["negatives", "--input", str(a), "--output", str(tmp_path / "n2"), "--kinds", "rude"]) == 2
 
 
@@ -306,6 +313,11 @@ def test_cli_slots_and_backtranslate(tmp_path, tiny_model_dir, capsys):
     assert main(["backtranslate", "--input", str(data), "--output", str(tmp_path / "b"), *common]) == 0
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["rows"] == 1 and summary["kept"] + sum(summary["rejected"].values()) == 1
+    from huggingface_hub import DatasetCard
+
+    for folder, method in (("s", "template slots"), ("b", "back-translation")):
+        card = DatasetCard.load(tmp_path / folder / "README.md")
+        assert card.data.pretty_name == f"hf-synth {method} dataset" and "## How it was made" in card.text
 
 
 def test_paraphrase_judge_rejects_changed_tasks():

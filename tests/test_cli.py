@@ -294,6 +294,9 @@ def test_cli_filter_with_yaml(tmp_path, capsys):
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["kept"] == 1 and summary["reasons"] == {"rouge_l_too_similar": 1, "output_too_short": 1}
     assert "kept 1, dropped 2" in capsys.readouterr().out
+    card = DatasetCard.load(tmp_path / "o" / "README.md")  # a filter output has a full card
+    assert "`1.rouge_novelty.threshold` | `0.7`" in card.text and "`output_too_short` | 1" in card.text
+    assert "## How it was made" in card.text and "## Limitations" in card.text
     config.write_text("filters:\n  - {name: rouge_novelty, treshold: 0.7}\n")
     assert (
         main(["filter", "--input", str(data), "--config", str(config), "--output", str(tmp_path / "o")]) == 2

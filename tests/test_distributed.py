@@ -59,6 +59,7 @@ def test_two_processes_give_the_single_process_result_in_order(tmp_path, tiny_mo
     proc = _run([*launch, "-m", "hf_synth.cli", *common, "--output", str(tmp_path / "two")], tmp_path)
     assert "from 2 process(es)" in proc.stdout
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["processes"] == 2
+    assert "over 2 process(es)" in (tmp_path / "two" / "README.md").read_text()  # the card, main process only
     one, two = _rows(tmp_path / "one"), _rows(tmp_path / "two")
     assert [r["id"] for r in two] == list(range(len(PROMPTS)))  # original order, nothing lost or repeated
     assert [r["prompt"] for r in two] == PROMPTS

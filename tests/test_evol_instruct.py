@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 from datasets import Dataset
@@ -295,6 +296,26 @@ def test_response_eliminations():
     assert reasons == {"a": "response_empty", "b": "response_refusal"}
 
 
+@pytest.mark.parametrize("filtering", [True, False])
+def test_broken_and_toxic_responses_are_eliminated(filtering):
+    def respond(text):
+        if "poem" in text:
+            return "A poem (unfinished"
+        if "rainbows" in text:
+            return "Shut up, you stupid idiot, fuck off."
+        return "Fine."
+
+    config = EvolInstructConfig(
+        rounds=1,
+        operation_weights={"deepening": 1},
+        filter_broken_text=filtering,
+        filter_toxicity=filtering,
+    )
+    _, result = _run(config, evolver(grow, respond=respond))
+    reasons = {r["root_id"]: r["elimination_reason"] for r in result.rejected}
+    assert reasons == ({"a": "response_unbalanced", "b": "toxic:output"} if filtering else {})
+
+
 def test_failed_rows_are_retried_from_their_parent_next_round():
     attempts = []
 
@@ -419,3 +440,11 @@ def test_combine_verdict_names_what_did_not_parse():
     verdict = combine_verdict({"coherent": " Yes", "solvable": " maybe", "score": " 9"})
     assert (verdict.coherent, verdict.solvable, verdict.score, verdict.parsed) == (True, None, 9.0, False)
     assert verdict.error == "unparsable:solvable"
+
+
+def test_round_log_names_next_parents_only_when_a_round_follows(caplog):
+    caplog.set_level(logging.INFO, logger="hf_synth")
+    _run(EvolInstructConfig(rounds=2, operation_weights={"deepening": 1}), evolver(grow))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Evol round")]
+    assert "parents next round" in lines[0] and "round 1 of 2" in lines[0]
+    assert "round 2 of 2" in lines[-1] and "parents next round" not in lines[-1]

@@ -144,3 +144,27 @@ def test_output_rules(instruction, input_text, output, reasons):
 )
 def test_refusals(text, flagged):
     assert bool(refusal_reasons(text)) is flagged
+
+
+@pytest.mark.parametrize(
+    "text, reasons",
+    [
+        ("Fine text, with (balanced) [brackets] and {braces}.", []),
+        ("Options: a) red b) green c) blue", []),  # extra closers are list markers, not breakage
+        ("```python\nprint(1)\n```", []),
+        ("Tabs\tand\nnewlines\r\nare text", []),
+        ("日本語のテキスト（全角）も大丈夫", []),
+        ("Make a merry-\ufffd (holiday) card", ["output_replacement_character"]),
+        ("bell\x07 ring", ["output_control_characters"]),
+        ("escape \x1b[31m red", ["output_control_characters"]),
+        ("The list (first, second", ["output_unbalanced"]),
+        ("```python\nprint(1)\n", ["output_unbalanced"]),
+        ("", []),
+    ],
+)
+def test_hygiene_reasons(text, reasons):
+    from hf_synth.filters.heuristics import hygiene_reasons, truncated_reasons
+
+    assert hygiene_reasons(text) == reasons
+    assert truncated_reasons(256, 256, field="response") == ["response_truncated"]
+    assert truncated_reasons(255, 256) == [] and truncated_reasons(5, 0) == []

@@ -134,8 +134,27 @@ def test_push_through_the_real_client(tmp_path, run_dir, fake_hub, caplog):
     # a second push updates the same repo and keeps metadata the owner added in between
     readme = repo["files"]["README.md"].decode().replace("license: other", "license: apache-2.0")
     repo["files"]["README.md"] = readme.encode()
-    push_to_hub(result.dataset, "me/synthetic", card=DatasetCard.load(out / "README.md"), token=WRITE_TOKEN)
+    push_to_hub(
+        result.dataset,
+        "me/synthetic",
+        card=DatasetCard.load(out / "README.md"),
+        token=WRITE_TOKEN,
+        shard_rows=2,
+        rejected=result.rejected,
+    )
     assert "license: apache-2.0" in repo["files"]["README.md"].decode()
+    assert sorted(p for p in repo["files"] if p.startswith("data/")) == [
+        f"data/train-0000{i}-of-00003.parquet" for i in range(3)
+    ]
+    # a third push of fewer rows, without rejected rows, leaves none of the earlier shards behind
+    push_to_hub(
+        result.dataset.select(range(2)),
+        "me/synthetic",
+        card=DatasetCard.load(out / "README.md"),
+        token=WRITE_TOKEN,
+    )
+    assert sorted(p for p in repo["files"] if p != "README.md") == ["data/train-00000-of-00001.parquet"]
+    assert "rejected" not in repo["files"]["README.md"].decode().split("---")[1]
 
 
 @pytest.mark.parametrize(
@@ -170,3 +189,78 @@ def test_new_only_refuses_an_existing_repo(run_dir, fake_hub, capsys):
     assert main(["push", str(out), "me/taken", "--token", WRITE_TOKEN, "--new-only"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(err) == 1 and "me/taken already exists (409)" in err[0] and WRITE_TOKEN not in err[0]
+
+
+def _tables(markdown: str) -> list[list[str]]:
+    """The tables of a Markdown text as a renderer sees them: per table, the text of each body row."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    tables, rows, in_body, cells = [], [], False, []
+    for token in tokens:
+        if token.type == "tbody_open":
+            in_body, rows = True, []
+        elif token.type == "tbody_close":
+            in_body = False
+            tables.append(rows)
+        elif in_body and token.type == "tr_close":
+            rows.append(" | ".join(cells))
+            cells = []
+        elif in_body and token.type == "inline":
+            cells.append(token.content)
+    return tables
+
+
+def test_card_tables_render_as_tables(run_dir):
+    out, result = run_dir
+    card = DatasetCard.load(out / "README.md")
+    tables = _tables(card.text)
+    dropped = result.summary.to_dict()["dropped"]
+    assert [len(t) for t in tables[:2]] == [len(dropped), 3]  # reasons; instruction/input/output lengths
+    assert {row.split(" | ")[0].strip("`") for row in tables[0]} == set(dropped)
+    assert "\n\n| " not in card.text.split("| reason |")[1].split("##")[0].strip()  # no blank line inside
+
+
+def test_every_output_kind_gets_a_card_with_its_history(tmp_path, run_dir):
+    from hf_synth.cards import step_card
+
+    out, result = run_dir
+    card = step_card(
+        result.dataset.select(range(2)),
+        method="filter",
+        tags=["filtered"],
+        steps=["Rows were scored and filtered."],
+        input_source=out,
+        rejected=4,
+        dropped={"rouge_l_novelty": 3, "length": 1},
+        settings={"rouge_l_novelty.threshold": 0.7},
+    )
+    assert "### The input, as its own card tells it" in card.text and "Few-shot prompts" in card.text
+    tables = _tables(card.text)
+    assert ["`rouge_l_novelty.threshold` | `0.7`"] in tables
+    assert ["`rouge_l_novelty` | 3", "`length` | 1"] in tables
+    assert "No model\ngenerated text in this step" in card.text
+    assert card.data.to_dict()["tags"] == ["synthetic", "filtered", "hf-synth"]
+
+
+def test_local_push_over_an_earlier_push_replaces_data_and_generated_metadata(tmp_path, run_dir):
+    out, result = run_dir
+    repo = tmp_path / "repo"
+    assert main(["push", str(out), "--local-dir", str(repo)]) == 0
+    assert load_dataset(str(repo))["train"]["id"] == result.dataset["id"]
+    # the owner adds a field of their own; a later push must keep it
+    card = DatasetCard.load(repo / "README.md")
+    card.data.license = "mit"
+    card.data.dataset_info = {"splits": [{"name": "train", "num_examples": len(result.dataset)}]}
+    card.save(str(repo / "README.md"))
+    other = tmp_path / "other"
+    smaller = result.dataset.select(range(2))
+    save_run(other, smaller, None)
+    (other / "README.md").write_text((out / "README.md").read_text())
+    assert main(["push", str(other), "--local-dir", str(repo)]) == 0
+    assert load_dataset(str(repo))["train"]["id"] == smaller["id"]  # the new rows, not a cached old copy
+    meta = DatasetCard.load(repo / "README.md").data.to_dict()
+    assert meta["license"] == "mit" and "dataset_info" not in meta
+    assert [c["config_name"] for c in meta["configs"]] == ["default"]  # no rejected rows any more
+    assert not (repo / "rejected").exists()
+    assert load_dataset(str(repo), download_mode="force_redownload")["train"].num_rows == 2

@@ -115,3 +115,59 @@ def test_cli_flags_are_the_config_options(command, cls):
             command = [*command, flag, ",".join(value) if isinstance(value, list) else str(value)]
         given[f.name] = value
     assert given_options(parser.parse_args(command), cls) == given
+
+
+def _flags(parser) -> dict[str, set[str]]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        name: {flag for action in command._actions for flag in action.option_strings}
+        for name, command in sub.choices.items()
+    }
+
+
+#: Flags that make sense for a command, with the commands they do not apply to and why.
+SHARED_FLAGS = {
+    "--input": {"slots": "makes rows from a template", "blend": "takes several --source"},
+    "--output": {"show": "prints rows", "push": "writes REPO_ID or --local-dir"},
+    "--config": {"report": "has no model or thresholds to configure", "push": "", "show": "", "blend": ""},
+    "--max-new-tokens": {
+        "filter": "judge limits live in the filter YAML",
+        "report": "",
+        "push": "",
+        "show": "",
+        "blend": "generates nothing",
+    },
+    "--resume": {
+        "report": "writes one file",
+        "push": "",
+        "show": "",
+        "blend": "generates nothing",
+        "generate": "data-parallel shards; rerun it",
+    },
+    "--overwrite": {"report": "", "push": "", "show": "", "blend": "", "generate": ""},
+    "--model": {
+        "filter": "models are named per filter in the YAML",
+        "report": "--embedding-model",
+        "push": "",
+        "show": "",
+        "blend": "",
+    },
+}
+
+
+def test_every_subcommand_has_the_shared_flags():
+    flags = _flags(build_parser())
+    missing = [
+        f"{command} {flag}"
+        for flag, exceptions in SHARED_FLAGS.items()
+        for command, have in flags.items()
+        if flag not in have and command not in exceptions
+    ]
+    assert not missing, "add these flags (or list the command as an exception with its reason)"
+    needless = [
+        f"{command} {flag}"
+        for flag, exceptions in SHARED_FLAGS.items()
+        for command in exceptions
+        if command in flags and flag in flags[command]
+    ]
+    assert not needless, "these commands have the flag now: remove them from the exceptions"

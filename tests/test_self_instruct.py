@@ -358,3 +358,50 @@ def test_empty_and_null_seed_rows_are_skipped_with_a_warning(caplog):
     pool = prepare_seed_pool(ds, SelfInstructConfig())
     assert pool["instruction"] == ["Name a river."]
     assert "Skipped 2 seed row(s) with an empty or null 'instruction' (rows 1, 2)" in caplog.text
+
+
+BROKEN = {
+    "Describe the harbour at dawn in detail.": " <none>\nOutput: The harbour \ufffd glows at dawn.",
+    "Summarise the town council minutes.": " <none>\nOutput: The council met (and voted on the budget",
+    "Write a note to the night shift.": " <none>\nOutput: Hello\x07 night shift, all is well.",
+    "Tell a story about the old lighthouse keeper.": " <none>\nOutput: " + "word " * 300,
+    "Reply to the angry customer email.": " <none>\nOutput: Shut up, you stupid idiot, fuck off.",
+}
+
+
+def _broken_reply():
+    teacher = make_reply(good=list(BROKEN), bad=[])
+
+    def reply(text: str) -> str:
+        if which_template(text) != "instructions" and task_of(text) in BROKEN:
+            return BROKEN[task_of(text)]
+        return teacher(text)
+
+    return reply
+
+
+@pytest.mark.parametrize("filtering", [True, False])
+def test_broken_and_toxic_text_is_rejected_with_its_reason(filtering):
+    config = SelfInstructConfig(
+        num_instructions=20,
+        max_rounds=1,
+        requests_per_round=2,
+        seed=3,
+        filter_broken_text=filtering,
+        filter_toxicity=filtering,
+    )
+    result = SelfInstruct(ScriptedEngine(_broken_reply()), config).run(Dataset.from_list(SEEDS))
+    reasons = {r["instruction"]: r["filter_reasons"] for r in result.rejected}
+    expected = {
+        "Describe the harbour at dawn in detail.": "output_replacement_character",
+        "Summarise the town council minutes.": "output_unbalanced",
+        "Write a note to the night shift.": "output_control_characters",
+        "Tell a story about the old lighthouse keeper.": "instance_truncated",
+        "Reply to the angry customer email.": "toxic:output",
+    }
+    if filtering:
+        for instruction, reason in expected.items():
+            assert reason in reasons[instruction], (instruction, reasons.get(instruction))
+        assert not set(expected) & set(result.dataset["instruction"])
+    else:
+        assert set(expected) <= set(result.dataset["instruction"])

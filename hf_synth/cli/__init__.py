@@ -12,7 +12,7 @@ from ..engine.engine_config import EngineConfig
 from ..evol_instruct.evol_instruct_config import EvolInstructConfig
 from ..self_instruct.self_instruct_config import SelfInstructConfig
 from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
-from .common import check_resume
+from .common import check_output, check_resume
 from .curate import cmd_filter, cmd_report
 from .generate import cmd_evol_instruct, cmd_generate, cmd_self_instruct
 from .publish import cmd_push, cmd_show
@@ -23,6 +23,14 @@ logger = logging.getLogger("hf_synth")
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
     """--model, --batch-size, --backend, --device, --dtype: the option fields of EngineConfig."""
     add_options(parser.add_argument_group("model"), EngineConfig)
+
+
+def add_config_arg(parser: argparse.ArgumentParser, sections: str = "'engine:'") -> None:
+    parser.add_argument("--config", help=f"YAML file with {sections} section(s); flags override it")
+
+
+def add_max_new_tokens(parser: argparse.ArgumentParser, what: str = "each generated text") -> None:
+    parser.add_argument("--max-new-tokens", type=int, help=f"Token limit for {what}")
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +50,19 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-synth", description="Build synthetic fine-tuning datasets.")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Also show the progress bars and logs of datasets and transformers (by default only "
+        "hf-synth's own bar per generation step, with rows and tok/s, and hf-synth's log)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     si = sub.add_parser("self-instruct", help="Grow an instruction dataset from seeds with Self-Instruct")
     si.add_argument(
         "--seeds",
+        "--input",
+        dest="seeds",
         help="Seed file (.jsonl/.json/.csv/.parquet), dataset folder or Hub id "
         "(default: hf-synth's example seeds)",
     )
@@ -98,11 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--embedding-model", help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"
     )
-    rep.add_argument("--out", help="Write the report here: .html (plots) or .json (numbers)")
+    rep.add_argument(
+        "--out", "--output", dest="out", help="Write the report here: .html (plots) or .json (numbers)"
+    )
     rep.add_argument("--seeds", help="Seed file/folder: plot each instruction's ROUGE-L to its nearest seed")
 
     push = sub.add_parser("push", help="Publish a run folder: parquet shards + dataset card, in one commit")
-    push.add_argument("path", help="Output folder of an hf-synth run (dataset/, README.md, rejected.jsonl)")
+    push.add_argument(
+        "path", nargs="?", help="Output folder of an hf-synth run (dataset/, README.md, rejected.jsonl)"
+    )
+    push.add_argument("--input", help="The same as PATH")
     push.add_argument("repo_id", nargs="?", help="Dataset repo on the Hub, e.g. user/my-synthetic-data")
     push.add_argument("--private", action="store_true", help="Create the repo as private")
     push.add_argument("--token", help="Hub token (default: HF_TOKEN or the one saved by `hf auth login`)")
@@ -114,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     para = sub.add_parser("paraphrase", help="Add k paraphrases of each row's instruction or response")
     para.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
     para.add_argument("--output", required=True, help="Output folder")
+    add_config_arg(para, "'engine:' and 'paraphrase:'")
+    add_max_new_tokens(para, "each paraphrase")
     add_options(para.add_argument_group("paraphrase"), ParaphraseConfig)
     para.add_argument(
         "--check-task",
@@ -131,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     neg.add_argument(
         "--output", required=True, help="Output folder (prompt/chosen/rejected, for scripts/dpo.py)"
     )
+    add_config_arg(neg, "'engine:' and 'negatives:'")
+    add_max_new_tokens(neg, "each flawed answer")
     add_options(neg.add_argument_group("negatives"), NegativeConfig)
     add_checkpoint_args(neg)
     add_engine_args(neg)
@@ -162,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--num", type=int, default=20, help="Instructions to make (distinct combinations)")
     sl.add_argument("--seed", type=int, default=0)
     sl.add_argument("--output", required=True, help="Output folder")
+    add_config_arg(sl)
+    add_max_new_tokens(sl, "each answer")
+    add_checkpoint_args(sl)
     add_engine_args(sl)
 
     bt = sub.add_parser("backtranslate", help="Reword instructions through a pivot language and back")
@@ -174,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--from-pivot-model", help="Translation model back from the pivot")
     bt.add_argument("--min-similarity", type=float, default=0.75)
     bt.add_argument("--max-similarity", type=float, default=0.98)
+    add_config_arg(bt)
+    add_max_new_tokens(bt, "each translation")
     add_checkpoint_args(bt)
     add_engine_args(bt)
 
@@ -187,20 +217,45 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--output", required=True, help="Output folder (written by the main process)")
     gen.add_argument("--prompt-column", default="prompt", help="Column with a string or chat messages")
     gen.add_argument("--output-column", default="output")
-    gen.add_argument("--max-new-tokens", type=int, default=256)
+    gen.add_argument("--max-new-tokens", type=int, default=256, help="Token limit per completion")
+    add_config_arg(gen)
     gen.add_argument("--temperature", type=float, default=0.7)
     gen.add_argument("--top-p", type=float, default=1.0)
     gen.add_argument("--seed", type=int, default=0)
     add_engine_args(gen)
 
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
-    show.add_argument("path", help="Output folder of a run, or its dataset/ folder")
+    show.add_argument("path", nargs="?", help="Output folder of a run, or its dataset/ folder")
+    show.add_argument("--input", help="The same as PATH")
     show.add_argument("-n", type=int, default=3, help="Number of rows")
     return parser
 
 
+def quiet_libraries() -> None:
+    """datasets' internal bars (Map, Filter, Saving, Casting...) and the info logs of datasets and
+    transformers off: a run shows hf-synth's own bars and log. Imports neither library."""
+    import os
+
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    else:
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("DATASETS_VERBOSITY", "error")
+    if "transformers" in sys.modules:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    else:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet_libraries()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.setLevel(args.log_level)
     commands = {
@@ -218,10 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         "show": cmd_show,
     }
     try:
+        if getattr(args, "output", None):  # before anything loads, and before anything is written
+            check_output(args)
         if hasattr(args, "resume"):  # every command that keeps checkpoints: checked before any model loads
             check_resume(args)
         return commands[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:  # HubPushError is a RuntimeError
+    except (ValueError, TypeError, OSError, RuntimeError) as err:  # HubPushError is a RuntimeError
         if args.log_level == "DEBUG":
             raise
         print(f"hf-synth: error: {err}", file=sys.stderr)

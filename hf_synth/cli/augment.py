@@ -7,20 +7,29 @@ import logging
 from collections import Counter
 from dataclasses import replace
 
-from ..configuration import from_dict, given_options, to_dict
+from ..configuration import to_dict
 from ..engine.protocol import describe_engines
-from .common import engine_config_from_args, engine_from_args, output_checkpointer, parse_pairs, print_rows
+from .common import (
+    engine_config_from_args,
+    engine_from_args,
+    engine_only_config,
+    load_engine,
+    output_checkpointer,
+    parse_pairs,
+    print_rows,
+    step_config,
+    write_step_card,
+)
 
 logger = logging.getLogger("hf_synth")
 
 
 def cmd_paraphrase(args: argparse.Namespace) -> int:
     from ..augment import ParaphraseConfig, paraphrase
-    from ..engine import load_engine
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
-    config = from_dict(ParaphraseConfig, given_options(args, ParaphraseConfig), "paraphrase")
+    config = step_config(args, ParaphraseConfig, "paraphrase")
     dataset = load_seed_dataset(args.input)
     engine = engine_from_args(args)
     checkpointer = output_checkpointer(
@@ -37,7 +46,7 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
     if args.check_task:
         judge = engine
         if args.judge_model and args.judge_model != engine.model_id:
-            judge = load_engine(replace(engine_config_from_args(args), model=args.judge_model))
+            judge = load_engine(args, replace(engine_config_from_args(args), model=args.judge_model))
     kept, rejected = paraphrase(dataset, engine, config, checkpointer=checkpointer, judge=judge)
     summary = {
         "rows": len(dataset),
@@ -48,6 +57,21 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
         "engines": describe_engines([engine, judge or engine]),
     }
     paths = save_run(args.output, kept, rejected, summary=summary, config={"paraphrase": to_dict(config)})
+    write_step_card(
+        args,
+        kept,
+        method="paraphrase",
+        tags=["paraphrase"],
+        steps=[
+            f"Input: `{args.input}` ({len(dataset)} rows).",
+            f"The teacher wrote {config.k} rewordings of each row's `{config.target}`; rewordings that were "
+            f"empty, refusals, or at least {config.max_rouge_l} ROUGE-L similar to the original were rejected"
+            + (", and a judge checked that each still asks for the same task." if judge else "."),
+        ],
+        rejected=rejected,
+        engines=summary["engines"],
+        settings=to_dict(config),
+    )
     print(
         f"\nParaphrased {len(dataset)} rows: {len(kept)} kept, {len(rejected)} rejected -> {paths['dataset']}"
     )
@@ -60,7 +84,7 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
-    config = from_dict(NegativeConfig, given_options(args, NegativeConfig), "negatives")
+    config = step_config(args, NegativeConfig, "negatives")
     dataset = load_seed_dataset(args.input)
     engine = engine_from_args(args)
     checkpointer = output_checkpointer(
@@ -75,6 +99,21 @@ def cmd_negatives(args: argparse.Namespace) -> int:
         "engines": describe_engines([engine]),
     }
     paths = save_run(args.output, pairs, rejected, summary=summary, config={"negatives": to_dict(config)})
+    write_step_card(
+        args,
+        pairs,
+        method="negatives",
+        tags=["preference", "dpo"],
+        steps=[
+            f"Input: `{args.input}` ({len(dataset)} rows).",
+            "Each row's output is `chosen`; `rejected` is a deliberately flawed answer written by the teacher "
+            f"(flaw kinds: {', '.join(config.kinds)}; the kind is in `negative_kind`). Flawed answers equal "
+            "Pairs whose flawed answer was empty or the same as the chosen one were dropped.",
+        ],
+        rejected=rejected,
+        engines=summary["engines"],
+        settings=to_dict(config),
+    )
     print(f"\n{len(pairs)} preference pairs ({len(rejected)} rejected) -> {paths['dataset']}")
     print("  train with: python scripts/dpo.py --dataset " + str(args.output) + " --output_dir dpo-out")
     return 0
@@ -94,6 +133,18 @@ def cmd_blend(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     save_run(args.output, mixed, summary={"sources": summary, "rows": len(mixed)})
+    write_step_card(
+        args,
+        mixed,
+        method="blend",
+        tags=["blend"],
+        steps=[
+            "Rows drawn from several sources: "
+            + "; ".join(f"`{row['source']}` {row['selected']} of {row['available']}" for row in summary)
+            + (". Exact duplicates across sources were removed." if not args.no_dedup else "."),
+        ],
+        settings={"seed": args.seed, "total": args.total},
+    )
     print(f"\nBlended {len(mixed)} rows:")
     print("  source               available   asked  selected   share")
     for row in summary:
@@ -106,6 +157,7 @@ def cmd_blend(args: argparse.Namespace) -> int:
 def cmd_slots(args: argparse.Namespace) -> int:
     from ..augment import fill_template, propose_slot_values, template_slots
     from ..io import save_run
+    from ..rows import journaled
 
     slots = template_slots(args.template)
     given = {
@@ -117,11 +169,38 @@ def cmd_slots(args: argparse.Namespace) -> int:
         raise ValueError(
             f"Template slots are {', '.join(slots) or 'none'}; --values named {', '.join(unknown)}"
         )
+    engine_only_config(args)
     engine = engine_from_args(args)
-    if set(slots) - set(given):
-        proposed = propose_slot_values(args.template, engine, count=args.count)
+    checkpointer = output_checkpointer(
+        args,
+        {
+            "template": args.template,
+            "values": given,
+            "count": args.count,
+            "num": args.num,
+            "seed": args.seed,
+            "max_new_tokens": args.max_new_tokens,
+            "model": engine.model_id,
+        },
+    )
+    sampling = None
+    if args.max_new_tokens is not None:
+        from ..engine import SamplingParams
+
+        sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.9)
+    if set(slots) - set(given):  # proposals are journaled too: a re-run gets the same values back
+        proposed = propose_slot_values(args.template, journaled(engine, checkpointer), count=args.count)
         given = {**proposed, **given}
-    rows = fill_template(args.template, given, engine, num=args.num, seed=args.seed)
+    rows = fill_template(
+        args.template,
+        given,
+        engine,
+        num=args.num,
+        seed=args.seed,
+        answer_sampling=sampling,
+        checkpointer=checkpointer,
+    )
+    checkpointer.close()
     save_run(
         args.output,
         rows,
@@ -132,6 +211,20 @@ def cmd_slots(args: argparse.Namespace) -> int:
             "engines": describe_engines([engine]),
         },
     )
+    write_step_card(
+        args,
+        rows,
+        method="template slots",
+        tags=["template"],
+        steps=[
+            f"Template `{args.template}`; slot values given or proposed by the teacher: "
+            + "; ".join(f"[{slot}]: {', '.join(values)}" for slot, values in given.items())
+            + ".",
+            "Distinct combinations were filled in and answered by the teacher.",
+        ],
+        engines=describe_engines([engine]),
+        settings={"num": args.num, "count": args.count, "seed": args.seed},
+    )
     print(f"\n{len(rows)} instructions from the template; slot values:")
     for slot, values in given.items():
         print(f"  [{slot}]: {', '.join(values)}")
@@ -141,14 +234,17 @@ def cmd_slots(args: argparse.Namespace) -> int:
 
 def cmd_backtranslate(args: argparse.Namespace) -> int:
     from ..augment import back_translate
+    from ..engine import SamplingParams
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
+    engine_only_config(args)
     dataset = load_seed_dataset(args.input)
     engine = engine_from_args(args)
     checkpointer = output_checkpointer(
         args,
         {
+            "max_new_tokens": args.max_new_tokens,
             "pivot": args.pivot,
             "model": engine.model_id,
             "to_pivot_model": args.to_pivot_model,
@@ -165,6 +261,9 @@ def cmd_backtranslate(args: argparse.Namespace) -> int:
         checkpointer=checkpointer,
         to_pivot_model=args.to_pivot_model,
         from_pivot_model=args.from_pivot_model,
+        sampling=None
+        if args.max_new_tokens is None
+        else SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.3, top_p=0.95),
     )
     reasons = Counter(r for row in rejected["filter_reasons"] for r in row)
     save_run(
@@ -176,6 +275,24 @@ def cmd_backtranslate(args: argparse.Namespace) -> int:
             "kept": len(kept),
             "rejected": dict(reasons),
             "engines": describe_engines([engine]),
+        },
+    )
+    write_step_card(
+        args,
+        kept,
+        method="back-translation",
+        tags=["back-translation"],
+        steps=[
+            f"Input: `{args.input}` ({len(dataset)} rows).",
+            f"Each instruction was translated into {args.pivot} and back; rewordings with a similarity to the "
+            f"original outside [{args.min_similarity}, {args.max_similarity}] were rejected.",
+        ],
+        rejected=rejected,
+        engines=describe_engines([engine]),
+        settings={
+            "pivot": args.pivot,
+            "min_similarity": args.min_similarity,
+            "max_similarity": args.max_similarity,
         },
     )
     print(

@@ -23,6 +23,29 @@ def check_resume(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"Nothing to resume in {args.output} (no checkpoints); run without --resume.")
 
 
+def check_output(args: argparse.Namespace) -> None:
+    """--output must name a folder (existing or to be created) that can be written; checked before
+    anything loads, and nothing is created by a refused run."""
+    import os
+
+    output = Path(args.output).expanduser()
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {args.output} is a file; name a folder (it is created if missing).")
+    parent = next((p for p in [output, *output.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"--output {args.output}: cannot write in {parent}; choose a writable folder.")
+
+
+def check_checkpoints(args: argparse.Namespace, fingerprint: dict[str, Any]) -> None:
+    """Refuse, before any model loads, an --output whose checkpoints belong to a run of another
+    configuration (unless --overwrite); the same check binding the folder does later."""
+    if args.overwrite:
+        return
+    from ..checkpoint import Checkpointer
+
+    Checkpointer(Path(args.output) / "checkpoints").check(fingerprint)
+
+
 def output_checkpointer(args: argparse.Namespace, fingerprint: dict[str, Any]):
     """The checkpoint folder under --output, tied to ``fingerprint``."""
     from ..checkpoint import Checkpointer
@@ -110,12 +133,83 @@ def parse_pairs(values: list[str] | None, option: str, cast=str) -> dict[str, An
 
 
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
-    """The engine configuration named by the --model/--batch-size/--device/--dtype/--backend flags."""
-    return from_dict(EngineConfig, given_options(args, EngineConfig), "engine")
+    """The engine configuration: the ``engine:`` section of --config, then the --model/--batch-size/
+    --device/--dtype/--backend flags on top."""
+    file_config = load_yaml(args.config) if getattr(args, "config", None) else {}
+    return from_dict(
+        EngineConfig, {**file_config.get("engine", {}), **given_options(args, EngineConfig)}, "engine"
+    )
+
+
+def step_config(args: argparse.Namespace, cls: type, section: str, sampling_field: str = "sampling"):
+    """``cls`` from the --config YAML's ``section`` (unknown sections and keys are errors), the option
+    flags of ``cls`` and --max-new-tokens (into ``sampling_field``) on top."""
+    _, data = load_sections(args, section)
+    data.update(given_options(args, cls))
+    if getattr(args, "max_new_tokens", None) is not None:
+        data[sampling_field] = {**data.get(sampling_field, {}), "max_new_tokens": args.max_new_tokens}
+    return from_dict(cls, data, section)
+
+
+def engine_only_config(args: argparse.Namespace) -> None:
+    """Commands whose --config holds only an ``engine:`` section: refuse anything else early."""
+    if getattr(args, "config", None):
+        unknown = sorted(set(load_yaml(args.config)) - {"engine"})
+        if unknown:
+            raise ValueError(f"Unknown section(s) {', '.join(unknown)} in {args.config}; valid: engine")
 
 
 def engine_from_args(args: argparse.Namespace):
     """The generation engine named by the engine flags (see :func:`engine_config_from_args`)."""
-    from ..engine import load_engine
+    return load_engine(args, engine_config_from_args(args))
 
-    return load_engine(engine_config_from_args(args))
+
+def load_engine(args: argparse.Namespace, config: EngineConfig):
+    """:func:`hf_synth.engine.load_engine`, with transformers' weight-loading bars off unless --verbose
+    (hf-synth's own generation bar, with rows and tok/s, stays)."""
+    from ..engine import load_engine as _load
+
+    if not getattr(args, "verbose", False):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    return _load(config)
+
+
+def write_step_card(
+    args: argparse.Namespace,
+    dataset,
+    *,
+    method: str,
+    tags: list[str],
+    steps: list[str],
+    rejected=None,
+    engines: list[dict[str, Any]] | tuple = (),
+    settings: dict[str, Any] | None = None,
+    prompt_templates: list[str] | tuple = (),
+) -> Path:
+    """Write the dataset card of a step's output to ``--output``/README.md: what the step did, its settings,
+    drops per reason (from ``rejected``'s ``filter_reasons``), and the input run's own history."""
+    from collections import Counter
+
+    from ..cards import step_card
+
+    dropped: Counter = Counter()
+    if rejected is not None and "filter_reasons" in rejected.column_names:
+        dropped.update(r for row in rejected["filter_reasons"] for r in row)
+    card = step_card(
+        dataset,
+        method=method,
+        tags=tags,
+        steps=steps,
+        input_source=getattr(args, "input", None),
+        model=engines[0]["model"] if engines else None,
+        engines=list(engines),
+        rejected=len(rejected) if rejected is not None else 0,
+        dropped=dict(dropped),
+        settings=settings,
+        prompt_templates=list(prompt_templates),
+    )
+    path = Path(args.output) / "README.md"
+    card.save(str(path))
+    return path

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..configuration import load_yaml
-from .common import output_checkpointer, print_summary_counts
+from .common import output_checkpointer, print_summary_counts, write_step_card
 
 logger = logging.getLogger("hf_synth")
 
@@ -47,6 +47,24 @@ def cmd_filter(args: argparse.Namespace) -> int:
         "filters": config["filters"],
     }
     paths = save_run(args.output, kept, dropped, summary=summary, config=config)
+    write_step_card(
+        args,
+        kept,
+        method="filter",
+        tags=["filtered"],
+        steps=[
+            f"Input: `{args.input}` ({len(dataset)} rows).",
+            "Filters, in order (each adds scores and reasons and drops nothing; rows with any reason were "
+            "dropped at the end): " + ", ".join(f"`{spec['name']}`" for spec in config["filters"]) + ".",
+        ],
+        rejected=dropped,
+        settings={
+            f"{i}.{spec['name']}.{key}": value
+            for i, spec in enumerate(config["filters"], start=1)
+            for key, value in spec.items()
+            if key != "name"
+        },
+    )
     print(
         f"\nFiltered {len(dataset)} rows in {summary['seconds']}s: kept {len(kept)}, dropped {len(dropped)}"
     )

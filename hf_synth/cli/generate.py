@@ -10,11 +10,15 @@ from pathlib import Path
 from ..configuration import from_dict, given_options, to_dict
 from .common import (
     card_extras,
+    check_checkpoints,
     engine_from_args,
+    engine_only_config,
+    load_engine,
     load_sections,
     parse_weights,
     print_rows,
     print_summary_counts,
+    write_step_card,
 )
 
 logger = logging.getLogger("hf_synth")
@@ -31,16 +35,17 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     config = from_dict(SelfInstructConfig, si_data, "self_instruct")
     # The configuration is valid: now what reads data and loads models (torch, datasets).
     from ..cards import self_instruct_card
-    from ..engine import load_engine
+    from ..engine.engine import model_id_of
     from ..io import EXAMPLE_SEEDS, load_seed_dataset, save_run
     from ..self_instruct import SelfInstruct, prepare_seed_pool
 
     seeds_name = args.seeds or f"hf-synth example seeds ({EXAMPLE_SEEDS.name})"
     seeds = load_seed_dataset(args.seeds, split=args.split)
-    prepare_seed_pool(seeds, config)  # bad seeds fail here, before a model is loaded
+    pool = prepare_seed_pool(seeds, config)  # bad seeds fail here, before a model is loaded
+    check_checkpoints(args, SelfInstruct.run_fingerprint(config, model_id_of(engine_config), pool))
     output = Path(args.output)
     started = time.perf_counter()
-    engine = load_engine(engine_config)
+    engine = load_engine(args, engine_config)
     pipeline = SelfInstruct(engine, config, checkpoint_dir=output / "checkpoints", overwrite=args.overwrite)
     result = pipeline.run(seeds)
     summary = result.summary.to_dict()
@@ -100,21 +105,25 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     config = from_dict(EvolInstructConfig, data, "evol_instruct")
     # The configuration is valid: now what reads data and loads models (torch, datasets).
     from ..cards import evol_instruct_card
-    from ..engine import Engine, load_engine
+    from ..engine import Engine
+    from ..engine.engine import model_id_of
     from ..evol_instruct import EvolInstruct, prepare_roots
     from ..io import load_seed_dataset, save_run
 
     dataset = load_seed_dataset(args.input, split=args.split)
-    prepare_roots(dataset, config)  # bad input fails here, before a model is loaded
+    roots = prepare_roots(dataset, config)  # bad input fails here, before a model is loaded
+    models = (None, args.judge_model, args.response_model)  # None: the evolving model
+    ids = [model_id_of(replace(engine_config, model=m or engine_config.model)) for m in models]
+    check_checkpoints(args, EvolInstruct.run_fingerprint(config, ids, roots))
 
     started = time.perf_counter()
-    engine = load_engine(engine_config)
+    engine = load_engine(args, engine_config)
     loaded = {engine_config.model: engine}
 
     def other(model: str | None) -> Engine:
         if model is None or model in loaded:
             return loaded.get(model, engine)
-        loaded[model] = load_engine(replace(engine_config, model=model))
+        loaded[model] = load_engine(args, replace(engine_config, model=model))
         return loaded[model]
 
     pipeline = EvolInstruct(
@@ -189,6 +198,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..engine.distributed import generate_distributed
     from ..io import load_seed_dataset, save_run
 
+    engine_only_config(args)
     dataset = load_seed_dataset(args.input)
     sampling = SamplingParams(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
@@ -214,5 +224,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "sampling": sampling.to_dict(),
     }
     paths = save_run(args.output, result, summary=summary)
+    write_step_card(
+        args,
+        result,
+        method="generate",
+        tags=["generated"],
+        steps=[
+            f"Input: `{args.input}` ({len(result)} rows); one completion per row of `{args.prompt_column}` "
+            f"into `{args.output_column}`, over {processes} process(es)."
+        ],
+        engines=summary["engines"],
+        settings=summary["sampling"],
+    )
     print(f"Wrote {len(result)} rows from {processes} process(es) to {paths['dataset']} and {paths['jsonl']}")
     return 0

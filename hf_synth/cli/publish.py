@@ -17,7 +17,9 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     from ..hub import push_to_hub, write_repo
 
-    run = Path(args.path)
+    if not (args.path or args.input):
+        raise ValueError("Name the run folder to publish: hf-synth push PATH [REPO_ID] (or --input PATH).")
+    run = Path(args.path or args.input)
     if not (run / "dataset" / "state.json").is_file():
         raise FileNotFoundError(
             f"{run} is not an hf-synth output folder (no dataset/ inside); pass a run's --output."
@@ -50,7 +52,9 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
-    path = Path(args.path)
+    if not (args.path or args.input):
+        raise ValueError("Name the run folder to show: hf-synth show PATH (or --input PATH).")
+    path = Path(args.path or args.input)
     if (path / "dataset").is_dir():
         path = path / "dataset"
     dataset = load_from_disk(str(path))

@@ -47,19 +47,26 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
 
 
-def _model_source(config: EngineConfig) -> tuple[str | Path, str]:
-    """Where to load ``config.model`` from, and the id recorded for it."""
+def model_id_of(config: EngineConfig) -> str:
+    """The model id an engine for ``config`` records (in rows, cards and checkpoint fingerprints), known
+    before anything loads; a local folder that does not exist is a ``FileNotFoundError`` here."""
     if config.model is None:
-        return default_model_path(), DEFAULT_MODEL_ID
-    local = Path(config.model).expanduser()
-    if local.exists():
-        return local, config.model
-    if _looks_like_path(config.model):
+        return DEFAULT_MODEL_ID
+    if not Path(config.model).expanduser().exists() and _looks_like_path(config.model):
         raise FileNotFoundError(
             f"Model folder {config.model!r} does not exist; pass an existing folder or a Hub id "
             "such as HuggingFaceTB/SmolLM2-360M-Instruct."
         )
-    return config.model, config.model
+    return config.model
+
+
+def _model_source(config: EngineConfig) -> tuple[str | Path, str]:
+    """Where to load ``config.model`` from, and the id recorded for it."""
+    model_id = model_id_of(config)
+    if config.model is None:
+        return default_model_path(), model_id
+    local = Path(config.model).expanduser()
+    return (local if local.exists() else config.model), model_id
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -67,6 +67,12 @@ class EvolInstructConfig:
         breadth_max_similarity: The same bound for breadth expansion, which must be a new instruction.
         scaffolding_phrases: Prompt phrases an evolution must not copy (unless its parent had them).
         evolution_sampling / judge_sampling / response_sampling: Sampling per step.
+        filter_broken_text: Eliminate evolutions and responses whose text is broken (U+FFFD, control
+            characters, brackets or code fences left open) or was cut at the token limit
+            (``evolution_truncated``, ``response_truncated``).
+        filter_toxicity: Eliminate rows whose instruction or response the offline toxicity classifier
+            (alt-profanity-check) scores at or above toxicity_threshold (reason ``toxic:<column>``).
+        toxicity_threshold: Score at which filter_toxicity eliminates a row.
         instruction_column / input_column: Columns of the input dataset; an input is appended to the
             instruction (after a blank line) before evolving, since evolution rewrites the whole prompt.
         include_originals: Also return the input rows (round 0, answered by the response model).
@@ -90,6 +96,9 @@ class EvolInstructConfig:
     evolution_sampling: SamplingParams = field(default_factory=_evolution_sampling)
     judge_sampling: SamplingParams = field(default_factory=_judge_sampling)
     response_sampling: SamplingParams = field(default_factory=_response_sampling)
+    filter_broken_text: bool = option(True)
+    filter_toxicity: bool = option(True)
+    toxicity_threshold: float = 0.5
     instruction_column: str = option("instruction")
     input_column: str = option("input")
     include_originals: bool = option(False)

@@ -164,19 +164,23 @@ class EvolInstruct:
         templates = [TEMPLATE_IN_DEPTH, TEMPLATE_BREADTH]
         return templates + [TEMPLATE_JUDGE] if self.config.use_judge else templates
 
+    @staticmethod
+    def run_fingerprint(config: EvolInstructConfig, model_ids: list[str], roots: Dataset) -> dict[str, Any]:
+        """What ties a checkpoint folder to a run: the configuration, the evolving, judge and response
+        models, and the input rows (from :func:`prepare_roots`)."""
+        return {
+            # rounds only decides when to stop: rounds already run stay valid for a longer run
+            "config": config_fingerprint(config, exclude=("rounds",)),
+            "models": list(model_ids),
+            "input": fingerprint_rows(roots),
+        }
+
     def run(self, dataset: Dataset) -> EvolInstructResult:
         """Evolve every row for ``rounds`` rounds; returns kept (answered) and eliminated evolutions."""
         config = self.config
         roots = prepare_roots(dataset, config)
-        self.checkpointer.bind(
-            {
-                # rounds only decides when to stop: rounds already run stay valid for a longer run
-                "config": config_fingerprint(config, exclude=("rounds",)),
-                "models": [self.engine.model_id, self.judge_engine.model_id, self.response_engine.model_id],
-                "input": fingerprint_rows(roots),
-            },
-            overwrite=self.overwrite,
-        )
+        models = [self.engine.model_id, self.judge_engine.model_id, self.response_engine.model_id]
+        self.checkpointer.bind(self.run_fingerprint(config, models, roots), overwrite=self.overwrite)
         summary = EvolInstructSummary(
             engines=describe_engines([self.engine, self.judge_engine, self.response_engine])
         )
@@ -215,11 +219,12 @@ class EvolInstruct:
                 )
                 next_parents = concatenate_datasets([next_parents.cast(parents.features), retry])
             logger.info(
-                "Evol round %d: %d evolved, %d kept; %d parents next round",
+                "Evol round %d of %d: %d evolved, %d kept%s",
                 round_index,
+                config.rounds,
                 len(rows),
                 len(survivors),
-                len(next_parents),
+                f"; {len(next_parents)} parents next round" if round_index < config.rounds else "",
             )
             parents = next_parents
         everything = concatenate_datasets(parts) if parts else empty_dataset(EVOL_FEATURES)

@@ -21,7 +21,13 @@ from ..checkpoint import Checkpointer
 from ..engine import Engine
 from ..engine.protocol import with_prefill
 from ..filters.complexity import complexity_features
-from ..filters.heuristics import STOP_WORDS, content_reasons, refusal_reasons
+from ..filters.heuristics import (
+    STOP_WORDS,
+    content_reasons,
+    hygiene_reasons,
+    refusal_reasons,
+    truncated_reasons,
+)
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
 from ..rows import checkpointed_map, iter_instructions, journaled, unique_ids
@@ -166,6 +172,8 @@ def check_evolutions(dataset: Dataset, config: EvolInstructConfig) -> Dataset:
         if row["evolution_parse_error"]:
             return {"elimination_reasons": [f"malformed:{row['evolution_parse_error']}"], "scores": scores}
         reasons = content_reasons(evolved, config.min_words) or refusal_reasons(evolved)
+        if not reasons and config.filter_broken_text:
+            reasons = hygiene_reasons(evolved, field="instruction")
         lowered, parent_lowered = evolved.lower(), parent.lower()
         if not reasons and any(p in lowered and p not in parent_lowered for p in phrases):
             reasons = ["copies_scaffolding"]
@@ -328,12 +336,27 @@ def generate_responses(
         )
         texts, tokens = [""] * len(batch["id"]), [0] * len(batch["id"])
         reasons_col = [list(r) for r in batch["elimination_reasons"]]
+        limit = config.response_sampling.max_new_tokens
         for i, out in zip(alive, outputs, strict=True):
             texts[i], tokens[i] = out.text.strip(), out.completion_tokens
             if not texts[i]:
                 reasons_col[i].append("response_empty")
             elif refusal_reasons(texts[i]):
                 reasons_col[i].append("response_refusal")
+            elif config.filter_broken_text:
+                reasons_col[i] += truncated_reasons(tokens[i], limit, field="response") or hygiene_reasons(
+                    texts[i], field="response"
+                )
+        if config.filter_toxicity and alive:
+            from ..filters.toxicity import toxicity_scores
+
+            for column, column_texts in (
+                ("instruction", [batch["instruction"][i] for i in alive]),
+                ("output", [texts[i] for i in alive]),
+            ):
+                for i, score in zip(alive, toxicity_scores(column_texts), strict=True):
+                    if score >= config.toxicity_threshold:
+                        reasons_col[i].append(f"toxic:{column}")
         return {"output": texts, "response_tokens": tokens, "elimination_reasons": reasons_col}
 
     features = dataset.features.copy()

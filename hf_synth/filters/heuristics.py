@@ -218,12 +218,36 @@ def output_reasons(instruction: str, input_text: str, output: str) -> list[str]:
     return []
 
 
+_OPENERS = {"(": ")", "[": "]", "{": "}"}
+
+
+def hygiene_reasons(text: str, *, field: str = "output") -> list[str]:
+    """Text broken as text, whatever it says: U+FFFD (bytes that did not decode, e.g. a token split inside
+    a multi-byte character), control characters other than newline/tab, a bracket opened and never
+    closed, or an unclosed code fence. Reasons are ``<field>_replacement_character``,
+    ``<field>_control_characters``, ``<field>_unbalanced``. Extra closers are allowed ("a) b) c)")."""
+    text = text or ""
+    if "\ufffd" in text:
+        return [f"{field}_replacement_character"]
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text):
+        return [f"{field}_control_characters"]
+    if text.count("```") % 2 or any(text.count(o) > text.count(c) for o, c in _OPENERS.items()):
+        return [f"{field}_unbalanced"]
+    return []
+
+
+def truncated_reasons(completion_tokens: int, max_new_tokens: int, *, field: str = "output") -> list[str]:
+    """``<field>_truncated`` when the generation stopped at its token limit (cut mid-text)."""
+    return [f"{field}_truncated"] if max_new_tokens and completion_tokens >= max_new_tokens else []
+
+
 def instruction_reasons(
     instruction: str, *, min_words: int, max_words: int, blocked_keywords: Sequence[str]
 ) -> list[str]:
     """All cheap instruction-level checks together, in the order a reader would apply them."""
     return (
         start_reasons(instruction)
+        or hygiene_reasons(instruction, field="instruction")
         or length_reasons(instruction, min_words, max_words)
         or keyword_reasons(instruction, blocked_keywords)
     )

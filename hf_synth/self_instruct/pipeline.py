@@ -189,18 +189,23 @@ class SelfInstruct:
             "instance": c.instance_sampling.to_dict(),
         }
 
+    @staticmethod
+    def run_fingerprint(config: SelfInstructConfig, model_id: str, pool: Dataset) -> dict[str, Any]:
+        """What ties a checkpoint folder to a run: the configuration, the model and the seed pool (from
+        :func:`prepare_seed_pool`)."""
+        return {
+            # The target size and round limit only decide when to stop; rounds already run stay valid.
+            "config": config_fingerprint(config, exclude=("num_instructions", "max_rounds")),
+            "model": model_id,
+            "seeds": fingerprint_rows(pool),
+        }
+
     def run(self, seeds: Dataset) -> SelfInstructResult:
         """Run rounds until ``num_instructions`` instructions are kept or ``max_rounds`` have run."""
         config = self.config
         pool = prepare_seed_pool(seeds, config)
         self.checkpointer.bind(
-            {
-                # The target size and round limit only decide when to stop; rounds already run stay valid.
-                "config": config_fingerprint(config, exclude=("num_instructions", "max_rounds")),
-                "model": self.engine.model_id,
-                "seeds": fingerprint_rows(pool),
-            },
-            overwrite=self.overwrite,
+            self.run_fingerprint(config, self.engine.model_id, pool), overwrite=self.overwrite
         )
         seed_rows = pool.to_list()
         index = RougeLIndex(r["instruction"] for r in seed_rows)

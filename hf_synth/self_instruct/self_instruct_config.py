@@ -41,6 +41,11 @@ class SelfInstructConfig:
         rouge_l_threshold: Keep an instruction only if its ROUGE-L F against the pool is below this.
         blocked_keywords: Instructions with any of these words/phrases are unsuitable for a text model.
         filter_refusals: Drop outputs in which the teacher refuses or talks about being an AI.
+        filter_broken_text: Drop rows whose text is broken (U+FFFD, control characters, brackets or code
+            fences left open) or was cut at the token limit (``instance_truncated``).
+        filter_toxicity: Drop rows whose instruction, input or output the offline toxicity classifier
+            (alt-profanity-check) scores at or above toxicity_threshold (reason ``toxic:<column>``).
+        toxicity_threshold: Score at which filter_toxicity drops a row.
         include_seeds: Also return the seed rows in the output dataset (``source == "seed"``).
         instruction_column / input_column / output_column: Columns of the seed dataset. A Self-Instruct
             style ``instances`` column (list of ``{input, output}``) is read when input/output are absent.
@@ -66,6 +71,9 @@ class SelfInstructConfig:
     rouge_l_threshold: float = 0.7
     blocked_keywords: list[str] = field(default_factory=lambda: list(DEFAULT_BLOCKED_KEYWORDS))
     filter_refusals: bool = True
+    filter_broken_text: bool = option(True)
+    filter_toxicity: bool = option(True)
+    toxicity_threshold: float = 0.5
     include_seeds: bool = option(False)
     instruction_column: str = option("instruction")
     input_column: str = option("input")

@@ -15,7 +15,14 @@ from datasets import Dataset
 
 from ..engine import Engine
 from ..engine.protocol import with_prefill
-from ..filters.heuristics import instruction_reasons, output_reasons, refusal_reasons, word_count
+from ..filters.heuristics import (
+    hygiene_reasons,
+    instruction_reasons,
+    output_reasons,
+    refusal_reasons,
+    truncated_reasons,
+    word_count,
+)
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
 from ..rows import checkpointed_map, fresh_fingerprint, iter_instructions, journaled, unique_ids
@@ -321,8 +328,14 @@ def score_instances(
     empty or copied outputs, refusals ("As an AI language model…"), and inputs/outputs that copy the
     demonstration shown in the prompt (``copies_demonstration``, ROUGE-L >= ``rouge_l_threshold``)."""
     demos = {d["id"]: d for d in demonstrations}
+    toxic: dict[str, list[float]] = {}
+    if config.filter_toxicity and len(dataset):
+        from ..filters.toxicity import toxicity_scores
 
-    def _score(row: dict[str, Any]) -> dict[str, Any]:
+        toxic = {c: toxicity_scores(dataset[c]) for c in ("instruction", "input", "output")}
+    limit = config.instance_sampling.max_new_tokens
+
+    def _score(row: dict[str, Any], index: int) -> dict[str, Any]:
         reasons = list(row["filter_reasons"])
         if row["instance_parse_error"]:
             reasons.append(f"malformed:{row['instance_parse_error']}")
@@ -330,6 +343,13 @@ def score_instances(
             reasons += output_reasons(row["instruction"], row["input"], row["output"])
             if config.filter_refusals:
                 reasons += refusal_reasons(row["output"])
+            if config.filter_broken_text:
+                reasons += truncated_reasons(row["instance_tokens"], limit, field="instance")
+                reasons += hygiene_reasons(row["input"], field="input")
+                reasons += hygiene_reasons(row["output"], field="output")
+            reasons += [
+                f"toxic:{c}" for c, scores in toxic.items() if scores[index] >= config.toxicity_threshold
+            ]
             demo = demos.get(row.get("demonstration_id") or "")
             if demo is not None:
                 copied = _copies(row["input"], demo["input"], config.rouge_l_threshold)
@@ -339,7 +359,7 @@ def score_instances(
                     reasons.append("copies_demonstration")
         return {"filter_reasons": reasons}
 
-    return dataset.map(_score, keep_in_memory=True)
+    return dataset.map(_score, with_indices=True, keep_in_memory=True)
 
 
 # ---------------------------------------------------------------------------- final rows
