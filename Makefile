@@ -14,7 +14,7 @@ VLLM_STAMP := $(VLLM_VENV)/.hf-synth-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast test-vllm lint bench bench-throughput bench-gpu clean
+.PHONY: install demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-server bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,14 @@ test-vllm: $(VLLM_STAMP)
 ISA ?= native
 bench-throughput: $(STAMP) $(VLLM_STAMP)
 	$(PY) bench/bench_throughput.py --vllm-python $(VLLM_PY) --isa $(ISA)
+
+# Whole runs (Self-Instruct 500 + Evol-Instruct) against the engine (numbers in BENCHMARKS.md).
+bench-pipeline: $(STAMP)
+	$(PY) bench/bench_pipeline.py --isa $(ISA)
+
+# The server backend's client against `vllm serve`, beside in-process vLLM (numbers in BENCHMARKS.md).
+bench-server: $(STAMP) $(VLLM_STAMP)
+	VLLM_CPU_KVCACHE_SPACE=4 $(VLLM_PY) bench/bench_server.py
 
 # Every backend on a GPU (numbers in BENCHMARKS.md; bench/gpu_check.sh runs it through the device tool).
 bench-gpu: $(STAMP)

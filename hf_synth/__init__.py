@@ -31,7 +31,7 @@ __getattr__, __dir__, __all__ = attach(
         ],
         "cards": ["evol_instruct_card", "self_instruct_card"],
         "checkpoint": ["CheckpointMismatchError", "Checkpointer"],
-        "curation": ["classify_skills", "coverage_report"],
+        "curation": ["SkillClassifier", "classify_skills", "coverage_report"],
         "engine": [
             "DEFAULT_MODEL_ID",
             "DefaultModelNotInstalledError",
@@ -43,6 +43,7 @@ __getattr__, __dir__, __all__ = attach(
             "default_model_path",
             "generate_distributed",
             "load_engine",
+            "ServerEngine",
         ],
         "evol_instruct": ["EvolInstruct", "EvolInstructConfig", "EvolInstructResult"],
         "filters": [
@@ -61,6 +62,7 @@ __getattr__, __dir__, __all__ = attach(
         "io": ["EXAMPLE_SEEDS", "load_seed_dataset", "save_run"],
         "metrics": ["load_rouge_l"],
         "prompts": ["render_messages", "template_names"],
+        "refine": ["Refine", "RefineConfig", "RefineResult"],
         "report": ["build_report", "write_report"],
         "self_instruct": [
             "SelfInstruct",
@@ -85,7 +87,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .cards import evol_instruct_card, self_instruct_card
     from .checkpoint import Checkpointer, CheckpointMismatchError
-    from .curation import classify_skills, coverage_report
+    from .curation import SkillClassifier, classify_skills, coverage_report
     from .engine import (
         DEFAULT_MODEL_ID,
         DefaultModelNotInstalledError,
@@ -94,6 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover
         GenerationEngine,
         GenerationOutput,
         SamplingParams,
+        ServerEngine,
         default_model_path,
         generate_distributed,
         load_engine,
@@ -115,5 +118,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io import EXAMPLE_SEEDS, load_seed_dataset, save_run
     from .metrics import load_rouge_l
     from .prompts import render_messages, template_names
+    from .refine import Refine, RefineConfig, RefineResult
     from .report import build_report, write_report
     from .self_instruct import SelfInstruct, SelfInstructConfig, SelfInstructResult, parse_instruction_list

@@ -44,8 +44,8 @@ def classified():
 def test_default_taxonomy_classifies_clear_examples(classified):
     assert set(load_taxonomy()) == set(EXAMPLES)
     correct = sum(r["skill"] == r["gold"] for r in classified)
-    assert correct >= 21  # of 24; measured 22-23
-    assert all(0 < r["scores"]["skill_similarity"] <= 1 for r in classified)
+    assert correct >= 22  # of 24
+    assert all(0 < r["scores"]["skill_confidence"] <= 1 for r in classified)
 
 
 def test_coverage_report_counts_missing_and_under_covered(classified):
@@ -104,3 +104,46 @@ def test_cli_report(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     assert sum(r["count"] for r in report["skills"].values()) == 4
     assert report["skills"]["open_qa"]["count"] >= 1 and len(report["missing"]) >= 8
+
+
+def test_skill_classifier_on_held_out_instructions():
+    """Fitted on hf-synth's examples, measured on a labelled set it never saw (targets of the issue:
+    >= 85% overall, >= 70% per skill)."""
+    from pathlib import Path
+
+    from hf_synth.curation import default_skill_classifier, load_labelled
+    from hf_synth.curation.skill_classifier import DEFAULT_EXAMPLES
+
+    texts, labels = load_labelled(Path(__file__).parent / "data" / "skills_heldout.jsonl")
+    assert not set(texts) & set(load_labelled(DEFAULT_EXAMPLES)[0])  # really held out
+    report = default_skill_classifier().evaluate(texts, labels)
+    assert report["accuracy"] >= 0.85, report
+    assert min(report["per_skill"].values()) >= 0.70, report
+    assert set(report["per_skill"]) == set(load_taxonomy())
+
+
+def test_users_fit_their_own_classifier(tmp_path):
+    from hf_synth.curation import SkillClassifier
+
+    path = tmp_path / "mine.jsonl"
+    rows = [
+        ("Boil pasta for ten minutes.", "cooking"),
+        ("How long do I roast a chicken?", "cooking"),
+        ("Knead the dough and let it rise.", "cooking"),
+        ("Who won the match last night?", "sports"),
+        ("How many players are in a rugby team?", "sports"),
+        ("Explain the offside rule.", "sports"),
+    ]
+    path.write_text("".join(json.dumps({"instruction": t, "skill": s}) + "\n" for t, s in rows))
+    out = classify_skills(
+        Dataset.from_list(
+            [{"instruction": "What temperature bakes bread?"}, {"instruction": "Who is the best goalkeeper?"}]
+        ),
+        examples=path,
+    )
+    assert out["skill"] == ["cooking", "sports"]
+    with pytest.raises(ValueError, match="fewer than 3"):
+        SkillClassifier.fit(["a", "b", "c", "d"], ["x", "x", "x", "y"])
+    path.write_text('{"instruction": "no label"}\n')
+    with pytest.raises(ValueError, match="line 1"):
+        classify_skills(Dataset.from_list([{"instruction": "x"}]), examples=path)

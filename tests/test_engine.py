@@ -215,3 +215,10 @@ def test_other_errors_and_single_prompt_oom_are_raised(tiny_model, tiny_tokenize
     )
     with pytest.raises(ValueError, match="bad input"):
         engine.generate(["x", "y"], SamplingParams(max_new_tokens=2), progress=False)
+
+
+def test_server_settings_are_checked():
+    with pytest.raises(ValueError, match="concurrency"):
+        EngineConfig(base_url="http://127.0.0.1:1", concurrency=0)
+    with pytest.raises(ValueError, match="dtype"):
+        EngineConfig(base_url="http://127.0.0.1:1", dtype="int3")

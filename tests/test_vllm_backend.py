@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hf_synth import EngineConfig, GenerationEngine, SamplingParams
@@ -68,3 +70,45 @@ def test_self_instruct_runs_on_the_vllm_backend(vllm_engine, tmp_path):
     result = SelfInstruct(vllm_engine, config, checkpoint_dir=tmp_path).run(load_seed_dataset())
     assert result.summary.requests == 2
     assert len(result.dataset) + len(result.rejected) > 0
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    """``vllm serve`` of the default model on 127.0.0.1 (the vLLM environment only)."""
+    pytest.importorskip("vllm")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_server import free_port, start_server
+
+    from hf_synth.engine import DEFAULT_MODEL_ID, default_model_path
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm-serve") / "server.log"
+    server = start_server(str(default_model_path()), DEFAULT_MODEL_ID, port, 8, log)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=120)
+
+
+@pytest.mark.vllm
+def test_self_instruct_through_vllm_serve_equals_in_process_vllm(vllm_engine, vllm_server, tmp_path):
+    from hf_synth import SelfInstruct, SelfInstructConfig, load_engine, load_seed_dataset
+    from hf_synth.engine import DEFAULT_MODEL_ID
+
+    greedy = SamplingParams(max_new_tokens=96, temperature=0)
+    config = SelfInstructConfig(
+        num_instructions=4,
+        max_rounds=1,
+        requests_per_round=2,
+        instruction_sampling=greedy,
+        instance_sampling=greedy,
+    )
+    served_engine = load_engine(EngineConfig(backend="server", base_url=vllm_server, model=DEFAULT_MODEL_ID))
+    served = SelfInstruct(served_engine, config, checkpoint_dir=tmp_path / "served").run(load_seed_dataset())
+    local = SelfInstruct(vllm_engine, config, checkpoint_dir=tmp_path / "local").run(load_seed_dataset())
+    assert served.summary.requests == local.summary.requests == 2
+    assert served.dataset["instruction"] == local.dataset["instruction"]
+    assert served.dataset["output"] == local.dataset["output"]
+    assert served.rejected["instruction"] == local.rejected["instruction"]
+    assert served_engine.stats.completion_tokens > 0

@@ -10,12 +10,14 @@ from ..augment.augment_config import NegativeConfig, ParaphraseConfig
 from ..configuration import add_options
 from ..engine.engine_config import EngineConfig
 from ..evol_instruct.evol_instruct_config import EvolInstructConfig
+from ..refine.refine_config import RefineConfig
 from ..self_instruct.self_instruct_config import SelfInstructConfig
 from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
 from .common import check_output, check_resume
 from .curate import cmd_filter, cmd_report
 from .generate import cmd_evol_instruct, cmd_generate, cmd_self_instruct
 from .publish import cmd_push, cmd_show
+from .refine import cmd_refine
 
 logger = logging.getLogger("hf_synth")
 
@@ -94,6 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--show", type=int, default=2, help="Lineages to print at the end (default 2)")
     add_engine_args(ev)
 
+    ref = sub.add_parser(
+        "refine", help="The closed loop: generate, fine-tune a student, evaluate it, target its weak skills"
+    )
+    ref.add_argument(
+        "--seeds", "--input", dest="seeds", help="Seed tasks (default: hf-synth's example seeds)"
+    )
+    ref.add_argument("--split", help="Split of the seed dataset")
+    ref.add_argument(
+        "--eval", required=True, help="Held-out tasks with reference outputs (file, folder or Hub id)"
+    )
+    ref.add_argument("--output", required=True, help="Output folder (every round's data, student, scores)")
+    ref.add_argument("--config", help="YAML file with 'engine:' and 'refine:' sections")
+    ref.add_argument(
+        "--max-new-tokens", type=int, help="Token limit for generated instructions and instances"
+    )
+    add_options(ref.add_argument_group("refine"), RefineConfig)
+    add_checkpoint_args(ref)
+    add_engine_args(ref)
+
     flt = sub.add_parser(
         "filter", help="Score and filter any dataset (ROUGE novelty, near-duplicates, length, ...)"
     )
@@ -111,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--split", help="Split of the input dataset")
     rep.add_argument("--column", default="instruction", help="Column to classify (default: instruction)")
     rep.add_argument("--taxonomy", help="YAML file 'skill: description' (default: hf-synth's skills)")
+    rep.add_argument(
+        "--skill-examples",
+        help="JSONL of labelled instructions ({instruction, skill}) to fit the skill classifier on "
+        "(default: hf-synth's examples for its taxonomy)",
+    )
     rep.add_argument(
         "--embedding-model", help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"
     )
@@ -261,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "self-instruct": cmd_self_instruct,
         "evol-instruct": cmd_evol_instruct,
+        "refine": cmd_refine,
         "filter": cmd_filter,
         "report": cmd_report,
         "push": cmd_push,

@@ -41,9 +41,15 @@ def check_checkpoints(args: argparse.Namespace, fingerprint: dict[str, Any]) -> 
     configuration (unless --overwrite); the same check binding the folder does later."""
     if args.overwrite:
         return
+    if any(isinstance(m, str) and not m for m in _model_ids(fingerprint)):
+        return  # a server that names its model when asked: checked when the run binds the folder
     from ..checkpoint import Checkpointer
 
     Checkpointer(Path(args.output) / "checkpoints").check(fingerprint)
+
+
+def _model_ids(fingerprint: dict[str, Any]) -> list:
+    return [fingerprint.get("model"), *(fingerprint.get("models") or [])]
 
 
 def output_checkpointer(args: argparse.Namespace, fingerprint: dict[str, Any]):

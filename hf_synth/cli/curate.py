@@ -86,12 +86,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ValueError("Name the dataset to report on: hf-synth report PATH (or --input PATH).")
     taxonomy = load_taxonomy(args.taxonomy)
     dataset = load_seed_dataset(source, split=args.split)
+    if args.skill_examples:
+        from ..curation import load_labelled
+
+        labels = set(load_labelled(args.skill_examples)[1])
+        if args.taxonomy is None:  # the taxonomy is what the examples label
+            taxonomy = {skill: skill.replace("_", " ") for skill in sorted(labels)}
     rejected = None
     rejected_file = Path(source) / "rejected.jsonl"
     if rejected_file.is_file() and rejected_file.stat().st_size:
         rejected = load_dataset("json", data_files=str(rejected_file), split="train")
     report = coverage_report(
-        classify_skills(dataset, args.column, taxonomy=taxonomy, model=args.embedding_model), taxonomy
+        classify_skills(
+            dataset,
+            args.column,
+            taxonomy=taxonomy if args.taxonomy or args.skill_examples else None,
+            model=args.embedding_model,
+            examples=args.skill_examples,
+        ),
+        taxonomy,
     )
     drops = rejected if rejected is not None else dataset
     for column in ("filter_reasons", "elimination_reasons"):

@@ -10,8 +10,10 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "coverage": ["DEFAULT_TAXONOMY", "classify_skills", "coverage_report", "load_taxonomy"],
+        "skill_classifier": ["SkillClassifier", "default_skill_classifier", "load_labelled"],
     },
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from .coverage import DEFAULT_TAXONOMY, classify_skills, coverage_report, load_taxonomy
+    from .skill_classifier import SkillClassifier, default_skill_classifier, load_labelled

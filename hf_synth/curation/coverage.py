@@ -1,5 +1,6 @@
-"""Skill/topic coverage: classify instructions into a taxonomy by embedding similarity, and report what the
-dataset covers and what it misses (to steer the next Self-Instruct round)."""
+"""Skill/topic coverage: classify instructions into skills (a classifier fitted on labelled examples, or the
+nearest description of a user taxonomy), and report what the dataset covers and what it misses (to steer
+the next Self-Instruct round)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from datasets import Dataset
 
 from ..filters.dataset_filters import _texts, add_filter_columns
 from ..filters.embedding import embed
+from .skill_classifier import SkillClassifier, default_skill_classifier
 
 DEFAULT_TAXONOMY = Path(__file__).parent / "skills.yaml"
 
@@ -32,18 +34,36 @@ def classify_skills(
     *,
     taxonomy: dict[str, str] | None = None,
     model: str | None = None,
+    examples: str | Path | None = None,
+    classifier: SkillClassifier | None = None,
 ) -> Dataset:
-    """Add a ``skill`` column (nearest taxonomy entry by cosine of sentence embeddings) and
-    ``scores.skill_similarity``. ``model``: any sentence-transformers model; default packaged MiniLM."""
-    taxonomy = taxonomy or load_taxonomy()
+    """Add a ``skill`` column and a confidence score.
+
+    With the default taxonomy (or labelled ``examples``, a JSONL file of ``instruction``/``skill``, or a
+    fitted ``classifier``), a :class:`~hf_synth.curation.skill_classifier.SkillClassifier` decides
+    (``scores.skill_confidence``, its probability). With a user ``taxonomy`` and no examples, each row gets
+    the nearest description by cosine of sentence embeddings (``scores.skill_similarity``). ``model``: any
+    sentence-transformers model; default packaged MiniLM."""
+    if classifier is None and (examples is not None or taxonomy is None):
+        classifier = (
+            SkillClassifier.from_examples(examples, model=model)
+            if examples is not None
+            else default_skill_classifier(model)
+        )
+    texts = _texts(dataset, column)
+    dataset = dataset.remove_columns([c for c in ("skill",) if c in dataset.column_names])
+    if classifier is not None:
+        probs = classifier.predict_proba(texts)
+        best = probs.argmax(axis=1) if len(dataset) else np.zeros(0, dtype=int)
+        dataset = dataset.add_column("skill", [classifier.skills[i] for i in best])
+        scores = [{"skill_confidence": float(probs[r, i])} for r, i in enumerate(best)]
+        return add_filter_columns(dataset, scores, [[] for _ in range(len(dataset))])
     names = list(taxonomy)
     labels = embed([f"{name.replace('_', ' ')}: {desc}" for name, desc in taxonomy.items()], model)
-    vectors = embed(_texts(dataset, column), model) if len(dataset) else np.zeros((0, labels.shape[1]))
+    vectors = embed(texts, model) if len(dataset) else np.zeros((0, labels.shape[1]))
     sims = vectors @ labels.T
     best = sims.argmax(axis=1) if len(dataset) else np.zeros(0, dtype=int)
-    skills = [names[i] for i in best]
-    dataset = dataset.remove_columns([c for c in ("skill",) if c in dataset.column_names])
-    dataset = dataset.add_column("skill", skills)
+    dataset = dataset.add_column("skill", [names[i] for i in best])
     scores = [{"skill_similarity": float(sims[r, i])} for r, i in enumerate(best)]
     return add_filter_columns(dataset, scores, [[] for _ in range(len(dataset))])
 

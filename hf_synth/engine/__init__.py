@@ -27,6 +27,7 @@ __getattr__, __dir__, __all__ = attach(
         ],
         "runner": ["Request"],
         "selection": ["BackendChoice", "choose_backend"],
+        "server": ["ServerEngine", "ServerError"],
     },
 )
 
@@ -40,3 +41,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocol import Engine, EngineStats, GenerationOutput, Prompt, describe_engines, format_chat_prompt
     from .runner import Request
     from .selection import BackendChoice, choose_backend
+    from .server import ServerEngine, ServerError

@@ -50,6 +50,8 @@ def _looks_like_path(name: str) -> bool:
 def model_id_of(config: EngineConfig) -> str:
     """The model id an engine for ``config`` records (in rows, cards and checkpoint fingerprints), known
     before anything loads; a local folder that does not exist is a ``FileNotFoundError`` here."""
+    if config.uses_server:
+        return config.model or ""  # "": the server names it when asked (see ServerEngine.from_config)
     if config.model is None:
         return DEFAULT_MODEL_ID
     if not Path(config.model).expanduser().exists() and _looks_like_path(config.model):
@@ -145,6 +147,10 @@ class GenerationEngine:
         from .distributed import process_state
 
         config = config or EngineConfig()
+        if config.uses_server:
+            from .server import ServerEngine
+
+            return ServerEngine.from_config(config)
         device = torch.device(config.device) if config.device else process_state().device
         source, model_id = _model_source(config)
         kwargs = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}

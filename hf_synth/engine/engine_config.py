@@ -49,7 +49,7 @@ class SamplingParams:
 
 
 #: Generation backends an :class:`EngineConfig` can name.
-BACKENDS = ("auto", "continuous", "transformers", "transformers-paged", "vllm")
+BACKENDS = ("auto", "continuous", "transformers", "transformers-paged", "vllm", "server")
 
 
 @dataclass
@@ -72,8 +72,18 @@ class EngineConfig:
             where it is installed, else hf-synth's continuous batching where the architecture allows it,
             else transformers), ``"continuous"`` (hf-synth's continuous batching: the CPU runtime, or CUDA
             graphs on a GPU; an error for other architectures), ``"transformers"`` (``model.generate`` on
-            fixed batches), ``"transformers-paged"`` (transformers' ``generate_batch``) or ``"vllm"``
-            (needs ``vllm`` installed; see the README).
+            fixed batches), ``"transformers-paged"`` (transformers' ``generate_batch``), ``"vllm"``
+            (needs ``vllm`` installed; see the README) or ``"server"`` (an inference server at base_url;
+            ``"auto"`` picks it when base_url is given).
+        base_url: URL of an inference server that speaks chat completions (vLLM, SGLang, TGI, llama.cpp,
+            an Inference Endpoint), e.g. http://127.0.0.1:8000; model then names the served model (None:
+            the first one the server lists).
+        concurrency: Requests in flight at once to the server.
+        api_key_env: Name of the environment variable that holds the server's API key (the key itself
+            is never taken as an option, so it stays out of configs, logs and cards).
+        request_timeout: Seconds one server request may take before it is retried.
+        max_retries: Retries of a server request that timed out, was refused, rate limited (429) or
+            failed (5xx, broken body), with exponential backoff and jitter.
         seed: Seed for backends that seed once per engine (vLLM, whose CPU build cannot seed each
             request). hf-synth's own backends seed every prompt from ``SamplingParams.seed`` instead.
     """
@@ -86,12 +96,32 @@ class EngineConfig:
     trust_remote_code: bool = False
     backend: str = option("auto", choices=list(BACKENDS))
     seed: int = 0
+    base_url: str | None = option(None)
+    concurrency: int = option(64)
+    api_key_env: str | None = option(None)
+    request_timeout: float = 600.0
+    max_retries: int = 6
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "server" and not self.base_url:
+            raise ValueError(
+                "backend='server' needs the server's URL: --base-url http://host:port (base_url=)."
+            )
+        if self.base_url and self.backend not in ("auto", "server"):
+            raise ValueError(
+                f"base_url names a server, but backend={self.backend!r} loads a model here; drop one."
+            )
+        if self.concurrency < 1 or self.max_retries < 0 or self.request_timeout <= 0:
+            raise ValueError("concurrency must be >= 1, max_retries >= 0 and request_timeout > 0")
         valid = {"auto", "float32", "float16", "bfloat16"}
         if self.dtype not in valid:
             raise ValueError(f"dtype must be one of {sorted(valid)}, got {self.dtype!r}")
+
+    @property
+    def uses_server(self) -> bool:
+        """Whether generation goes to an inference server (``backend="server"``, or ``auto`` with a URL)."""
+        return self.backend == "server" or (self.backend == "auto" and bool(self.base_url))

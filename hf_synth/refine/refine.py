@@ -1,0 +1,428 @@
+"""The closed loop: generate -> curate -> fine-tune a student -> evaluate it on held-out tasks -> steer the next
+round's generation toward the skills where the student is weakest.
+
+Every step leaves its result under the output folder and is skipped when it is already there, so a killed
+run resumes at the step it was in (Self-Instruct's own checkpoints and completion journal cover the middle
+of a generation step):
+
+    OUTPUT/eval/round-0.json, round-0.jsonl     the untrained student's scores and answers
+    OUTPUT/round-K/generate/                    Self-Instruct checkpoints of round K
+    OUTPUT/round-K/data/, rejected/             rows kept (with ``refine_round``) and dropped in round K
+    OUTPUT/round-K/student/                     the student fine-tuned on rounds 1..K (a model folder)
+    OUTPUT/eval/round-K.json, round-K.jsonl     its scores and answers
+    OUTPUT/refine_report.json, refine_report.html
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, concatenate_datasets, load_from_disk
+
+from ..checkpoint import Checkpointer, save_dataset
+from ..engine.default_model import DEFAULT_MODEL_ID
+from ..engine.engine_config import EngineConfig, SamplingParams
+from ..engine.protocol import Engine
+from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
+from ..rows import config_fingerprint, fingerprint_rows
+from .refine_config import RefineConfig
+
+logger = logging.getLogger(__name__)
+
+DONE = "hf_synth_done.json"
+
+
+@dataclass
+class RefineResult:
+    """What :meth:`Refine.run` returns: the accumulated training data and the report (also on disk)."""
+
+    dataset: Dataset
+    report: dict[str, Any]
+
+
+def eval_rows(dataset: Dataset) -> list[dict[str, str]]:
+    """Evaluation tasks as ``{instruction, input, output}``: from those columns, or a Self-Instruct style
+    ``instances`` list (its first instance). Rows without an instruction or a reference output are errors."""
+    from ..self_instruct import SelfInstructConfig, prepare_seed_pool
+
+    pool = prepare_seed_pool(dataset, SelfInstructConfig())
+    rows = [
+        {"instruction": r["instruction"], "input": r["input"] or "", "output": r["output"] or ""}
+        for r in pool
+    ]
+    missing = sum(not r["output"].strip() for r in rows)
+    if missing:
+        raise ValueError(
+            f"{missing} of {len(rows)} evaluation rows have no reference output (an 'output' column or "
+            "'instances' with outputs); the student's answers are scored against it."
+        )
+    return rows
+
+
+def eval_prompt(row: dict[str, str]) -> str:
+    """The user message of an evaluation task: the instruction, and its input after a blank line."""
+    return row["instruction"] + (f"\n\n{row['input']}" if row["input"].strip() else "")
+
+
+def score_answers(answers: Sequence[str], rows: Sequence[dict], skills: Sequence[str]) -> dict[str, Any]:
+    """ROUGE-L F of each answer against its reference: the mean overall and per skill (the measure the
+    Self-Instruct paper reports on SuperNI)."""
+    scores = [
+        rouge_l_f(rouge_tokens(a), rouge_tokens(r["output"])) for a, r in zip(answers, rows, strict=True)
+    ]
+    per_skill: dict[str, list[float]] = {}
+    for skill, score in zip(skills, scores, strict=True):
+        per_skill.setdefault(skill, []).append(score)
+    return {
+        "rouge_l": round(sum(scores) / len(scores), 4) if scores else 0.0,
+        "per_skill": {s: round(sum(v) / len(v), 4) for s, v in sorted(per_skill.items())},
+        "rows_per_skill": {s: len(v) for s, v in sorted(per_skill.items())},
+        "scores": scores,
+    }
+
+
+def choose_focus(
+    previous: dict[str, float] | None, current: dict[str, float], k: int, allowed
+) -> list[tuple[str, str]]:
+    """The ``k`` skills to steer the next round toward, with the reason for each: skills whose score fell
+    since the previous evaluation first (largest fall first), then the lowest scores."""
+    fell = sorted(
+        (
+            (previous[s] - v, s)
+            for s, v in current.items()
+            if previous and s in previous and v < previous[s] - 1e-9
+        ),
+        reverse=True,
+    )
+    chosen = [
+        (s, f"ROUGE-L fell from {previous[s]:.3f} to {current[s]:.3f}") for _, s in fell if s in allowed
+    ]
+    for skill, value in sorted(current.items(), key=lambda kv: kv[1]):
+        if skill in allowed and skill not in {c for c, _ in chosen}:
+            chosen.append((skill, f"among the lowest ROUGE-L ({value:.3f})"))
+    return chosen[:k]
+
+
+def fine_tune(dataset: Dataset, base: str, out: Path, config: RefineConfig) -> dict[str, Any]:
+    """Fine-tune ``base`` on the ``messages`` of ``dataset`` with TRL's SFTTrainer (LoRA merged back when
+    ``use_lora``), save the model and tokenizer to ``out`` (written to a temporary folder, then renamed)."""
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    from ..training import cpu_friendly_defaults
+
+    cuda = torch.cuda.is_available()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    args = SFTConfig(
+        output_dir=str(tmp),
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.train_batch_size,
+        learning_rate=config.learning_rate,
+        max_length=config.max_length,
+        logging_steps=10,
+        save_strategy="no",
+        seed=config.seed,
+        disable_tqdm=False,
+        activation_checkpointing=cuda,  # saves memory on a GPU; on a CPU it only costs time
+        **cpu_friendly_defaults(),
+    )
+    peft_config = None
+    if config.use_lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=config.lora_r, lora_alpha=2 * config.lora_r, target_modules="all-linear", task_type="CAUSAL_LM"
+        )
+    started = time.perf_counter()
+    trainer = SFTTrainer(
+        model=base, args=args, train_dataset=dataset.select_columns(["messages"]), peft_config=peft_config
+    )
+    metrics = dict(trainer.train().metrics)
+    loss = metrics.get("train_loss", float("nan"))
+    if not math.isfinite(loss):
+        raise RuntimeError(f"Fine-tuning the student gave a non-finite loss ({loss}); lower learning_rate.")
+    model = trainer.model.merge_and_unload() if config.use_lora else trainer.model
+    model.save_pretrained(str(tmp))
+    trainer.processing_class.save_pretrained(str(tmp))
+    record = {
+        "train_loss": round(float(loss), 4),
+        "steps": int(trainer.state.global_step),
+        "rows": len(dataset),
+        "seconds": round(time.perf_counter() - started, 1),
+        "base": base,
+        "lora": config.use_lora,
+    }
+    (tmp / DONE).write_text(json.dumps(record, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return record
+
+
+class Refine:
+    """Generate with a teacher, fine-tune a student, evaluate it, and target the next round at its weak
+    skills, for ``config.rounds`` rounds (in the style of a TRL trainer: config beside it, ``run()``).
+
+    Args:
+        teacher: The engine that generates (any backend, a server included).
+        config: :class:`RefineConfig`.
+        output_dir: Where every step's result goes (and where a killed run resumes from).
+        load_student: ``EngineConfig -> Engine`` for the student's evaluation (default
+            :func:`hf_synth.engine.load_engine`); tests pass tiny models here.
+        overwrite: Discard the results of an earlier run in ``output_dir``.
+    """
+
+    def __init__(
+        self,
+        teacher: Engine,
+        config: RefineConfig | None = None,
+        output_dir: str | Path = "refine-out",
+        *,
+        load_student=None,
+        overwrite: bool = False,
+    ) -> None:
+        from ..engine import load_engine
+
+        self.teacher = teacher
+        self.config = config or RefineConfig()
+        self.output = Path(output_dir)
+        self.load_student = load_student or load_engine
+        self.overwrite = overwrite
+
+    # ------------------------------------------------------------------ pieces
+    def student_base(self) -> str:
+        """The student's starting weights: ``student_model``, else the teacher's model."""
+        if self.config.student_model:
+            return self.config.student_model
+        if self.teacher.model_id == DEFAULT_MODEL_ID:
+            from ..engine import default_model_path
+
+            return str(default_model_path())
+        if getattr(self.teacher, "backend", "") == "server":
+            raise ValueError(
+                "A served teacher has no local weights to fine-tune: name the student (student_model=)."
+            )
+        return self.teacher.model_id
+
+    def _evaluate(self, name: str, model: str, rows, skills) -> dict[str, Any]:
+        file = self.output / "eval" / f"{name}.json"
+        if file.is_file():
+            return json.loads(file.read_text())
+        engine = self.load_student(EngineConfig(model=model))
+        started = time.perf_counter()
+        outputs = engine.generate(
+            [eval_prompt(r) for r in rows],
+            SamplingParams(max_new_tokens=self.config.eval_max_new_tokens, temperature=0),
+            desc=f"Evaluating ({name})",
+        )
+        answers = [o.text.strip() for o in outputs]
+        scored = score_answers(answers, rows, skills)
+        per_row = scored.pop("scores")
+        record = {
+            **scored,
+            "model": model,
+            "tokens": sum(o.completion_tokens for o in outputs),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with (self.output / "eval" / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
+            for row, skill, answer, score in zip(rows, skills, answers, per_row, strict=True):
+                handle.write(
+                    json.dumps(
+                        {**row, "skill": skill, "answer": answer, "rouge_l": score}, ensure_ascii=False
+                    )
+                    + "\n"
+                )
+        tmp = file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(file)
+        return record
+
+    def _generate(self, k: int, seeds: Dataset, focus: list[str], accumulated: Dataset | None, eval_index):
+        folder = self.output / f"round-{k}"
+        if (folder / "data" / "state.json").is_file():
+            return load_from_disk(str(folder / "data")), json.loads((folder / "generate.json").read_text())
+        from ..filters import run_filters
+        from ..self_instruct import SelfInstruct
+
+        config = self.config
+        si_config = replace(
+            config.generation,
+            num_instructions=config.instructions_per_round,
+            focus_skills=list(focus),
+            seed=config.seed + k,
+        )
+        tokens_before, started = self.teacher.stats.completion_tokens, time.perf_counter()
+        result = SelfInstruct(self.teacher, si_config, checkpoint_dir=folder / "generate").run(seeds)
+        new = result.dataset
+        columns = new.column_names
+        earlier = RougeLIndex(accumulated["instruction"] if accumulated is not None else [])
+        reasons: list[list[str]] = []
+        for text in new["instruction"]:
+            why = []
+            if (
+                eval_index.best_match(text, stop_at=config.overlap_threshold).score
+                >= config.overlap_threshold
+            ):
+                why.append("overlaps_evaluation")
+            elif (
+                earlier.best_match(text, stop_at=config.generation.rouge_l_threshold).score
+                >= config.generation.rouge_l_threshold
+            ):
+                why.append("repeats_earlier_round")
+            reasons.append(why)
+        new = new.add_column("refine_reasons", reasons)
+        if config.filters:
+            new = run_filters(new, config.filters)
+            new = new.map(lambda r: {"refine_reasons": r["refine_reasons"] + list(r["filter_reasons"])})
+        kept = new.filter(lambda r: not r, input_columns="refine_reasons").select_columns(columns)
+        dropped = new.filter(lambda r: bool(r), input_columns="refine_reasons")
+        kept = kept.add_column("refine_round", [k] * len(kept))
+        counts: dict[str, int] = {}
+        for row in dropped["refine_reasons"]:
+            for reason in row:
+                counts[reason] = counts.get(reason, 0) + 1
+        record = {
+            "generated_kept_by_self_instruct": len(result.dataset),
+            "self_instruct_rejected": len(result.rejected),
+            "added": len(kept),
+            "dropped": counts,
+            "focus_skills": list(focus),
+            "tokens": self.teacher.stats.completion_tokens - tokens_before,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        save_dataset(dropped, folder / "rejected")
+        save_dataset(kept, folder / "data")
+        (folder / "generate.json").write_text(json.dumps(record, indent=2))
+        return kept, record
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, seeds: Dataset, eval_set: Dataset) -> RefineResult:
+        """Round 0 evaluates the untrained student; rounds 1..``rounds`` generate, curate, fine-tune and
+        evaluate, stopping early after ``patience`` rounds without a better overall score."""
+        from ..curation import default_skill_classifier, load_taxonomy
+        from ..self_instruct import prepare_seed_pool
+
+        config = self.config
+        rows = eval_rows(eval_set)
+        pool = prepare_seed_pool(seeds, config.generation)
+        seed_index = RougeLIndex(pool["instruction"])
+        overlapping = [
+            r["instruction"]
+            for r in rows
+            if seed_index.best_match(r["instruction"], stop_at=config.overlap_threshold).score
+            >= config.overlap_threshold
+        ]
+        if overlapping:
+            raise ValueError(
+                f"{len(overlapping)} evaluation instruction(s) overlap the seeds (ROUGE-L >= "
+                f"{config.overlap_threshold}), e.g. {overlapping[0]!r}: remove them from the evaluation set or "
+                "the seeds, so the student is not scored on what the generator was shown."
+            )
+        base = self.student_base()
+        Checkpointer(self.output / "checkpoints").bind(
+            {
+                "config": config_fingerprint(config, exclude=("rounds", "patience")),
+                "teacher": self.teacher.model_id,
+                "student": base,
+                "seeds": fingerprint_rows(pool),
+                "eval": fingerprint_rows(Dataset.from_list(rows)),
+            },
+            overwrite=self.overwrite,
+        )
+        if self.overwrite:
+            for stale in [*self.output.glob("round-*"), self.output / "eval"]:
+                shutil.rmtree(stale, ignore_errors=True)
+        skills = default_skill_classifier().predict([r["instruction"] for r in rows])
+        allowed = set(load_taxonomy())
+        eval_index = RougeLIndex(r["instruction"] for r in rows)
+        report: dict[str, Any] = {
+            "teacher": self.teacher.model_id,
+            "student_base": base,
+            "eval_rows": len(rows),
+            "eval_rows_per_skill": {s: skills.count(s) for s in sorted(set(skills))},
+            "measure": "ROUGE-L F of the student's greedy answer against the reference output",
+            "rounds": [],
+        }
+        evaluation = self._evaluate("round-0", base, rows, skills)
+        report["rounds"].append(
+            {"round": 0, "eval": evaluation, "decision": "baseline: the untrained student"}
+        )
+        best, best_round, stale = evaluation["rouge_l"], 0, 0
+        previous = evaluation["per_skill"]
+        focus = choose_focus(None, previous, config.focus_k, allowed)
+        report["rounds"][0]["next_focus"] = {s: why for s, why in focus}
+        accumulated: Dataset | None = None
+        report["stopped"] = f"ran all {config.rounds} round(s)"
+        for k in range(1, config.rounds + 1):
+            new, generation = self._generate(k, seeds, [s for s, _ in focus], accumulated, eval_index)
+            generation["focus_reasons"] = {s: why for s, why in focus}
+            accumulated = (
+                new
+                if accumulated is None
+                else concatenate_datasets([accumulated, new.cast(accumulated.features)])
+            )
+            student = self.output / f"round-{k}" / "student"
+            if (student / DONE).is_file():
+                training = json.loads((student / DONE).read_text())
+            else:
+                if len(accumulated) == 0:
+                    raise RuntimeError(f"Round {k} has no training data: no generated row survived curation.")
+                training = fine_tune(accumulated, base, student, config)
+            evaluation = self._evaluate(f"round-{k}", str(student), rows, skills)
+            change = evaluation["rouge_l"] - best
+            if change > 1e-6:
+                best, best_round, stale = evaluation["rouge_l"], k, 0
+                decision = f"improved to {evaluation['rouge_l']:.4f} (best so far)"
+            else:
+                stale += 1
+                decision = (
+                    f"no improvement over round {best_round} ({evaluation['rouge_l']:.4f} vs {best:.4f})"
+                )
+                if evaluation["rouge_l"] < report["rounds"][0]["eval"]["rouge_l"]:
+                    decision += "; the student is worse than untrained"
+            focus = choose_focus(previous, evaluation["per_skill"], config.focus_k, allowed)
+            previous = evaluation["per_skill"]
+            entry = {
+                "round": k,
+                "generation": generation,
+                "training": training,
+                "eval": evaluation,
+                "accumulated_rows": len(accumulated),
+                "decision": decision,
+                "next_focus": {s: why for s, why in focus},
+            }
+            report["rounds"].append(entry)
+            logger.info("Refine round %d: ROUGE-L %.4f (%s)", k, evaluation["rouge_l"], decision)
+            if stale >= config.patience and k < config.rounds:
+                report["stopped"] = (
+                    f"stopped after round {k}: no improvement for {stale} round(s) (patience {config.patience})"
+                )
+                break
+        report["best_round"] = best_round
+        report["best_rouge_l"] = best
+        report["best_student"] = (
+            base if best_round == 0 else str(self.output / f"round-{best_round}" / "student")
+        )
+        self._write_report(report)
+        return RefineResult(
+            dataset=accumulated if accumulated is not None else Dataset.from_list([]), report=report
+        )
+
+    def _write_report(self, report: dict[str, Any]) -> None:
+        from .refine_report import write_html
+
+        self.output.mkdir(parents=True, exist_ok=True)
+        (self.output / "refine_report.json").write_text(
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        )
+        write_html(report, self.output / "refine_report.html")

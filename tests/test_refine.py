@@ -1,0 +1,163 @@
+"""The closed loop on tiny models: real Self-Instruct generation (scripted teacher), real TRL fine-tuning of a
+tiny random student, scripted or real evaluation, targeting, early stopping, resume and the report."""
+
+import json
+
+import pytest
+from datasets import Dataset
+
+from hf_synth import Refine, RefineConfig, SelfInstructConfig
+from hf_synth.cli import main
+from hf_synth.refine import choose_focus, score_answers
+
+from .conftest import ScriptedEngine
+from .test_self_instruct import SEEDS, stateless_reply
+
+EVAL = [
+    {"instruction": "Translate 'good evening' into German.", "output": "Guten Abend"},
+    {"instruction": "Translate 'thank you' into Italian.", "output": "Grazie"},
+    {
+        "instruction": "Write a Python function that returns the maximum of a list.",
+        "output": "def biggest(xs): return max(xs)",
+    },
+    {
+        "instruction": "Implement a function that reverses a string in JavaScript.",
+        "output": "const rev = s => s.split('').reverse().join('')",
+    },
+    {"instruction": "Solve for y: 4y - 2 = 10.", "output": "y equals 3"},
+    {"instruction": "What is 30% of 50? Show the calculation.", "output": "0.3 times 50 is 15"},
+]
+
+
+class RoundStudent(ScriptedEngine):
+    """A student whose answers depend on the round its weights come from: round 0 knows nothing, round 1
+    answers translation and maths, round 2 forgets the maths."""
+
+    def __init__(self, model_path: str):
+        round_index = 0 if "round-" not in model_path else int(model_path.split("round-")[1].split("/")[0])
+
+        def reply(text: str) -> str:
+            for row in EVAL:
+                if text.startswith(row["instruction"]):
+                    knows = {0: (), 1: ("Translate", "Solve", "What is"), 2: ("Translate",)}[round_index]
+                    return row["output"] if row["instruction"].startswith(knows) else "no idea"
+            raise AssertionError(text)
+
+        super().__init__(reply, model_id=model_path)
+
+
+def _config(**kwargs):
+    values = dict(
+        rounds=3,
+        instructions_per_round=4,
+        max_steps=2,
+        train_batch_size=2,
+        eval_max_new_tokens=8,
+        focus_k=2,
+        patience=1,
+        generation=SelfInstructConfig(requests_per_round=2, max_rounds=4),
+    )
+    values.update(kwargs)
+    return RefineConfig(**values)
+
+
+def test_score_answers_and_focus():
+    rows = [{"output": "the cat sat"}, {"output": "a dog ran"}]
+    scored = score_answers(["the cat sat", "nothing"], rows, ["coding", "translation"])
+    assert scored["rouge_l"] == 0.5 and scored["per_skill"] == {"coding": 1.0, "translation": 0.0}
+    focus = choose_focus({"a": 0.5, "b": 0.4, "c": 0.1}, {"a": 0.2, "b": 0.45, "c": 0.3}, 2, {"a", "b", "c"})
+    assert [s for s, _ in focus] == ["a", "c"] and "fell from 0.500 to 0.200" in focus[0][1]
+    assert [s for s, _ in choose_focus(None, {"a": 0.2, "b": 0.1}, 1, {"a", "b"})] == ["b"]
+
+
+def test_the_loop_targets_stops_and_resumes(tmp_path, tiny_model_dir):
+    teacher = ScriptedEngine(stateless_reply)
+    out = tmp_path / "refine"
+    config = _config(student_model=str(tiny_model_dir))
+    refine = Refine(teacher, config, out, load_student=lambda c: RoundStudent(c.model))
+    result = refine.run(Dataset.from_list(SEEDS), Dataset.from_list(EVAL))
+    report = result.report
+    scores = [r["eval"]["rouge_l"] for r in report["rounds"]]
+    assert [r["round"] for r in report["rounds"]] == [0, 1, 2]  # round 2 made it worse: stopped, not round 3
+    assert scores[1] > scores[0] and scores[2] < scores[1]
+    assert report["stopped"].startswith("stopped after round 2") and report["best_round"] == 1
+    assert report["best_student"].endswith("round-1/student")
+    one, two = report["rounds"][1], report["rounds"][2]
+    # round 0 knew nothing: the next focus is the lowest skills; after round 2, maths fell: it comes first
+    assert len(report["rounds"][0]["eval"]["per_skill"]) == 3
+    assert list(two["next_focus"])[0] == "math_reasoning" and "fell" in two["next_focus"]["math_reasoning"]
+    assert one["generation"]["focus_skills"] == list(report["rounds"][0]["next_focus"])
+    assert (
+        one["generation"]["added"] > 0
+        and two["accumulated_rows"] == one["accumulated_rows"] + two["generation"]["added"]
+    )
+    assert one["training"]["steps"] == 2 and (out / "round-1" / "student" / "config.json").is_file()
+    assert sorted(set(result.dataset["refine_round"])) == [1, 2]
+    page = (out / "refine_report.html").read_text()
+    assert "<img" in page and "stopped after round 2" in page
+    assert json.loads((out / "refine_report.json").read_text())["best_round"] == 1
+    # a rerun finds every step done: the teacher is not asked again and no student is trained again
+    stamp = (out / "round-2" / "student" / "hf_synth_done.json").stat().st_mtime_ns
+    again_teacher = ScriptedEngine(stateless_reply)
+    again = Refine(again_teacher, config, out, load_student=lambda c: RoundStudent(c.model)).run(
+        Dataset.from_list(SEEDS), Dataset.from_list(EVAL)
+    )
+    assert again.report["rounds"] == report["rounds"] and again_teacher.calls == []
+    assert (out / "round-2" / "student" / "hf_synth_done.json").stat().st_mtime_ns == stamp
+    # the focus of round k+1's generation is what round k's evaluation chose
+    assert two["generation"]["focus_skills"] == list(one["next_focus"])
+
+
+def test_evaluation_tasks_in_the_seeds_are_refused(tmp_path, tiny_model_dir):
+    leaked = [{"instruction": SEEDS[0]["instruction"], "output": "x"}, *EVAL]
+    refine = Refine(ScriptedEngine(stateless_reply), _config(student_model=str(tiny_model_dir)), tmp_path)
+    with pytest.raises(ValueError, match="overlap the seeds"):
+        refine.run(Dataset.from_list(SEEDS), Dataset.from_list(leaked))
+    with pytest.raises(ValueError, match="no reference output"):
+        refine.run(Dataset.from_list(SEEDS), Dataset.from_list([{"instruction": "Name a colour."}]))
+
+
+def test_cli_refine_with_a_served_teacher_and_a_real_tiny_student(tmp_path, tiny_model_dir, capsys):
+    """The command end to end: the scripted teacher behind a local chat-completions server (the server
+    backend), the tiny random model as student (real TRL fine-tuning, real evaluation through the engine);
+    the scores mean nothing, the plumbing is what is tested."""
+    from .chat_server import FakeChatServer
+
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in EVAL))
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps(r) + "\n" for r in SEEDS))
+    with FakeChatServer(
+        lambda messages, body: stateless_reply("\n".join(m["content"] for m in messages))
+    ) as server:
+        args = [
+            "refine",
+            "--seeds",
+            str(seeds),
+            "--eval",
+            str(eval_file),
+            "--output",
+            str(tmp_path / "r"),
+            "--base-url",
+            server.url,
+            "--student-model",
+            str(tiny_model_dir),
+            "--rounds",
+            "1",
+            "--instructions-per-round",
+            "3",
+            "--max-steps",
+            "1",
+            "--eval-max-new-tokens",
+            "4",
+            "--train-batch-size",
+            "2",
+        ]
+        assert main(args) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert main([*args[:-2], "--train-batch-size", "4"]) == 2  # another configuration: refused
+        assert "different configuration" in capsys.readouterr().err
+    report = json.loads((tmp_path / "r" / "refine_report.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [0, 1] and report["teacher"] == "fake-model"
+    assert report["rounds"][1]["generation"]["added"] >= 3 and report["rounds"][1]["training"]["steps"] == 1
+    assert "best round" in out and (tmp_path / "r" / "round-1" / "student" / "config.json").is_file()
