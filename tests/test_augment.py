@@ -409,3 +409,28 @@ def test_back_translation_with_seq2seq_translation_models(tmp_path, tiny_tokeniz
     rows = kept.to_list() + rejected.to_list()
     assert len(rows) == 3
     assert all(r["model"] == f"{tmp_path / 'to'} -> {tmp_path / 'back'}" for r in rows)
+
+
+def test_broken_paraphrases_and_flawed_answers_are_rejected():
+    from hf_synth.augment import NegativeConfig, preference_pairs
+
+    rewordings = {
+        "Give three tips for staying healthy.": " List three habits \ufffd that keep a person healthy.",
+        "Translate the sentence into French.": " Render the sentence (in French",
+        "Name a river in Africa.": " Tell me the name of one African river.",
+    }
+    kept, rejected = paraphrase(
+        Dataset.from_list(ROWS),
+        ScriptedEngine(lambda text: rewordings[_original(text)]),
+        ParaphraseConfig(k=1),
+    )
+    assert kept["parent_id"] == ["c"]
+    reasons = {r["parent_id"]: r["filter_reasons"] for r in rejected}
+    assert reasons == {"a": ["paraphrase_replacement_character"], "b": ["paraphrase_unbalanced"]}
+    rows = [{"instruction": "Name a colour.", "output": "Blue."}]
+    pairs, dropped = preference_pairs(
+        Dataset.from_list(rows),
+        ScriptedEngine(lambda text: "Gr\x00een."),
+        NegativeConfig(kinds=["off_topic"]),
+    )
+    assert len(pairs) == 0 and dropped[0]["filter_reasons"] == ["rejected_control_characters"]

@@ -13,7 +13,7 @@ from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
 from ..filters.dataset_filters import split_filtered
 from ..filters.embedding import embed
-from ..filters.heuristics import normalized_words
+from ..filters.heuristics import hygiene_reasons, normalized_words
 from ..prompts import render_messages
 from ..rows import checkpointed_map, journaled, unique_ids
 from ..self_instruct.steps import add_messages
@@ -128,7 +128,7 @@ def back_translate(
         elif similarity < min_similarity:
             reasons = ["meaning_drift"]
         else:
-            reasons = []
+            reasons = hygiene_reasons(row["instruction"], field="instruction")
         return {
             "pivot_language": pivot,
             "strategy": "back_translation",

@@ -10,7 +10,7 @@ from datasets import Dataset
 
 from ..checkpoint import Checkpointer
 from ..engine import Engine
-from ..filters.heuristics import normalized_words
+from ..filters.heuristics import hygiene_reasons, normalized_words
 from ..prompts import render_messages
 from ..rows import checkpointed_map, journaled, unique_ids
 from ..self_instruct.steps import user_content
@@ -77,6 +77,8 @@ def preference_pairs(
             reasons.append("empty_rejected")
         elif normalized_words(row["rejected"]) == normalized_words(row["chosen"]):
             reasons.append("rejected_equals_chosen")
+        else:  # flawed on purpose, but in its content: text broken as text teaches nothing
+            reasons += hygiene_reasons(row["rejected"], field="rejected")
         return {
             "strategy": "negative",
             "model": engine.model_id,

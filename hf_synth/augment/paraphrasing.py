@@ -12,7 +12,7 @@ from ..answers import parse_yes_no
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
 from ..filters.dataset_filters import split_filtered
-from ..filters.heuristics import content_reasons, refusal_reasons
+from ..filters.heuristics import content_reasons, hygiene_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
 from ..rows import checkpointed_map, journaled, unique_ids
@@ -92,7 +92,11 @@ def paraphrase(
         original = row["original"]
         new = clean_paraphrase(row["raw_completion"], config.target)
         similarity = rouge_l_f(rouge_tokens(new), rouge_tokens(original)) if new else 0.0
-        reasons = content_reasons(new, config.min_words, field="paraphrase") or refusal_reasons(new)
+        reasons = (
+            content_reasons(new, config.min_words, field="paraphrase")
+            or refusal_reasons(new)
+            or hygiene_reasons(new, field="paraphrase")
+        )
         if not reasons and similarity >= config.max_rouge_l:
             reasons = ["near_identical"]
         return {

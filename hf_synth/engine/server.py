@@ -23,6 +23,7 @@ Inference, Inference Endpoints, llama.cpp's server. Built on ``huggingface_hub.A
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -164,12 +165,13 @@ class ServerEngine:
 
     def list_models(self) -> list[str]:
         """The model names the server serves (``GET /v1/models``)."""
-        import httpx2
-
+        http = _http_module()
+        if http is None:  # pragma: no cover - an older huggingface_hub without httpx
+            raise ServerError("Name the served model with --model (this huggingface_hub cannot list them).")
         url = self._root() + "/v1/models"
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            response = httpx2.get(url, headers=headers, timeout=min(self.timeout, 30.0))
+            response = http.get(url, headers=headers, timeout=min(self.timeout, 30.0))
             response.raise_for_status()
             names = [m["id"] for m in response.json()["data"]]
         except Exception as err:  # noqa: BLE001 - one message whatever failed
@@ -222,7 +224,8 @@ class ServerEngine:
                 client = await stack.enter_async_context(
                     AsyncInferenceClient(base_url=url, api_key=self.api_key, timeout=self.timeout)
                 )
-                client._async_client = session  # see _session
+                if session is not None:
+                    client._async_client = session  # see _session
                 clients.append(client)
 
             async def one(index: int) -> None:
@@ -257,18 +260,17 @@ class ServerEngine:
         huggingface_hub's offline guard. ``HF_HUB_OFFLINE=1`` means "do not contact the Hub"; the server a
         user names (often on localhost, on a cluster without Internet) is not the Hub. The response hook
         that keeps error bodies readable is kept."""
-        import httpx2
-
+        http = _http_module()
+        if http is None:  # pragma: no cover - an older huggingface_hub (aiohttp): its own session
+            return contextlib.nullcontext()
         try:
             from huggingface_hub.utils._http import async_hf_response_event_hook
 
             hooks = {"response": [async_hf_response_event_hook]}
         except ImportError:  # pragma: no cover - another huggingface_hub layout
             hooks = {}
-        limits = httpx2.Limits(
-            max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency
-        )
-        return httpx2.AsyncClient(event_hooks=hooks, follow_redirects=True, timeout=None, limits=limits)
+        limits = http.Limits(max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency)
+        return http.AsyncClient(event_hooks=hooks, follow_redirects=True, timeout=None, limits=limits)
 
     async def _with_retries(
         self, client, url: str, prompt: Prompt, sampling: SamplingParams
@@ -373,6 +375,14 @@ class ServerEngine:
             completion_tokens=completion_tokens,
             finish_reason="length" if finish == "length" else "stop",
         )
+
+
+def _http_module():
+    """The HTTP library huggingface_hub's async inference client is built on (httpx2, or httpx in
+    earlier releases), or None for the aiohttp era."""
+    from huggingface_hub.inference._generated import _async_client
+
+    return getattr(_async_client, "httpx2", None) or getattr(_async_client, "httpx", None)
 
 
 def _run(coroutine):
