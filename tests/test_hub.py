@@ -264,3 +264,35 @@ def test_local_push_over_an_earlier_push_replaces_data_and_generated_metadata(tm
     assert [c["config_name"] for c in meta["configs"]] == ["default"]  # no rejected rows any more
     assert not (repo / "rejected").exists()
     assert load_dataset(str(repo), download_mode="force_redownload")["train"].num_rows == 2
+
+
+@pytest.mark.parametrize(
+    "judge, enforced, says",
+    [
+        ("judge-model", True, "by the verdict of the judge `judge-model`"),
+        ("judge-model", False, "failed its self-check, so its verdicts were recorded but eliminated nothing"),
+        ("", False, "No judge was used."),
+    ],
+)
+def test_evol_card_says_what_really_eliminated_rows(judge, enforced, says):
+    from hf_synth.cards import evol_instruct_card
+
+    rows = Dataset.from_list([{"instruction": "Explain tides.", "input": "", "output": "The moon pulls."}])
+    card = evol_instruct_card(
+        rows,
+        {
+            "rounds": 1,
+            "evolved": 2,
+            "eliminated": 1,
+            "reasons": {"no_new_information": 1},
+            "judge_enforced": enforced,
+        },
+        model="m",
+        judge_model=judge,
+        response_model="m",
+        prompt_templates=[],
+        generation_params={},
+        source="seeds",
+    )
+    assert says in card.text
+    assert "and the judge's verdict" not in card.text  # the old wording, true only with an enforced judge
