@@ -18,7 +18,7 @@ import torch
 
 from .default_model import DEFAULT_MODEL_ID, default_model_path
 from .engine_config import EngineConfig, SamplingParams
-from .protocol import EngineStats, GenerationOutput, Prompt, format_chat_prompt
+from .protocol import EngineStats, GenerationOutput, GenerationProgress, Prompt, format_chat_prompt
 from .runner import Request, derive_seed
 from .selection import choose_backend, default_batch_size, make_runner, vllm_installed
 
@@ -32,15 +32,6 @@ __all__ = [
     "format_chat_prompt",
     "load_engine",
 ]
-
-
-def _progress_disabled() -> bool:
-    try:
-        from huggingface_hub.utils import are_progress_bars_disabled
-
-        return are_progress_bars_disabled()
-    except ImportError:  # pragma: no cover - very old huggingface_hub
-        return False
 
 
 def _looks_like_path(name: str) -> bool:
@@ -224,8 +215,6 @@ class GenerationEngine:
         seed gives the same text however often a run is restarted (with the ``continuous`` backend also
         whichever prompts share its batch).
         """
-        from tqdm.auto import tqdm
-
         sampling = sampling or SamplingParams()
         if not prompts:
             return []
@@ -240,19 +229,13 @@ class GenerationEngine:
         ]
         outputs: list[GenerationOutput | None] = [None] * len(requests)
         self.runner.batch_size = self.batch_size
-        bar = tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress or _progress_disabled())
-        began = time.perf_counter()
-        finished_tokens = 0
+        bar = GenerationProgress(len(texts), desc, progress)
 
         def on_finish(request: Request) -> None:
-            nonlocal finished_tokens
             output = outputs[request.index] = self._output(request)
             if on_output is not None:
                 on_output(request.index, output)
-            finished_tokens += len(request.tokens)
-            bar.update(1)
-            elapsed = time.perf_counter() - began
-            bar.set_postfix(tok_s=f"{finished_tokens / elapsed:.1f}" if elapsed else "-")
+            bar.finished(len(request.tokens))
 
         try:
             self.runner.run(requests, sampling, on_finish=on_finish)
@@ -262,7 +245,7 @@ class GenerationEngine:
         outputs = [
             out if out is not None else self._output(r) for out, r in zip(outputs, requests, strict=True)
         ]
-        self.stats.add(outputs, time.perf_counter() - began)
+        self.stats.add(outputs, time.perf_counter() - bar.began)
         return outputs
 
     def _output(self, request: Request) -> GenerationOutput:

@@ -8,6 +8,7 @@ are imported only when chosen (see :mod:`hf_synth.engine.selection`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -153,3 +154,34 @@ def with_prefill(prompt: Prompt, text: str) -> str:
     if prefix[-1:].isspace() or text[:1].isspace() or not text:
         return prefix + text
     return f"{prefix} {text}"
+
+
+def _progress_disabled() -> bool:
+    try:
+        from huggingface_hub.utils import are_progress_bars_disabled
+
+        return are_progress_bars_disabled()
+    except ImportError:  # pragma: no cover - very old huggingface_hub
+        return False
+
+
+class GenerationProgress:
+    """The one progress bar of an engine call: prompts finished and generated tok/s, shared by every
+    backend (off when ``enabled`` is false or huggingface_hub's bars are disabled)."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="prompt", disable=not enabled or _progress_disabled())
+        self.began = time.perf_counter()
+        self.tokens = 0
+
+    def finished(self, completion_tokens: int) -> None:
+        """Count one finished prompt that generated ``completion_tokens``."""
+        self.tokens += completion_tokens
+        self.bar.update(1)
+        elapsed = time.perf_counter() - self.began
+        self.bar.set_postfix(tok_s=f"{self.tokens / elapsed:.1f}" if elapsed else "-")
+
+    def close(self) -> None:
+        self.bar.close()

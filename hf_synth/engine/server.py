@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine_config import EngineConfig, SamplingParams
-from .protocol import EngineStats, GenerationOutput, Prompt, prefill_of
+from .protocol import EngineStats, GenerationOutput, GenerationProgress, Prompt, prefill_of
 from .runner import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -209,14 +209,10 @@ class ServerEngine:
 
     async def _generate_all(self, prompts, sampling, desc, progress, on_output) -> list[GenerationOutput]:
         from huggingface_hub import AsyncInferenceClient
-        from tqdm.auto import tqdm
-
-        from .engine import _progress_disabled
 
         outputs: list[GenerationOutput | None] = [None] * len(prompts)
         gate = asyncio.Semaphore(self.concurrency)
-        bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress or _progress_disabled())
-        began, tokens = time.perf_counter(), 0
+        bar = GenerationProgress(len(prompts), desc, progress)
         async with AsyncExitStack() as stack:
             session = await stack.enter_async_context(self._session())
             clients = []
@@ -229,7 +225,6 @@ class ServerEngine:
                 clients.append(client)
 
             async def one(index: int) -> None:
-                nonlocal tokens
                 which = index % len(clients)
                 async with gate:
                     output = await self._with_retries(
@@ -238,10 +233,7 @@ class ServerEngine:
                 outputs[index] = output
                 if on_output is not None:
                     on_output(index, output)
-                tokens += output.completion_tokens
-                bar.update(1)
-                elapsed = time.perf_counter() - began
-                bar.set_postfix(tok_s=f"{tokens / elapsed:.1f}" if elapsed else "-")
+                bar.finished(output.completion_tokens)
 
             tasks = [asyncio.ensure_future(one(i)) for i in range(len(prompts))]
             try:
