@@ -64,6 +64,7 @@ __getattr__, __dir__, __all__ = attach(
         "prompts": ["render_messages", "template_names"],
         "refine": ["Refine", "RefineConfig", "RefineResult"],
         "report": ["build_report", "write_report"],
+        "review": ["ReviewConfig", "apply_review", "save_reviewed", "serve_review"],
         "self_instruct": [
             "SelfInstruct",
             "SelfInstructConfig",
@@ -120,4 +121,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from .prompts import render_messages, template_names
     from .refine import Refine, RefineConfig, RefineResult
     from .report import build_report, write_report
+    from .review import ReviewConfig, apply_review, save_reviewed, serve_review
     from .self_instruct import SelfInstruct, SelfInstructConfig, SelfInstructResult, parse_instruction_list

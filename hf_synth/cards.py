@@ -110,6 +110,7 @@ def build_card(
     engines: Sequence[dict[str, Any]] = (),
     history: str | None = None,
     settings: dict[str, Any] | None = None,
+    review: dict[str, Any] | None = None,
     num_examples: int = 3,
     template: str = "dataset_card.md",
 ) -> DatasetCard:
@@ -119,7 +120,8 @@ def build_card(
     was made from (seeds, inputs); ``engines`` are the :meth:`~hf_synth.engine.Engine.describe` records of
     the engines that generated the rows (model, backend, dtype, device); ``model`` is None for steps that
     generate nothing (filters, blends). ``history`` is the input's own "How it was made" (see
-    :func:`input_history`); ``settings`` the step's thresholds and options, shown as a table."""
+    :func:`input_history`); ``settings`` the step's thresholds and options, shown as a table; ``review``
+    the figures of a human review (:func:`~hf_synth.review.review_figures`)."""
     data = DatasetCardData(
         license="other",
         language=["en"],
@@ -155,6 +157,7 @@ def build_card(
         engines=list(engines),
         history=history,
         settings=sorted((settings or {}).items()),
+        review=review,
     )
 
 

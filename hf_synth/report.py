@@ -122,6 +122,7 @@ def build_report(
     rejected: Dataset | None = None,
     seeds: Sequence[str] | None = None,
     coverage: dict[str, Any] | None = None,
+    review: dict[str, Any] | None = None,
     title: str = "hf-synth dataset report",
     use_spacy: bool = True,
 ) -> tuple[str, dict[str, Any]]:
@@ -212,6 +213,29 @@ def build_report(
                 "Rows dropped per filter",
                 f"{len(rejected)} rejected rows; a row may have several reasons",
                 _bars([r for r, _ in top], [c for _, c in top], "Drops per reason"),
+            )
+        )
+
+    if review and review.get("reviewed"):
+        numbers["review"] = review
+        groups = [(f"skill {k}", v) for k, v in review.get("by_skill", {}).items()]
+        groups += [(f"operation {k}", v) for k, v in review.get("by_operation", {}).items()]
+        rate = review["acceptance_rate"]
+        note = (
+            f"a person reviewed {review['reviewed']} of {review['rows_in_review']} rows: accepted "
+            f"{review['accepted']}, edited {review['edited']}, rejected {review['rejected']} (acceptance "
+            f"{rate:.1%}); bars: acceptance rate per group (reviewed rows in brackets)"
+        )
+        sections.append(
+            (
+                "Human review",
+                note,
+                _bars(
+                    [f"{name} ({v['reviewed']})" for name, v in groups] or ["all"],
+                    [round(100 * v["acceptance_rate"], 1) for _, v in groups] or [round(100 * rate, 1)],
+                    "Acceptance rate",
+                    xlabel="% accepted or edited",
+                ),
             )
         )
 

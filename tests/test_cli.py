@@ -271,6 +271,9 @@ def test_wheel_ships_templates_cards_metric_and_seeds(tmp_path):
         "hf_synth/metrics/rouge_l/rouge_l.py",
         "hf_synth/prompts/evol_instruct/judge_probes.json",
         "hf_synth/prompts/self_instruct/generate_instructions.user.jinja",
+        "hf_synth/review/static/review.html",
+        "hf_synth/review/static/review.js",
+        "hf_synth/review/static/review.css",
     ):
         assert required in names
 

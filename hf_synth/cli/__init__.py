@@ -11,6 +11,7 @@ from ..configuration import add_options
 from ..engine.engine_config import EngineConfig
 from ..evol_instruct.evol_instruct_config import EvolInstructConfig
 from ..refine.refine_config import RefineConfig
+from ..review.review_config import ReviewConfig
 from ..self_instruct.self_instruct_config import SelfInstructConfig
 from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
 from .common import check_output, check_resume
@@ -18,6 +19,7 @@ from .curate import cmd_filter, cmd_report
 from .generate import cmd_evol_instruct, cmd_generate, cmd_self_instruct
 from .publish import cmd_push, cmd_show
 from .refine import cmd_refine
+from .review import cmd_review
 
 logger = logging.getLogger("hf_synth")
 
@@ -144,6 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", "--output", dest="out", help="Write the report here: .html (plots) or .json (numbers)"
     )
     rep.add_argument("--seeds", help="Seed file/folder: plot each instruction's ROUGE-L to its nearest seed")
+
+    rev = sub.add_parser(
+        "review", help="Review rows in the browser (accept, reject, correct), then --apply the decisions"
+    )
+    rev.add_argument("path", nargs="?", help="Output folder of an hf-synth run")
+    rev.add_argument("--input", help="The same as PATH")
+    add_options(rev.add_argument_group("review"), ReviewConfig)
+    rev.add_argument(
+        "--restart",
+        action="store_true",
+        help="Start a new review (the earlier one's folder is kept beside it as review-before-TIME)",
+    )
+    rev.add_argument(
+        "--apply",
+        action="store_true",
+        help="Write the reviewed dataset to --output instead of serving the page",
+    )
+    rev.add_argument("--output", help="With --apply: folder for the reviewed dataset (a new run folder)")
 
     push = sub.add_parser("push", help="Publish a run folder: parquet shards + dataset card, in one commit")
     push.add_argument(
@@ -290,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "refine": cmd_refine,
         "filter": cmd_filter,
         "report": cmd_report,
+        "review": cmd_review,
         "push": cmd_push,
         "paraphrase": cmd_paraphrase,
         "negatives": cmd_negatives,

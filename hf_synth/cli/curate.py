@@ -121,6 +121,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"  steer the next run: hf-synth self-instruct ... --focus-skills {focus}")
     for reason, count in report.get("filter_reasons", {}).items():
         print(f"  dropped {count:5d}  {reason}")
+    review = _review_figures(Path(source), dataset, rejected)
+    if review:
+        from ..review.apply import figures_lines
+
+        report["review"] = review
+        for line in figures_lines(review):
+            print(f"  {line}")
     if args.out and args.out.endswith((".html", ".htm")):
         from ..report import write_report
 
@@ -136,9 +143,27 @@ def cmd_report(args: argparse.Namespace) -> int:
             rejected=rejected,
             seeds=seeds,
             coverage=report,
+            review=review,
             title=f"hf-synth report: {source}",
         )
         print(f"  report: {args.out}")
     elif args.out:
         Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
+
+
+def _review_figures(source: Path, dataset, rejected) -> dict | None:
+    """The human review's figures: from the run's summary.json when ``hf-synth review --apply`` wrote it,
+    else recomputed from the ``review`` column; None when nobody reviewed the rows."""
+    summary = source / "summary.json"
+    if summary.is_file():
+        review = json.loads(summary.read_text(encoding="utf-8")).get("review")
+        if review:
+            return review
+    if "review" not in dataset.column_names:
+        return None
+    from ..review.apply import figures_from_rows
+
+    rows = dataset.to_list() + (rejected.to_list() if rejected is not None else [])
+    figures = figures_from_rows(rows)
+    return figures if figures["reviewed"] else None

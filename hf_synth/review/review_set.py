@@ -1,0 +1,302 @@
+"""What a review looks at: a run's kept rows (all, or a seeded sample) and, optionally, its rejected rows,
+each with a stable key, the hash of its text, its skill, its evolution operation and its lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, load_from_disk
+
+from ..rows import unique_ids
+from .decisions import EDITABLE, Decision, DecisionLog
+
+logger = logging.getLogger(__name__)
+
+REVIEW_DIR = "review"
+DECISIONS_FILE = "decisions.jsonl"
+SESSION_FILE = "session.json"
+SKILLS_FILE = "skills.json"
+#: Columns shown as the row's origin (when present).
+META_COLUMNS = ("source", "round", "model", "skill", "evolution_op", "stage", "generation_order")
+_REASON_COLUMNS = ("filter_reasons", "elimination_reasons")
+
+
+def text_hash(row: dict[str, Any]) -> str:
+    """A short hash of a row's editable text: decisions remember what the reviewer saw."""
+    payload = json.dumps([row.get(f) or "" for f in EDITABLE], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class ReviewItem:
+    """One row under review.
+
+    Args:
+        key: Stable key of the row in the decisions file.
+        kind: ``kept`` (in the run's dataset) or ``rejected`` (dropped by the run's filters).
+        index: Position in its dataset (kept) or in ``rejected.jsonl``.
+        row: The row as stored.
+        text_hash: See :func:`text_hash`.
+        reasons: Why the run's filters dropped it (rejected rows).
+        skill: Skill of the instruction (the row's ``skill`` column, or the skill classifier's guess).
+        operation: The Evol-Instruct operation that made it, if any.
+    """
+
+    key: str
+    kind: str
+    index: int
+    row: dict[str, Any]
+    text_hash: str
+    reasons: list[str] = field(default_factory=list)
+    skill: str | None = None
+    operation: str | None = None
+
+
+def _rows_of(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as err:
+                        raise ValueError(f"{path} line {number}: not valid JSON ({err.msg})") from None
+    return rows
+
+
+def load_run_dataset(run_dir: Path) -> Dataset:
+    """The kept rows of an hf-synth run folder (``dataset/``, else ``data.jsonl``), with a clear error."""
+    if not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is not a folder; pass the --output folder of an hf-synth run.")
+    if (run_dir / "dataset" / "state.json").is_file():
+        dataset = load_from_disk(str(run_dir / "dataset"))
+    elif (run_dir / "data.jsonl").is_file():
+        dataset = Dataset.from_list(_rows_of(run_dir / "data.jsonl"))
+    else:
+        raise ValueError(
+            f"{run_dir} holds no dataset/ folder or data.jsonl; pass the --output folder of an hf-synth run "
+            "(or write your data there with `hf-synth filter --input FILE --config ... --output DIR`)."
+        )
+    missing = [c for c in ("instruction", "output") if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"{run_dir}'s rows have no {' or '.join(missing)} column (columns: {', '.join(dataset.column_names)}); "
+            "a review needs instruction and output text."
+        )
+    return dataset
+
+
+class ReviewSet:
+    """The rows of a review, in review order, and the decisions made on them.
+
+    The set (a sample or all rows, rejected rows or not) is fixed when a review starts and saved in
+    ``RUN_DIR/review/session.json``, so reopening continues the same review."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        sample: int | None = None,
+        seed: int | None = None,
+        include_rejected: bool | None = None,
+        skills: bool = True,
+        restart: bool = False,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.dataset = load_run_dataset(self.run_dir)
+        self.rejected_rows = _rows_of(self.run_dir / "rejected.jsonl")
+        self.folder = self.run_dir / REVIEW_DIR
+        if restart and self.folder.exists():
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+            self.folder.rename(self.run_dir / f"{REVIEW_DIR}-before-{stamp}")
+            logger.info("Earlier review kept as %s", self.run_dir / f"{REVIEW_DIR}-before-{stamp}")
+        all_items = self._items()
+        self.session = self._session(all_items, sample, seed, include_rejected)
+        by_key = {item.key: item for item in all_items}
+        missing = [k for k in self.session["rows"] if k not in by_key]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} rows of the review in {self.folder} are no longer in the run (e.g. "
+                f"{missing[0]!r}); the run was regenerated. Start a new review with --restart (the old one is "
+                "kept beside it)."
+            )
+        self.items = [by_key[k] for k in self.session["rows"]]
+        self.by_key = {item.key: item for item in self.items}
+        self.all_by_key = by_key
+        if skills:
+            self._add_skills(self.items)
+        self.log = DecisionLog(self.folder / DECISIONS_FILE)
+
+    # ------------------------------------------------------------------ rows
+    def _items(self) -> list[ReviewItem]:
+        kept_rows = self.dataset.to_list()
+        ids = unique_ids(self.dataset)
+        items = [
+            ReviewItem(
+                key=ids[i] if ids else f"#{i}",
+                kind="kept",
+                index=i,
+                row=row,
+                text_hash=text_hash(row),
+                skill=row.get("skill"),
+                operation=row.get("evolution_op"),
+            )
+            for i, row in enumerate(kept_rows)
+        ]
+        rejected_ids = [r.get("id") for r in self.rejected_rows]
+        unique = all(rejected_ids) and len(set(map(str, rejected_ids))) == len(rejected_ids)
+        for i, row in enumerate(self.rejected_rows):
+            reasons = next((list(row[c]) for c in _REASON_COLUMNS if row.get(c)), [])
+            items.append(
+                ReviewItem(
+                    key=f"rejected:{row['id']}" if unique else f"rejected#{i}",
+                    kind="rejected",
+                    index=i,
+                    row=row,
+                    text_hash=text_hash(row),
+                    reasons=reasons,
+                    skill=row.get("skill"),
+                    operation=row.get("evolution_op"),
+                )
+            )
+        return items
+
+    def _session(
+        self,
+        items: list[ReviewItem],
+        sample: int | None,
+        seed: int | None,
+        include_rejected: bool | None,
+    ) -> dict[str, Any]:
+        path = self.folder / SESSION_FILE
+        asked = {"sample": sample, "seed": seed, "include_rejected": include_rejected}
+        if path.is_file():
+            session = json.loads(path.read_text(encoding="utf-8"))
+            differs = [
+                f"--{name.replace('_', '-')} {session[name]}"
+                for name, value in asked.items()
+                if value is not None and value != session[name]
+            ]
+            if differs:
+                raise ValueError(
+                    f"The review in {self.folder} was started with {', '.join(differs)}; reopen it with the "
+                    "same settings (or leave them out), or start a new review with --restart."
+                )
+            return session
+        if sample is not None and sample < 1:
+            raise ValueError(f"--sample must be at least 1 (got {sample}); leave it out to review every row.")
+        seed = 0 if seed is None else seed
+        kept = [item.key for item in items if item.kind == "kept"]
+        if sample is not None and sample < len(kept):
+            kept = random.Random(seed).sample(kept, sample)
+        rows = kept + ([item.key for item in items if item.kind == "rejected"] if include_rejected else [])
+        if not rows:
+            raise ValueError(f"{self.run_dir} has no rows to review.")
+        session = {
+            "sample": sample,
+            "seed": seed,
+            "include_rejected": bool(include_rejected),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "rows": rows,
+        }
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(session, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        return session
+
+    def _add_skills(self, items: Sequence[ReviewItem]) -> None:
+        """Fill ``skill`` from the skill classifier where the row has none (cached in the review folder)."""
+        path = self.folder / SKILLS_FILE
+        cache = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        todo = [i for i in items if not i.skill and cache.get(i.key, [None])[0] != i.text_hash]
+        if todo:
+            from ..curation.skill_classifier import default_skill_classifier
+
+            guesses = default_skill_classifier().predict([i.row.get("instruction") or "" for i in todo])
+            for item, skill in zip(todo, guesses, strict=True):
+                cache[item.key] = [item.text_hash, skill]
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(cache) + "\n", encoding="utf-8")
+        for item in items:
+            if not item.skill and item.key in cache and cache[item.key][0] == item.text_hash:
+                item.skill = cache[item.key][1]
+
+    # ------------------------------------------------------------- decisions
+    def decision(self, key: str) -> Decision | None:
+        """The latest decision on a row, if it was made on the row's current text."""
+        decision = self.log.latest.get(key)
+        item = self.all_by_key.get(key)
+        if decision is None or item is None or decision.text_hash != item.text_hash:
+            return None
+        return decision
+
+    def stale_decisions(self) -> int:
+        """Decisions on rows whose text changed since (or that are gone): they are not applied."""
+        return sum(
+            1
+            for key, d in self.log.latest.items()
+            if key not in self.all_by_key or self.all_by_key[key].text_hash != d.text_hash
+        )
+
+    def progress(self) -> dict[str, Any]:
+        """Reviewed / total and the acceptance rate of this review's rows, as of now."""
+        self.log.refresh()
+        counts = {"accepted": 0, "edited": 0, "rejected": 0}
+        for item in self.items:
+            decision = self.decision(item.key)
+            if decision is not None:
+                counts[decision.decision] += 1
+        reviewed = sum(counts.values())
+        return {
+            "total": len(self.items),
+            "reviewed": reviewed,
+            **counts,
+            "acceptance_rate": round((counts["accepted"] + counts["edited"]) / reviewed, 4)
+            if reviewed
+            else None,
+        }
+
+    def lineage(self, item: ReviewItem) -> list[dict[str, Any]]:
+        """An Evol-Instruct row's ancestors, parent first, ending with the root instruction."""
+        if not item.row.get("parent_id"):
+            return []
+        index: dict[str, dict[str, Any]] = {}
+        for other in self.all_by_key.values():
+            if other.row.get("id"):
+                index.setdefault(str(other.row["id"]), other.row)
+        chain: list[dict[str, Any]] = []
+        row, seen = item.row, set()
+        while row.get("parent_id") and row["parent_id"] not in seen:
+            seen.add(row["parent_id"])
+            parent = index.get(row["parent_id"])
+            if parent is None:  # the root (or a parent outside this run): its text is on the child row
+                chain.append({"id": row["parent_id"], "instruction": row.get("parent_instruction") or ""})
+                break
+            chain.append(
+                {
+                    "id": parent["id"],
+                    "instruction": parent.get("instruction") or "",
+                    "operation": parent.get("evolution_op"),
+                    "round": parent.get("round"),
+                }
+            )
+            row = parent
+        for position, entry in enumerate(chain):
+            roles = ["parent"] if position == 0 else []
+            if entry["id"] == item.row.get("root_id"):
+                roles.append("root")
+            entry["role"] = " and ".join(roles) or "ancestor"
+        return chain
+
+    def close(self) -> None:
+        self.log.close()
