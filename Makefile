@@ -14,7 +14,7 @@ VLLM_STAMP := $(VLLM_VENV)/.hf-synth-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-server bench-gpu clean
+.PHONY: install browser demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-server bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,12 +35,21 @@ demo: $(STAMP)
 AVX2_ENV := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NUMBA_CPU_NAME=haswell
 ENGINE_TESTS := tests/test_cpu_kernels.py tests/test_cpu_info.py tests/test_continuous.py tests/test_engine.py
 
-test: $(STAMP)
+# The review page's browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download is not used). Installed here when missing; where it cannot be, those tests skip and say why.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1) || \
+	  echo "Could not install Chromium: the review page's browser tests will be skipped."
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 	$(AVX2_ENV) $(PY) -m pytest -q -m "not slow" $(ENGINE_TESTS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(PY) -m pytest -m "not slow"
 
 $(VLLM_STAMP): pyproject.toml constraints-vllm.txt

@@ -136,21 +136,24 @@ SHARED_FLAGS = {
         "push": "",
         "show": "",
         "blend": "generates nothing",
+        "review": "",
     },
     "--resume": {
+        "review": "reopening a review continues it by itself",
         "report": "writes one file",
         "push": "",
         "show": "",
         "blend": "generates nothing",
         "generate": "data-parallel shards; rerun it",
     },
-    "--overwrite": {"report": "", "push": "", "show": "", "blend": "", "generate": ""},
+    "--overwrite": {"report": "", "push": "", "show": "", "blend": "", "generate": "", "review": "--restart"},
     "--model": {
         "filter": "models are named per filter in the YAML",
         "report": "--embedding-model",
         "push": "",
         "show": "",
         "blend": "",
+        "review": "no model: a person decides",
     },
 }
 

@@ -390,3 +390,58 @@ def test_a_killed_review_server_loses_no_decision(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_the_review_section_of_a_card_renders_tricky_names_literally(tmp_path):
+    from datasets import Dataset
+
+    from hf_synth.cards import build_card
+
+    figures = {
+        "reviewed": 3,
+        "run_rows": 10,
+        "rows_in_review": 5,
+        "sample": 5,
+        "seed": 1,
+        "accepted": 1,
+        "edited": 1,
+        "rejected": 1,
+        "acceptance_rate": 0.6667,
+        "by_skill": {
+            "coding": {"reviewed": 3, "accepted": 1, "edited": 1, "rejected": 1, "acceptance_rate": 0.6667}
+        },
+        "by_operation": {},
+        "reject_reasons": {'{{ 7*7 }} {% raw %} "quoted" 日本語': 1},
+        "reviewers": ["Zoë {{ name }}"],
+        "stale_decisions": 0,
+    }
+    data = Dataset.from_list([{"instruction": "x", "input": "", "output": "y"}])
+    card = build_card(
+        data, method="human review", tags=["human-reviewed"], steps=["s"], review=figures
+    ).content
+    assert (
+        "A person checked **3** of the 10 rows (a random sample of 5, seed 1), reviewers: Zoë {{ name }}"
+        in card
+    )
+    assert '`{{ 7*7 }} {% raw %} "quoted" 日本語` (1)' in card
+    assert "| coding | 3 | 1 | 1 | 1 | 66.7% |" in card
+    assert "evolution operation" not in card and "filters had dropped" not in card
+    without = build_card(data, method="filter", tags=[], steps=["s"]).content
+    assert "Human review" not in without
+
+
+def test_cli_review_reads_its_yaml_section_and_flags_override_it(tmp_path, capsys, monkeypatch):
+    import hf_synth.review as review_module
+
+    seen = {}
+    monkeypatch.setattr(
+        review_module, "serve_review", lambda run, config, restart: seen.update(config=config)
+    )
+    config = tmp_path / "review.yaml"
+    config.write_text("review:\n  sample: 4\n  seed: 9\n  reviewer: ann\n")
+    run = self_instruct_run(tmp_path / "run")
+    assert main(["review", str(run), "--config", str(config), "--seed", "2"]) == 0
+    assert (seen["config"].sample, seen["config"].seed, seen["config"].reviewer) == (4, 2, "ann")
+    config.write_text("reviews:\n  sample: 4\n")
+    assert main(["review", str(run), "--config", str(config)]) == 2
+    assert "Unknown section(s) reviews" in capsys.readouterr().err

@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rev.add_argument("path", nargs="?", help="Output folder of an hf-synth run")
     rev.add_argument("--input", help="The same as PATH")
+    rev.add_argument("--config", help="YAML file with a 'review:' section; flags override it")
     add_options(rev.add_argument_group("review"), ReviewConfig)
     rev.add_argument(
         "--restart",

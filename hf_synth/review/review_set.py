@@ -249,21 +249,28 @@ class ReviewSet:
         )
 
     def progress(self) -> dict[str, Any]:
-        """Reviewed / total and the acceptance rate of this review's rows, as of now."""
+        """Reviewed / total rows of this review, as of now; accepted, edited, rejected and the acceptance
+        rate of the run's kept rows; and how many rows the run's filters dropped were judged."""
         self.log.refresh()
         counts = {"accepted": 0, "edited": 0, "rejected": 0}
+        judged = 0
         for item in self.items:
             decision = self.decision(item.key)
-            if decision is not None:
+            if decision is None:
+                continue
+            if item.kind == "rejected":
+                judged += 1
+            else:
                 counts[decision.decision] += 1
-        reviewed = sum(counts.values())
+        kept_reviewed = sum(counts.values())
         return {
             "total": len(self.items),
-            "reviewed": reviewed,
+            "reviewed": kept_reviewed + judged,
             **counts,
-            "acceptance_rate": round((counts["accepted"] + counts["edited"]) / reviewed, 4)
-            if reviewed
+            "acceptance_rate": round((counts["accepted"] + counts["edited"]) / kept_reviewed, 4)
+            if kept_reviewed
             else None,
+            "filtered_judged": judged,
         }
 
     def lineage(self, item: ReviewItem) -> list[dict[str, Any]]:

@@ -55,7 +55,8 @@ async function loadState() {
 function showProgress(p) {
   const rate = p.acceptance_rate === null ? "–" : `${Math.round(p.acceptance_rate * 1000) / 10}%`;
   $("progress-text").textContent =
-    `${p.reviewed} / ${p.total} reviewed · accepted ${p.accepted}, edited ${p.edited}, rejected ${p.rejected} · acceptance ${rate}`;
+    `${p.reviewed} / ${p.total} reviewed · accepted ${p.accepted}, edited ${p.edited}, rejected ${p.rejected} · acceptance ${rate}`
+    + (p.filtered_judged ? ` · ${p.filtered_judged} filter-dropped rows judged` : "");
   $("progress-bar").max = p.total;
   $("progress-bar").value = p.reviewed;
 }
