@@ -189,9 +189,7 @@ def served(tmp_path):
     run = self_instruct_run(tmp_path / "run")
     server = serve_review(run, ReviewConfig(port=0, include_rejected=True, reviewer="ann"), block=False)
     yield server, run
-    server.shutdown()
-    server.server_close()
-    server.app.review.close()
+    server.close()
 
 
 def _request(server, method, path, body=None, headers=None):
@@ -434,14 +432,73 @@ def test_cli_review_reads_its_yaml_section_and_flags_override_it(tmp_path, capsy
     import hf_synth.review as review_module
 
     seen = {}
-    monkeypatch.setattr(
-        review_module, "serve_review", lambda run, config, restart: seen.update(config=config)
-    )
+
+    class Stopped:
+        url, thread = "http://127.0.0.1:1/", None
+
+        def close(self):
+            seen["closed"] = True
+
+    def fake_serve(run, config, restart, block):
+        seen.update(config=config, block=block)
+        return Stopped()
+
+    monkeypatch.setattr(review_module, "serve_review", fake_serve)
     config = tmp_path / "review.yaml"
     config.write_text("review:\n  sample: 4\n  seed: 9\n  reviewer: ann\n")
     run = self_instruct_run(tmp_path / "run")
     assert main(["review", str(run), "--config", str(config), "--seed", "2"]) == 0
     assert (seen["config"].sample, seen["config"].seed, seen["config"].reviewer) == (4, 2, "ann")
+    assert seen["closed"] and "Review page: http://127.0.0.1:1/" in capsys.readouterr().out
     config.write_text("reviews:\n  sample: 4\n")
     assert main(["review", str(run), "--config", str(config)]) == 2
     assert "Unknown section(s) reviews" in capsys.readouterr().err
+
+
+def test_reviewing_a_reviewed_dataset_keeps_earlier_decisions_and_the_first_text(tmp_path):
+    run = self_instruct_run(tmp_path / "run", n=4)
+    review = ReviewSet(run, skills=False)
+    _decide(review, "si-000", "edited", edits={"output": "first fix"}, reviewer="ann")
+    _decide(review, "si-001", "accepted", reviewer="ann")
+    review.close()
+    save_reviewed(apply_review(run, skills=False), run, tmp_path / "once")
+    again = ReviewSet(tmp_path / "once", skills=False)
+    assert len(again.items) == 4
+    _decide(again, "si-000", "edited", edits={"output": "second fix"}, reviewer="bo")
+    _decide(again, "si-002", "rejected", reason="wrong_output", reviewer="bo")
+    again.close()
+    result = apply_review(tmp_path / "once", skills=False)
+    rows = {r["id"]: r for r in result.dataset}
+    assert rows["si-000"]["output"] == "second fix"
+    assert rows["si-000"]["review_original"]["output"] == "The answer to task 0."  # the model's text
+    assert rows["si-000"]["review"]["reviewer"] == "bo"
+    assert rows["si-001"]["review"] == {  # decided in the first review, untouched by the second
+        "decision": "accepted",
+        "reason": None,
+        "reviewer": "ann",
+        "time": rows["si-001"]["review"]["time"],
+        "edited": [],
+    }
+    assert "si-002" not in rows
+    save_reviewed(result, tmp_path / "once", tmp_path / "twice")
+    from datasets import load_dataset
+
+    rejected = load_dataset("json", data_files=str(tmp_path / "twice" / "rejected.jsonl"), split="train")
+    assert "human:wrong_output" in [r for row in rejected["filter_reasons"] for r in row]
+
+
+def test_a_reviewed_run_pushes_and_loads_with_its_rejected_config(tmp_path):
+    from datasets import load_dataset
+
+    run = self_instruct_run(tmp_path / "run", n=4)
+    review = ReviewSet(run, skills=False)
+    _decide(review, "si-001", "rejected", reason="unsafe_or_toxic")
+    _decide(review, "si-002", "edited", edits={"instruction": "Say good morning in Japanese."})
+    review.close()
+    save_reviewed(apply_review(run, skills=False), run, tmp_path / "out")
+    assert main(["push", str(tmp_path / "out"), "--local-dir", str(tmp_path / "repo")]) == 0
+    data = load_dataset(str(tmp_path / "repo"), split="train")
+    assert len(data) == 3 and "review" in data.column_names
+    rejected = load_dataset(str(tmp_path / "repo"), "rejected", split="train")
+    assert len(rejected) == 4
+    assert ["human:unsafe_or_toxic"] in rejected["filter_reasons"]

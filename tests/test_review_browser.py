@@ -59,9 +59,7 @@ def _serve(run: Path, **config):
 
 
 def _stop(server) -> None:
-    server.shutdown()
-    server.server_close()
-    server.app.review.close()
+    server.close()
 
 
 def _open(context, url: str, errors: list[str]):

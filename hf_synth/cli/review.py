@@ -50,5 +50,13 @@ def cmd_review(args: argparse.Namespace) -> int:
         raise ValueError("--output goes with --apply (the review page itself writes only RUN_DIR/review/).")
     from ..review import serve_review
 
-    serve_review(run_dir, config, restart=args.restart)
+    server = serve_review(run_dir, config, restart=args.restart, block=False)
+    print(f"Review page: {server.url}  (Ctrl+C stops; every decision is already on disk)", flush=True)
+    try:
+        while server.thread is not None and server.thread.is_alive():
+            server.thread.join(0.5)
+    except KeyboardInterrupt:
+        print("\nStopped; reopen the same command to continue.")
+    finally:
+        server.close()
     return 0

@@ -243,14 +243,18 @@ def apply_review(run_dir: str | Path, *, skills: bool = True) -> ReviewedRun:
                     row["eliminated"] = True
                     row["elimination_reason"] = f"{HUMAN_PREFIX}{decision.reason}"
                 row["review"] = review_record(decision)
+                if row.get("review_original") is None:
+                    row.pop("review_original", None)
                 rejected.append(row)
                 continue
+            earlier = item.row.get("review_original")  # a reviewed dataset reviewed again
             if decision is not None and decision.decision == "edited":
-                originals.append({f: item.row.get(f) for f in EDITABLE})
+                originals.append(earlier or {f: item.row.get(f) for f in EDITABLE})
                 row = _edited(row, decision)
             else:
-                originals.append(None)
-            row["review"] = review_record(decision)
+                originals.append(earlier)
+            if decision is not None or not isinstance(item.row.get("review"), dict):
+                row["review"] = review_record(decision)
             rows.append(row)
         features = Features(
             {**review.dataset.features, "review": REVIEW_FEATURE, "review_original": ORIGINAL_FEATURE}

@@ -132,6 +132,7 @@ class ReviewSet:
         self.items = [by_key[k] for k in self.session["rows"]]
         self.by_key = {item.key: item for item in self.items}
         self.all_by_key = by_key
+        self._by_id: dict[str, dict[str, Any]] | None = None  # rows by their id, for lineage (built once)
         if skills:
             self._add_skills(self.items)
         self.log = DecisionLog(self.folder / DECISIONS_FILE)
@@ -277,10 +278,12 @@ class ReviewSet:
         """An Evol-Instruct row's ancestors, parent first, ending with the root instruction."""
         if not item.row.get("parent_id"):
             return []
-        index: dict[str, dict[str, Any]] = {}
-        for other in self.all_by_key.values():
-            if other.row.get("id"):
-                index.setdefault(str(other.row["id"]), other.row)
+        if self._by_id is None:
+            self._by_id = {}
+            for other in self.all_by_key.values():
+                if other.row.get("id"):
+                    self._by_id.setdefault(str(other.row["id"]), other.row)
+        index = self._by_id
         chain: list[dict[str, Any]] = []
         row, seen = item.row, set()
         while row.get("parent_id") and row["parent_id"] not in seen:

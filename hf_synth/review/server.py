@@ -252,6 +252,7 @@ class ReviewServer(ThreadingHTTPServer):
     """A review page for one :class:`ReviewSet`; ``url`` is where to open it."""
 
     daemon_threads = True
+    thread: threading.Thread | None = None
 
     def __init__(
         self, app: ReviewApp, host: str = "127.0.0.1", port: int = 7860, *, allow_remote: bool = False
@@ -271,17 +272,26 @@ class ReviewServer(ThreadingHTTPServer):
         self.url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{self.server_address[1]}/"
 
     def start_background(self) -> threading.Thread:
-        """Serve in a daemon thread (for tests and notebooks); stop with ``shutdown()``."""
-        thread = threading.Thread(target=self.serve_forever, name="hf-synth-review", daemon=True)
-        thread.start()
-        return thread
+        """Serve in a daemon thread (the CLI, tests, notebooks); stop with :meth:`close`."""
+        self.thread = threading.Thread(target=self.serve_forever, name="hf-synth-review", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def close(self) -> None:
+        """Stop serving, close the socket and the decisions file (every decision is already on disk)."""
+        if getattr(self, "thread", None) is not None:
+            self.shutdown()
+            self.thread.join()
+            self.thread = None
+        self.server_close()
+        self.app.review.close()
 
 
 def serve_review(run_dir, config=None, *, restart: bool = False, block: bool = True) -> ReviewServer:
     """Open the review of an hf-synth run folder and serve its page (see :class:`ReviewConfig`).
 
-    With ``block`` (the CLI) it serves until Ctrl+C and closes the decisions file; otherwise the server runs
-    in a background thread and is returned (stop it with ``shutdown()`` then ``server_close()``)."""
+    With ``block`` it serves until Ctrl+C, then closes; otherwise the server runs in a background thread and
+    is returned (its ``url`` is the page; stop it with ``close()``)."""
     from .review_config import ReviewConfig
 
     config = config or ReviewConfig()
@@ -305,21 +315,20 @@ def serve_review(run_dir, config=None, *, restart: bool = False, block: bool = T
         raise
     progress = review.progress()
     logger.info(
-        "Review of %s: %d rows, %d reviewed; decisions go to %s",
+        "Review of %s at %s: %d rows, %d reviewed; decisions go to %s",
         run_dir,
+        server.url,
         progress["total"],
         progress["reviewed"],
         review.log.path,
     )
-    if not block:
-        server.start_background()
-        return server
-    print(f"Review page: {server.url}  (Ctrl+C stops; every decision is already on disk)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        review.close()
+    server.start_background()
+    if block:
+        try:
+            while server.thread is not None and server.thread.is_alive():
+                server.thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
     return server

@@ -73,7 +73,7 @@ function applyFilters() {
 function entry(key) { return S.state.rows.find((r) => r.key === key); }
 
 async function show(pos) {
-  if (S.list.length === 0) { $("row").hidden = true; $("empty").hidden = false; S.pos = -1; return; }
+  if (S.list.length === 0) { $("row").hidden = true; $("empty").hidden = false; S.pos = -1; S.row = null; return; }
   S.pos = Math.max(0, Math.min(pos, S.list.length - 1));
   const key = S.list[S.pos].key;
   const { status, data } = await api(`/api/row?key=${encodeURIComponent(key)}`);
