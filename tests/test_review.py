@@ -502,3 +502,75 @@ def test_a_reviewed_run_pushes_and_loads_with_its_rejected_config(tmp_path):
     rejected = load_dataset(str(tmp_path / "repo"), "rejected", split="train")
     assert len(rejected) == 4
     assert ["human:unsafe_or_toxic"] in rejected["filter_reasons"]
+
+
+def _unlabelled_run(folder: Path, n: int) -> Path:
+    from datasets import Dataset
+
+    from hf_synth.io import save_run
+
+    rows = [{"id": f"u{i}", "instruction": f"Task {i}", "input": "", "output": f"Out {i}"} for i in range(n)]
+    save_run(folder, Dataset.from_list(rows))
+    return folder
+
+
+class _FakeClassifier:
+    """Labels 'Task i' as skill-(i % 2); raises after ``fail_after`` calls (a killed server)."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls, self.fail_after = 0, fail_after
+
+    def predict(self, texts):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.calls += 1
+        return [f"skill-{int(t.split()[1]) % 2}" for t in texts]
+
+
+def test_skill_labels_are_kept_chunk_by_chunk_so_a_killed_labelling_resumes(tmp_path, monkeypatch):
+    import hf_synth.curation.skill_classifier as skill_classifier
+
+    run = _unlabelled_run(tmp_path / "run", 5)
+    dying = _FakeClassifier(fail_after=2)
+    monkeypatch.setattr(skill_classifier, "default_skill_classifier", lambda: dying)
+    review = ReviewSet(run, skills=False)
+    with pytest.raises(KeyboardInterrupt):
+        review._add_skills(review.items, chunk=2)
+    review.close()
+    cached = json.loads((run / "review" / "skills.json").read_text())
+    assert sorted(cached) == ["u0", "u1", "u2", "u3"]
+    fresh = _FakeClassifier()
+    monkeypatch.setattr(skill_classifier, "default_skill_classifier", lambda: fresh)
+    review = ReviewSet(run)
+    assert fresh.calls == 1  # only u4 was left
+    assert [i.skill for i in review.items] == ["skill-0", "skill-1", "skill-0", "skill-1", "skill-0"]
+    review.close()
+
+
+def test_the_page_is_served_before_skills_are_labelled(tmp_path, monkeypatch):
+    import threading
+
+    import hf_synth.curation.skill_classifier as skill_classifier
+
+    release = threading.Event()
+
+    class Slow(_FakeClassifier):
+        def predict(self, texts):
+            assert release.wait(30)
+            return super().predict(texts)
+
+    monkeypatch.setattr(skill_classifier, "default_skill_classifier", lambda: Slow())
+    server = serve_review(_unlabelled_run(tmp_path / "run", 3), ReviewConfig(port=0), block=False)
+    try:
+        state = json.loads(_request(server, "GET", "/api/state")[2])
+        assert state["progress"]["skills_pending"] == 3 and {r["skill"] for r in state["rows"]} == {None}
+        release.set()
+        deadline = time.monotonic() + 30
+        while json.loads(_request(server, "GET", "/api/progress")[2])["skills_pending"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        state = json.loads(_request(server, "GET", "/api/state")[2])
+        assert [r["skill"] for r in state["rows"]] == ["skill-0", "skill-1", "skill-0"]
+    finally:
+        release.set()
+        server.close()

@@ -119,6 +119,7 @@ class DecisionLog:
         self._offset = 0
         self._pending = b""
         self.latest: dict[str, Decision] = {}
+        self.decisions: list[Decision] = []  # every readable decision, in file order
         self.count = 0
         self.skipped_lines = 0
         with self._locked():
@@ -167,6 +168,7 @@ class DecisionLog:
             logger.warning("%s: skipped an unreadable line (%s): %.80r", self.path, err, line)
             return
         self.latest[decision.row] = decision
+        self.decisions.append(decision)
         self.count += 1
 
     def refresh(self) -> None:
@@ -196,6 +198,7 @@ class DecisionLog:
             os.fsync(self._fd)
             self._offset += len(line)
             self.latest[decision.row] = decision
+            self.decisions.append(decision)
             self.count += 1
             return decision
 

@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import random
+import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -109,6 +111,7 @@ class ReviewSet:
         seed: int | None = None,
         include_rejected: bool | None = None,
         skills: bool = True,
+        background_skills: bool = False,
         restart: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
@@ -132,8 +135,13 @@ class ReviewSet:
         self.items = [by_key[k] for k in self.session["rows"]]
         self.by_key = {item.key: item for item in self.items}
         self.all_by_key = by_key
+        self.skills_wanted = skills
+        self.skills_failed = False
+        self._status: dict[str, str] = {}  # the review's rows by status, kept up to date by _sync_counts
+        self._counts: Counter = Counter()
+        self._folded = 0
         self._by_id: dict[str, dict[str, Any]] | None = None  # rows by their id, for lineage (built once)
-        if skills:
+        if skills and not background_skills:
             self._add_skills(self.items)
         self.log = DecisionLog(self.folder / DECISIONS_FILE)
 
@@ -215,22 +223,56 @@ class ReviewSet:
         tmp.replace(path)
         return session
 
-    def _add_skills(self, items: Sequence[ReviewItem]) -> None:
-        """Fill ``skill`` from the skill classifier where the row has none (cached in the review folder)."""
+    def _skill_cache(self) -> dict[str, list[str]]:
         path = self.folder / SKILLS_FILE
-        cache = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        todo = [i for i in items if not i.skill and cache.get(i.key, [None])[0] != i.text_hash]
-        if todo:
-            from ..curation.skill_classifier import default_skill_classifier
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
-            guesses = default_skill_classifier().predict([i.row.get("instruction") or "" for i in todo])
-            for item, skill in zip(todo, guesses, strict=True):
+    def unlabelled(self) -> list[ReviewItem]:
+        """Rows of the review that have no skill yet."""
+        return [item for item in self.items if not item.skill]
+
+    def _add_skills(self, items: Sequence[ReviewItem], chunk: int = 512) -> None:
+        """Fill ``skill`` from the skill classifier where the row has none. Labels are cached in the review
+        folder after every ``chunk`` rows, so a review reopened (or a server killed midway) labels only
+        what is left."""
+        cache = self._skill_cache()
+        for item in items:
+            if not item.skill and cache.get(item.key, [None])[0] == item.text_hash:
+                item.skill = cache[item.key][1]
+        todo = [item for item in items if not item.skill]
+        if not todo:
+            return
+        from ..curation.skill_classifier import default_skill_classifier
+
+        classifier = default_skill_classifier()
+        path = self.folder / SKILLS_FILE
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            guesses = classifier.predict([item.row.get("instruction") or "" for item in part])
+            for item, skill in zip(part, guesses, strict=True):
                 cache[item.key] = [item.text_hash, skill]
             self.folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(cache) + "\n", encoding="utf-8")
-        for item in items:
-            if not item.skill and item.key in cache and cache[item.key][0] == item.text_hash:
-                item.skill = cache[item.key][1]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache) + "\n", encoding="utf-8")
+            tmp.replace(path)
+            for item, skill in zip(part, guesses, strict=True):
+                item.skill = skill
+            logger.info("Skills labelled: %d of %d rows", min(start + chunk, len(todo)), len(todo))
+
+    def label_skills_in_background(self) -> threading.Thread:
+        """Label the rows' skills in a daemon thread (the page is usable meanwhile; the skill filter fills
+        in as labels arrive). Returns the thread."""
+
+        def work() -> None:
+            try:
+                self._add_skills(self.items)
+            except Exception:  # noqa: BLE001 - the review goes on without skills; the log says why
+                logger.exception("Skill labelling failed; the review goes on without the skill filter")
+                self.skills_failed = True
+
+        thread = threading.Thread(target=work, name="hf-synth-review-skills", daemon=True)
+        thread.start()
+        return thread
 
     # ------------------------------------------------------------- decisions
     def decision(self, key: str) -> Decision | None:
@@ -249,29 +291,37 @@ class ReviewSet:
             if key not in self.all_by_key or self.all_by_key[key].text_hash != d.text_hash
         )
 
+    def _sync_counts(self) -> None:
+        """Fold decisions appended since the last call into the per-row statuses and counts (O(new))."""
+        self.log.refresh()
+        for decision in self.log.decisions[self._folded :]:
+            item = self.by_key.get(decision.row)
+            if item is None:
+                continue
+            old = self._status.pop(item.key, None)
+            if old is not None:
+                self._counts[old] -= 1
+            if decision.text_hash == item.text_hash:
+                status = "judged" if item.kind == "rejected" else decision.decision
+                self._status[item.key] = status
+                self._counts[status] += 1
+        self._folded = len(self.log.decisions)
+
     def progress(self) -> dict[str, Any]:
         """Reviewed / total rows of this review, as of now; accepted, edited, rejected and the acceptance
         rate of the run's kept rows; and how many rows the run's filters dropped were judged."""
-        self.log.refresh()
-        counts = {"accepted": 0, "edited": 0, "rejected": 0}
-        judged = 0
-        for item in self.items:
-            decision = self.decision(item.key)
-            if decision is None:
-                continue
-            if item.kind == "rejected":
-                judged += 1
-            else:
-                counts[decision.decision] += 1
+        self._sync_counts()
+        counts = {name: self._counts[name] for name in ("accepted", "edited", "rejected")}
         kept_reviewed = sum(counts.values())
         return {
             "total": len(self.items),
-            "reviewed": kept_reviewed + judged,
+            "reviewed": kept_reviewed + self._counts["judged"],
             **counts,
             "acceptance_rate": round((counts["accepted"] + counts["edited"]) / kept_reviewed, 4)
             if kept_reviewed
             else None,
-            "filtered_judged": judged,
+            "filtered_judged": self._counts["judged"],
+            "skills_pending": sum(1 for item in self.items if not item.skill) if self.skills_wanted else 0,
         }
 
     def lineage(self, item: ReviewItem) -> list[dict[str, Any]]:

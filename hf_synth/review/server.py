@@ -204,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body, content_type)
         elif url.path == "/favicon.ico":
             self._send(204, b"", "image/x-icon")
+        elif url.path == "/api/progress":
+            self._json(200, self.server.app.review.progress())
         elif url.path == "/api/state":
             self._json(200, self.server.app.state())
         elif url.path == "/api/row":
@@ -301,6 +303,7 @@ def serve_review(run_dir, config=None, *, restart: bool = False, block: bool = T
         seed=config.seed,
         include_rejected=config.include_rejected,
         skills=config.skills,
+        background_skills=True,
         restart=restart,
     )
     try:
@@ -323,6 +326,9 @@ def serve_review(run_dir, config=None, *, restart: bool = False, block: bool = T
         review.log.path,
     )
     server.start_background()
+    if config.skills and review.unlabelled():
+        logger.info("Labelling the skills of %d rows in the background", len(review.unlabelled()))
+        review.label_skills_in_background()
     if block:
         try:
             while server.thread is not None and server.thread.is_alive():

@@ -52,6 +52,28 @@ async function loadState() {
   return true;
 }
 
+// Skills are labelled in the background on big runs: poll the light progress endpoint until they are
+// all there, then reload the row list once (it fills the skill filter).
+let skillsPoll = null;
+function watchSkills(p) {
+  if (p.skills_pending > 0 && skillsPoll === null) {
+    skillsPoll = setInterval(async () => {
+      const { status, data } = await api("/api/progress");
+      if (status !== 200) return;
+      showProgress(data);
+      if (data.skills_pending === 0) { clearInterval(skillsPoll); skillsPoll = null; await reloadRows(); }
+    }, 3000);
+  }
+}
+
+async function reloadRows() {
+  const key = S.row ? S.row.key : null;
+  if (!(await loadState())) return;
+  applyFilters();
+  const at = S.list.findIndex((r) => r.key === key);
+  if (at >= 0) S.pos = at;
+}
+
 function showProgress(p) {
   const rate = p.acceptance_rate === null ? "–" : `${Math.round(p.acceptance_rate * 1000) / 10}%`;
   $("progress-text").textContent =
@@ -59,6 +81,8 @@ function showProgress(p) {
     + (p.filtered_judged ? ` · ${p.filtered_judged} filter-dropped rows judged` : "");
   $("progress-bar").max = p.total;
   $("progress-bar").value = p.reviewed;
+  if (p.skills_pending > 0) $("progress-text").textContent += ` · labelling skills: ${p.skills_pending} rows left`;
+  watchSkills(p);
 }
 
 function applyFilters() {
@@ -273,7 +297,9 @@ async function start() {
   for (const id of ["f-status", "f-kind", "f-skill", "f-reason", "f-op"]) $(id).addEventListener("change", refilter);
   // Other tabs may have decided rows: pick their decisions up when this tab comes back.
   document.addEventListener("visibilitychange", async () => {
-    if (document.visibilityState === "visible" && S.mode === "view" && await loadState()) { applyFilters(); if (S.row) await show(Math.max(0, S.list.findIndex((r) => r.key === S.row.key))); }
+    if (document.visibilityState !== "visible" || S.mode !== "view") return;
+    await reloadRows();
+    if (S.row) await show(S.pos);
   });
   if (!(await loadState())) return;
   applyFilters();
