@@ -14,7 +14,7 @@ VLLM_STAMP := $(VLLM_VENV)/.hf-synth-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-server bench-gpu clean
+.PHONY: install browser demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-server bench-review bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-pipeline: $(STAMP)
 # The server backend's client against `vllm serve`, beside in-process vLLM (numbers in BENCHMARKS.md).
 bench-server: $(STAMP) $(VLLM_STAMP)
 	VLLM_CPU_KVCACHE_SPACE=4 $(VLLM_PY) bench/bench_server.py
+
+# The review page on 40,972 rows (needs ../shared/data; numbers in BENCHMARKS.md).
+bench-review: $(STAMP)
+	$(PY) bench/bench_review.py
 
 # Every backend on a GPU (numbers in BENCHMARKS.md; bench/gpu_check.sh runs it through the device tool).
 bench-gpu: $(STAMP)

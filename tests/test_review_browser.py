@@ -225,3 +225,46 @@ def test_filters_lineage_and_filter_dropped_rows(browser, expect, tmp_path):
     decisions = _decisions(run)
     assert [(d["row"], d["reason"]) for d in decisions] == [("rejected:z-r1", "agrees_with_filter")]
     assert re.fullmatch(r"[0-9a-f]{32}", decisions[0]["uid"])
+
+
+def test_the_skill_filter_fills_in_when_background_labelling_ends(browser, expect, tmp_path, monkeypatch):
+    import threading
+
+    from datasets import Dataset
+
+    import hf_synth.curation.skill_classifier as skill_classifier
+    from hf_synth.io import save_run
+
+    release = threading.Event()
+
+    class Slow:
+        def predict(self, texts):
+            assert release.wait(60)
+            return ["coding" if "code" in t else "open_qa" for t in texts]
+
+    monkeypatch.setattr(skill_classifier, "default_skill_classifier", lambda: Slow())
+    rows = [
+        {"id": "a", "instruction": "Write code that sorts a list.", "input": "", "output": "sorted(x)"},
+        {"id": "b", "instruction": "Why is the sky blue?", "input": "", "output": "Scattering."},
+    ]
+    save_run(tmp_path / "run", Dataset.from_list(rows))
+    server = _serve(tmp_path / "run")
+    context = browser.new_context()
+    errors: list[str] = []
+    try:
+        page = _open(context, server.url, errors)
+        expect(page.locator("[data-testid=progress]")).to_contain_text("labelling skills: 2 rows left")
+        expect(page.locator("#f-skill")).to_be_hidden()
+        page.keyboard.press("a")  # the review goes on meanwhile
+        expect(page.locator("[data-testid=progress]")).to_contain_text("1 / 2 reviewed")
+        release.set()
+        expect(page.locator("#f-skill")).to_be_visible(timeout=15_000)
+        expect(page.locator("[data-testid=progress]")).not_to_contain_text("labelling")
+        page.select_option("#f-skill", "coding")
+        expect(page.locator("#view-count")).to_have_text("1 rows in this view")
+        expect(page.locator("#status")).to_have_text("accepted")
+    finally:
+        release.set()
+        context.close()
+        server.close()
+    assert errors == []

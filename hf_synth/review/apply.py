@@ -13,7 +13,7 @@ from datasets import Dataset, Features, List, Value
 
 from ..self_instruct.steps import user_content
 from .decisions import EDITABLE, Decision
-from .review_set import ReviewItem, ReviewSet
+from .review_set import ReviewItem, ReviewSet, drop_reasons, rate
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +38,6 @@ def review_record(decision: Decision | None) -> dict[str, Any]:
         "reviewer": decision.reviewer,
         "time": decision.time,
         "edited": sorted(decision.edits),
-    }
-
-
-def _rate(counts: Counter) -> dict[str, Any]:
-    reviewed = counts["accepted"] + counts["edited"] + counts["rejected"]
-    return {
-        "reviewed": reviewed,
-        "accepted": counts["accepted"],
-        "edited": counts["edited"],
-        "rejected": counts["rejected"],
-        "acceptance_rate": round((counts["accepted"] + counts["edited"]) / reviewed, 4) if reviewed else None,
     }
 
 
@@ -87,9 +76,9 @@ def review_figures(review: ReviewSet) -> dict[str, Any]:
         "run_rows": len(review.dataset),
         "sample": review.session["sample"],
         "seed": review.session["seed"],
-        **_rate(overall),
-        "by_skill": {k: _rate(v) for k, v in sorted(by_skill.items())},
-        "by_operation": {k: _rate(v) for k, v in sorted(by_op.items())},
+        **rate(overall),
+        "by_skill": {k: rate(v) for k, v in sorted(by_skill.items())},
+        "by_operation": {k: rate(v) for k, v in sorted(by_op.items())},
         "reject_reasons": dict(reasons.most_common()),
         "reviewers": sorted(reviewers),
         "stale_decisions": review.stale_decisions(),
@@ -146,10 +135,7 @@ def figures_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
         decision = review.get("decision")
         if decision not in ("accepted", "edited", "rejected"):
             continue
-        if decision == "rejected" and not any(
-            str(r).startswith(HUMAN_PREFIX)
-            for r in (row.get("filter_reasons") or row.get("elimination_reasons") or [])
-        ):
+        if decision == "rejected" and not any(str(r).startswith(HUMAN_PREFIX) for r in drop_reasons(row)):
             continue  # a filter-dropped row the reviewer agreed with: not one of the dataset's rows
         overall[decision] += 1
         if row.get("skill"):
@@ -161,9 +147,9 @@ def figures_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     kept = sum(1 for row in rows if "review" in row and row.get("review", {}).get("decision") != "rejected")
     return {
         "rows_in_review": kept + overall["rejected"],
-        **_rate(overall),
-        "by_skill": {k: _rate(v) for k, v in sorted(by_skill.items())},
-        "by_operation": {k: _rate(v) for k, v in sorted(by_op.items())},
+        **rate(overall),
+        "by_skill": {k: rate(v) for k, v in sorted(by_skill.items())},
+        "by_operation": {k: rate(v) for k, v in sorted(by_op.items())},
         "reject_reasons": dict(reasons.most_common()),
     }
 
@@ -287,11 +273,7 @@ def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Pa
         for row in result.rejected:
             handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     figures = result.figures
-    dropped = Counter(
-        r
-        for row in result.rejected
-        for r in (row.get("filter_reasons") or row.get("elimination_reasons") or [])
-    )
+    dropped = Counter(r for row in result.rejected for r in drop_reasons(row))
     card = step_card(
         result.dataset,
         method="human review",

@@ -31,6 +31,24 @@ META_COLUMNS = ("source", "round", "model", "skill", "evolution_op", "stage", "g
 _REASON_COLUMNS = ("filter_reasons", "elimination_reasons")
 
 
+def drop_reasons(row: dict[str, Any]) -> list[str]:
+    """Why a row was dropped: Self-Instruct and filters write ``filter_reasons``, Evol-Instruct
+    ``elimination_reasons``."""
+    return next((list(row[c]) for c in _REASON_COLUMNS if row.get(c)), [])
+
+
+def rate(counts: Counter) -> dict[str, Any]:
+    """Reviewed, accepted, edited, rejected and the acceptance rate (accepted or edited / reviewed)."""
+    reviewed = counts["accepted"] + counts["edited"] + counts["rejected"]
+    return {
+        "reviewed": reviewed,
+        "accepted": counts["accepted"],
+        "edited": counts["edited"],
+        "rejected": counts["rejected"],
+        "acceptance_rate": round((counts["accepted"] + counts["edited"]) / reviewed, 4) if reviewed else None,
+    }
+
+
 def text_hash(row: dict[str, Any]) -> str:
     """A short hash of a row's editable text: decisions remember what the reviewer saw."""
     payload = json.dumps([row.get(f) or "" for f in EDITABLE], ensure_ascii=False)
@@ -164,7 +182,7 @@ class ReviewSet:
         rejected_ids = [r.get("id") for r in self.rejected_rows]
         unique = all(rejected_ids) and len(set(map(str, rejected_ids))) == len(rejected_ids)
         for i, row in enumerate(self.rejected_rows):
-            reasons = next((list(row[c]) for c in _REASON_COLUMNS if row.get(c)), [])
+            reasons = drop_reasons(row)
             items.append(
                 ReviewItem(
                     key=f"rejected:{row['id']}" if unique else f"rejected#{i}",
@@ -311,17 +329,15 @@ class ReviewSet:
         """Reviewed / total rows of this review, as of now; accepted, edited, rejected and the acceptance
         rate of the run's kept rows; and how many rows the run's filters dropped were judged."""
         self._sync_counts()
-        counts = {name: self._counts[name] for name in ("accepted", "edited", "rejected")}
-        kept_reviewed = sum(counts.values())
+        counts = rate(self._counts)
         return {
             "total": len(self.items),
-            "reviewed": kept_reviewed + self._counts["judged"],
-            **counts,
-            "acceptance_rate": round((counts["accepted"] + counts["edited"]) / kept_reviewed, 4)
-            if kept_reviewed
-            else None,
+            "reviewed": counts["reviewed"] + self._counts["judged"],
+            **{k: v for k, v in counts.items() if k != "reviewed"},
             "filtered_judged": self._counts["judged"],
-            "skills_pending": sum(1 for item in self.items if not item.skill) if self.skills_wanted else 0,
+            "skills_pending": sum(1 for item in self.items if not item.skill)
+            if self.skills_wanted and not self.skills_failed
+            else 0,
         }
 
     def lineage(self, item: ReviewItem) -> list[dict[str, Any]]:
