@@ -496,10 +496,12 @@ def test_a_reviewed_run_pushes_and_loads_with_its_rejected_config(tmp_path):
     _decide(review, "si-002", "edited", edits={"instruction": "Say good morning in Japanese."})
     review.close()
     save_reviewed(apply_review(run, skills=False), run, tmp_path / "out")
-    assert main(["push", str(tmp_path / "out"), "--local-dir", str(tmp_path / "repo")]) == 0
-    data = load_dataset(str(tmp_path / "repo"), split="train")
+    # datasets caches a local folder by its name: "repo" would collide with test_hub's folders
+    repo = tmp_path / "reviewed-repo"
+    assert main(["push", str(tmp_path / "out"), "--local-dir", str(repo)]) == 0
+    data = load_dataset(str(repo), split="train")
     assert len(data) == 3 and "review" in data.column_names
-    rejected = load_dataset(str(tmp_path / "repo"), "rejected", split="train")
+    rejected = load_dataset(str(repo), "rejected", split="train")
     assert len(rejected) == 4
     assert ["human:unsafe_or_toxic"] in rejected["filter_reasons"]
 
