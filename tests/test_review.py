@@ -47,6 +47,10 @@ def test_decisions_are_validated():
     long = _decision(decision="rejected", reason="wrong\n  " + "x" * 500)
     assert long.reason.startswith("wrong x") and len(long.reason) == 200
     assert _decision(reason="ignored").reason is None  # only rejections carry a reason
+    with pytest.raises(ValueError, match="reviewer must be text"):
+        _decision(reviewer=7)
+    with pytest.raises(ValueError, match="reason must be text"):
+        _decision(decision="rejected", reason=["a"])
 
 
 def test_every_decision_is_fsynced_before_append_returns(tmp_path, monkeypatch):

@@ -75,6 +75,11 @@ class Decision:
     uid: str = ""
 
     def __post_init__(self) -> None:
+        for name in ("reason", "reviewer", "base"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be text, not {type(getattr(self, name)).__name__}")
+        if not isinstance(self.edits, dict):
+            raise ValueError("edits must map field names to text")
         if self.decision not in DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {self.decision!r}")
         if self.decision == "rejected":

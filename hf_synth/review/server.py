@@ -92,7 +92,6 @@ class ReviewApp:
             {
                 "key": key,
                 "kind": item.kind,
-                "position": self.review.items.index(item),
                 "fields": {f: row.get(f) or "" for f in EDITABLE if f in row or f != "input"},
                 "skill": item.skill,
                 "operation": item.operation,
