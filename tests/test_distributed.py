@@ -54,7 +54,7 @@ def test_two_processes_give_the_single_process_result_in_order(tmp_path, tiny_mo
         "--dynamo_backend",
         "no",
         "--main_process_port",
-        "29533",
+        str(_free_port()),
     ]
     proc = _run([*launch, "-m", "hf_synth.cli", *common, "--output", str(tmp_path / "two")], tmp_path)
     assert "from 2 process(es)" in proc.stdout

@@ -96,7 +96,8 @@ def test_missing_config_and_model_paths(tmp_path, capsys, no_model):
     )
     assert "no.yaml" in _error(capsys)
     assert main(["self-instruct", "--output", str(tmp_path / "o"), "--model", str(tmp_path / "nomodel")]) == 2
-    assert "nomodel" in _error(capsys) and "does not exist" in capsys.readouterr().err + "does not exist"
+    err = _error(capsys)
+    assert "nomodel" in err and "does not exist" in err, err
     assert not (tmp_path / "o").exists()
 
 

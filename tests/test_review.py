@@ -125,8 +125,11 @@ def test_a_sample_is_fixed_when_the_review_starts_and_reopening_continues_it(tmp
     again = ReviewSet(run)  # no flags: the same review
     assert [item.key for item in again.items] == keys
     again.close()
-    other_seed = ReviewSet(tmp_path / "run", sample=5, seed=3)
-    other_seed.close()
+    same = ReviewSet(tmp_path / "run", sample=5, seed=3)  # the same settings, spelled out: continues it
+    assert [item.key for item in same.items] == keys
+    same.close()
+    with pytest.raises(ValueError, match="started with --seed 3"):
+        ReviewSet(run, seed=4)
     with pytest.raises(ValueError, match="started with --sample 5"):
         ReviewSet(run, sample=8)
     fresh = ReviewSet(run, sample=5, seed=4, restart=True)
