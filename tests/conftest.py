@@ -4,19 +4,39 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 # A datasets cache of this session only: pytest reuses temporary folder names across sessions, and a
 # cache keyed by those paths would hand a test another session's rows.
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="hf_synth_tests_datasets_"))
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def _session_cache() -> str:
+    """An hf-synth cache folder of this test session only (``$HF_SYNTH_CACHE``, inherited by every CLI the
+    tests start): cpu_tuning.json and the compiled kernels are measured and built here, so a stale file in
+    the user's ~/.cache/hf_synth never decides which projection path a test exercises. The converted
+    default model is the one exception: a complete conversion in the user's cache is linked in (read only,
+    nothing writes into a complete folder); without one, the first test that needs it converts it here."""
+    user = Path(os.environ.get("HF_SYNTH_CACHE") or Path.home() / ".cache" / "hf_synth")
+    session = Path(tempfile.mkdtemp(prefix="hf_synth_tests_cache_"))
+    models = user / "models"
+    if models.is_dir():
+        (session / "models").mkdir()
+        for folder in models.iterdir():
+            if not folder.name.startswith(".") and (folder / "model.safetensors").is_file():
+                (session / "models" / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
+    return str(session)
+
+
+os.environ["HF_SYNTH_CACHE"] = SESSION_CACHE = _session_cache()
 os.environ["HF_EVALUATE_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import json  # noqa: E402
 import re  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 

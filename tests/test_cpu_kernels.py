@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import mmap
+import os
+import struct
 import tempfile
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,11 +103,18 @@ def test_decode_attention_kernel_source_is_cached_per_shape(tmp_path, monkeypatc
     assert attention_module._kernel(2, 5, 8) is kernel  # compiled once per process
 
 
-def test_clearing_a_slot_returns_its_pages_and_reads_zero():
-    def rss_mb() -> float:
-        with open("/proc/self/status") as f:
-            return int(next(line for line in f if line.startswith("VmRSS")).split()[1]) / 1024
+def _resident_pages(tensor: torch.Tensor) -> int:
+    """Pages of ``tensor``'s memory that are committed (present in /proc/self/pagemap): a count of this
+    tensor's pages only, not the whole process's memory, which other allocations move."""
+    start, size = tensor.data_ptr(), tensor.numel() * tensor.element_size()
+    first, last = start // mmap.PAGESIZE, (start + size - 1) // mmap.PAGESIZE
+    with open("/proc/self/pagemap", "rb") as pagemap:
+        pagemap.seek(first * 8)
+        entries = pagemap.read((last - first + 1) * 8)
+    return sum(entry >> 63 & 1 for (entry,) in struct.iter_unpack("<Q", entries))
 
+
+def test_clearing_a_slot_returns_its_pages_and_reads_zero():
     class Holder:
         clear = ContinuousBatcher.clear
 
@@ -115,9 +126,14 @@ def test_clearing_a_slot_returns_its_pages_and_reads_zero():
     holder.k_cache[:, 1] = 1.0
     holder.v_cache[:, 1] = 2.0
     holder.k_cache[:, 2] = 3.0
-    written = rss_mb()
+    per_slot = 2 * 4096 * 64 * 4 // mmap.PAGESIZE  # one layer's part of one slot, in pages
+    slot = [[holder.k_cache[layer, s] for layer in range(4)] for s in range(3)]
+    assert [_resident_pages(t) for t in slot[1]] == [per_slot] * 4  # written: committed
     holder.clear(1)
-    assert written - rss_mb() >= 12  # 16 MiB of slot 1's pages handed back
+    assert [_resident_pages(t) for t in slot[1]] == [0] * 4  # every page of slot 1 handed back
+    assert [_resident_pages(t) for t in slot[2]] == [per_slot] * 4  # the neighbour keeps its pages
+    assert sum(_resident_pages(holder.v_cache[layer, 1]) for layer in range(4)) == 0
+    del slot
     assert not holder.k_cache[:, 1].any() and not holder.v_cache[:, 1].any()
     assert bool((holder.k_cache[:, 2] == 3.0).all())  # the neighbouring slot is untouched
     del holder.k_cache, holder.v_cache
@@ -212,15 +228,34 @@ def test_cpu_tuning_times_each_shape_once_per_machine_and_uses_the_fastest(
         reference = tiny_model.generate(
             torch.tensor([prompt]), max_new_tokens=10, do_sample=False, pad_token_id=eos, eos_token_id=eos
         )[0, len(prompt) :].tolist()
-    assert request.tokens == reference[: len(request.tokens)] and len(request.tokens) >= 1
+    if eos in reference:
+        reference = reference[: reference.index(eos) + 1]
+    assert request.tokens == reference  # the whole sequence, as long as generate's
     assert tuple(batcher.methods) == continuous.PROJECTIONS
 
 
 def test_cpu_tuning_really_times_the_methods(tmp_path, monkeypatch):
     from hf_synth.engine import cpu_tuning
 
+    calls = {"onednn": 0, "torch": 0}
+    runner = cpu_tuning._runner
+
+    def counted(method, weight, rows, pack):
+        run = runner(method, weight, rows, pack)
+
+        def call(x):
+            calls[method] += 1
+            if method == "torch":
+                time.sleep(0.002)  # a sleep never ends early: a lower bound the timing must show
+            return run(x)
+
+        return call
+
+    monkeypatch.setattr(cpu_tuning, "_runner", counted)
     seconds = cpu_tuning.time_methods((64, 32), 8, torch.float32, ("onednn", "torch"), None)
-    assert set(seconds) == {"onednn", "torch"} and all(0 < s < 1 for s in seconds.values())
+    inner = 20  # 2e7 // (2 * 8 * 64 * 32) calls per timing, capped at 20
+    assert calls == {m: 1 + cpu_tuning.REPEATS * inner for m in calls}  # a warm-up, then every repeat
+    assert set(seconds) == {"onednn", "torch"} and seconds["torch"] >= 0.002 and seconds["onednn"] > 0
 
 
 def test_kernels_that_fail_their_self_check_are_not_used(tiny_model, tiny_tokenizer, monkeypatch, caplog):
@@ -247,3 +282,20 @@ def test_cpu_tuning_keeps_the_first_method_unless_another_is_clearly_faster(tmp_
         {"a": (8, 8), "b": (16, 8)}, 4, torch.float32, ("packed", "torch"), None
     )
     assert chosen == {"a": "packed", "b": "torch"}  # 5% is noise, 30% is not
+
+
+def test_tuning_and_kernels_live_in_the_sessions_cache(tiny_model, tiny_tokenizer):
+    """The suite's engines time and compile into this session's HF_SYNTH_CACHE (tests/conftest.py), never
+    into the user's ~/.cache/hf_synth, where a stale choice would decide which projection path runs."""
+    from hf_synth.engine import cpu_tuning
+
+    from .conftest import SESSION_CACHE
+
+    session = Path(SESSION_CACHE)
+    assert os.environ["HF_SYNTH_CACHE"] == SESSION_CACHE and session != Path.home() / ".cache" / "hf_synth"
+    assert cpu_tuning.tuning_file() == session / "cpu_tuning.json"
+    assert attention_module._kernel_folder() == session / "kernels"
+    ContinuousBatcher(tiny_model, slots=2, eos_ids=[tiny_tokenizer.eos_token_id])
+    attention_module._kernel(1, 2, 16)
+    assert cpu_tuning.tuning_file().is_file()
+    assert list((session / "kernels").glob("decode_attention_1x2x16_*.py"))
