@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from rouge_score.tokenizers import DefaultTokenizer
 
 _TOKENIZER = DefaultTokenizer(use_stemmer=False)
@@ -58,54 +59,103 @@ class Match:
 
 
 class RougeLIndex:
-    """A growing pool of texts that answers "what is the best ROUGE-L match of this text?" exactly."""
+    """A growing pool of texts that answers "what is the best ROUGE-L match of this text?" exactly.
+
+    Each text is tokenised once and stored as int32 token ids with per-token postings that grow in place;
+    a query sums the multiset overlap with every pool text sharing a token and runs the (compiled) LCS
+    only where the overlap bound can still beat the best score so far. The answer, ties included, is
+    that of scoring every pool text with :func:`rouge_l_f` in decreasing (bound, index) order and keeping
+    the first best.
+    """
 
     def __init__(self, texts: Iterable[str] = ()) -> None:
-        self._tokens: list[list[str]] = []
-        self._counts: list[Counter] = []
-        self._postings: dict[str, list[int]] = {}
+        from . import rouge_fast
+
+        self._kernels = rouge_fast
+        self._vocab: dict[str, int] = {}
+        self._tok = np.zeros(1024, dtype=np.int32)
+        self._off = np.zeros(257, dtype=np.int64)
+        self._docs = 0
+        self._p_start = np.zeros(256, dtype=np.int64)
+        self._p_len = np.zeros(256, dtype=np.int64)
+        self._p_cap = np.zeros(256, dtype=np.int64)
+        self._p_doc = np.zeros(4096, dtype=np.int32)
+        self._p_cnt = np.zeros(4096, dtype=np.int32)
+        self._p_used = 0
+        self._acc = np.zeros(256, dtype=np.int32)
+        self._touched = np.zeros(256, dtype=np.int32)
         for text in texts:
             self.add(text)
 
     def __len__(self) -> int:
-        return len(self._tokens)
+        return self._docs
+
+    @staticmethod
+    def _grown(array: np.ndarray, size: int) -> np.ndarray:
+        if size <= array.shape[0]:
+            return array
+        bigger = np.zeros(max(size, 2 * array.shape[0]), dtype=array.dtype)
+        bigger[: array.shape[0]] = array
+        return bigger
 
     def add(self, text: str) -> int:
-        tokens = rouge_tokens(text)
-        index = len(self._tokens)
-        self._tokens.append(tokens)
-        counts = Counter(tokens)
-        self._counts.append(counts)
-        for token in counts:
-            self._postings.setdefault(token, []).append(index)
-        return index
+        """Add ``text`` to the pool; returns its index."""
+        return self.add_tokens(rouge_tokens(text))
+
+    def add_tokens(self, tokens: Sequence[str]) -> int:
+        """Add a text already tokenised with :func:`rouge_tokens`; returns its index."""
+        vocab = self._vocab
+        ids = [vocab.setdefault(t, len(vocab)) for t in tokens]
+        index, end = self._docs, int(self._off[self._docs]) + len(ids)
+        self._tok = self._grown(self._tok, end)
+        self._tok[int(self._off[index]) : end] = ids
+        self._off = self._grown(self._off, index + 2)
+        self._off[index + 1] = end
+        for name in ("_acc", "_touched"):
+            setattr(self, name, self._grown(getattr(self, name), index + 1))
+        for name in ("_p_start", "_p_len", "_p_cap"):
+            setattr(self, name, self._grown(getattr(self, name), len(vocab)))
+        self._docs += 1
+        if not ids:
+            return index
+        counts = Counter(ids)
+        uniq = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        cnt = np.fromiter(counts.values(), dtype=np.int32, count=len(counts))
+        while True:
+            used = self._kernels._index_add(
+                uniq, cnt, index, self._p_start, self._p_len, self._p_cap, self._p_doc, self._p_cnt,
+                self._p_used,
+            )  # fmt: skip
+            if used >= 0:
+                self._p_used = used
+                return index
+            self._p_doc = self._grown(self._p_doc, -used)
+            self._p_cnt = self._grown(self._p_cnt, -used)
 
     def best_match(self, text: str, *, stop_at: float | None = None) -> Match:
         """Exact maximum ROUGE-L F of ``text`` against the pool.
 
         With ``stop_at``, the search ends as soon as a score ``>= stop_at`` is found (enough to reject).
         """
-        tokens = rouge_tokens(text)
-        best = Match(0.0, -1)
-        if not tokens or not self._tokens:
-            return best
-        counts = Counter(tokens)
-        overlap: dict[int, int] = {}
-        for token, n in counts.items():
-            for index in self._postings.get(token, ()):
-                overlap[index] = overlap.get(index, 0) + min(n, self._counts[index][token])
-        bounds = sorted(
-            ((2 * o / (len(tokens) + len(self._tokens[i])), i) for i, o in overlap.items()), reverse=True
-        )
-        for bound, index in bounds:
-            if bound <= best.score:
-                break
-            score = rouge_l_f(tokens, self._tokens[index])
-            if score > best.score:
-                best = Match(score, index)
-                if stop_at is not None and score >= stop_at:
-                    break
-        return best
+        return self.best_match_tokens(rouge_tokens(text), stop_at=stop_at)
+
+    def best_match_tokens(self, tokens: Sequence[str], *, stop_at: float | None = None) -> Match:
+        """:meth:`best_match` of a text already tokenised with :func:`rouge_tokens`."""
+        if not tokens or not self._docs:
+            return Match(0.0, -1)
+        vocab = self._vocab
+        ids = [vocab.get(t, -1) for t in tokens]
+        counts = Counter(i for i in ids if i >= 0)
+        if not counts:
+            return Match(0.0, -1)
+        score, index = self._kernels._index_best(
+            np.asarray(ids, dtype=np.int32),
+            np.fromiter(counts.keys(), dtype=np.int64, count=len(counts)),
+            np.fromiter(counts.values(), dtype=np.int32, count=len(counts)),
+            self._tok, self._off, self._p_start, self._p_len, self._p_doc, self._p_cnt, self._acc,
+            self._touched, -1.0 if stop_at is None else float(stop_at),
+        )  # fmt: skip
+        return Match(float(score), int(index))
 
 
 @dataclass

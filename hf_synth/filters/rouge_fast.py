@@ -209,3 +209,125 @@ def greedy_novelty_fast(
     keep, best, nearest, calls = _greedy(*encoded, threshold, threshold - _MARGIN, len(pool))
     n = len(pool)
     return NoveltyResult(keep=keep[n:], score=best[n:], nearest=nearest[n:], lcs_computed=int(calls))
+
+
+# ---------------------------------------------------------------------------- growing best-match index
+# The kernels behind :class:`hf_synth.filters.rouge.RougeLIndex`: texts are stored once as int32 token ids
+# (one flat array + offsets) with per-token postings of (text, count) that grow in place (a token's list
+# moves to a region twice as large when full, so appends are amortised O(1) and no work is redone as the
+# pool grows). A query accumulates the multiset overlap of every pool text sharing a token, then runs the
+# exact LCS only where the overlap bound could still beat the best score so far, in the same order, with
+# the same float operations and the same tie rule as the pure-Python loop it replaces.
+
+
+@njit(cache=True)
+def _index_add(uniq, counts, doc, p_start, p_len, p_cap, p_doc, p_cnt, p_used):  # pragma: no cover
+    """Append ``doc`` to the postings of its distinct tokens; returns the new ``p_used``, or ``-needed``
+    (nothing changed) when ``p_doc`` lacks ``needed`` more free entries."""
+    needed = 0
+    for k in range(uniq.shape[0]):
+        t = uniq[k]
+        if p_len[t] == p_cap[t]:
+            needed += max(4, 2 * p_cap[t])
+    if p_used + needed > p_doc.shape[0]:
+        return -(p_used + needed)
+    for k in range(uniq.shape[0]):
+        t = uniq[k]
+        if p_len[t] == p_cap[t]:
+            cap = max(4, 2 * p_cap[t])
+            start = p_used
+            for e in range(p_len[t]):
+                p_doc[start + e] = p_doc[p_start[t] + e]
+                p_cnt[start + e] = p_cnt[p_start[t] + e]
+            p_start[t] = start
+            p_cap[t] = cap
+            p_used += cap
+        e = p_start[t] + p_len[t]
+        p_doc[e] = doc
+        p_cnt[e] = counts[k]
+        p_len[t] += 1
+    return p_used
+
+
+@njit(cache=True)
+def _f_measure(lcs, la, lb):  # pragma: no cover - compiled; rouge_score's operations, in its order
+    if lcs == 0:
+        return 0.0
+    precision = lcs / lb
+    recall = lcs / la
+    return 2 * precision * recall / (precision + recall)
+
+
+@njit(cache=True)
+def _index_best(
+    query, uniq, counts, tok, off, p_start, p_len, p_doc, p_cnt, acc, touched, stop_at
+):  # pragma: no cover - compiled
+    """Best (score, index) of ``query`` (token ids, -1 for tokens the pool never saw) in the pool.
+
+    Equal to visiting every pool text sharing a token in decreasing (bound, index) order, with
+    bound = 2·overlap/(la + lb), stopping at the first bound <= best, replacing best only on a strictly
+    higher score (and stopping at a score >= ``stop_at`` when ``stop_at`` >= 0)."""
+    la = query.shape[0]
+    nt = 0
+    for k in range(uniq.shape[0]):
+        t = uniq[k]
+        n = counts[k]
+        s = p_start[t]
+        for e in range(s, s + p_len[t]):
+            d = p_doc[e]
+            if acc[d] == 0:
+                touched[nt] = d
+                nt += 1
+            c = p_cnt[e]
+            acc[d] += n if n < c else c
+    best = 0.0
+    best_index = -1
+    if nt == 0:
+        return best, best_index
+    bounds = np.empty(nt, dtype=np.float64)
+    top = 0
+    for k in range(nt):
+        d = touched[k]
+        bounds[k] = 2 * acc[d] / (la + (off[d + 1] - off[d]))
+        if bounds[k] > bounds[top] or (bounds[k] == bounds[top] and d > touched[top]):
+            top = k
+    # The first text in that order is always scored; after it, only texts whose bound beats its score
+    # can be reached before the loop stops, so only they are sorted.
+    d = touched[top]
+    score = _f_measure(_lcs(query, tok[off[d] : off[d + 1]]), la, off[d + 1] - off[d])
+    done = False
+    if score > best:
+        best = score
+        best_index = d
+        if stop_at >= 0 and score >= stop_at:
+            done = True
+    if not done:
+        m = 0
+        rest_docs = np.empty(nt, dtype=np.int64)
+        rest_bounds = np.empty(nt, dtype=np.float64)
+        for k in range(nt):
+            if k != top and bounds[k] > best:
+                rest_docs[m] = touched[k]
+                rest_bounds[m] = bounds[k]
+                m += 1
+        if m:
+            rest_docs = rest_docs[:m]
+            rest_bounds = rest_bounds[:m]
+            by_doc = np.argsort(-rest_docs, kind="mergesort")
+            rest_docs = rest_docs[by_doc]
+            rest_bounds = rest_bounds[by_doc]
+            order = np.argsort(-rest_bounds, kind="mergesort")  # stable: equal bounds keep doc descending
+            for k in range(m):
+                j = order[k]
+                if rest_bounds[j] <= best:
+                    break
+                d = rest_docs[j]
+                score = _f_measure(_lcs(query, tok[off[d] : off[d + 1]]), la, off[d + 1] - off[d])
+                if score > best:
+                    best = score
+                    best_index = d
+                    if stop_at >= 0 and score >= stop_at:
+                        break
+    for k in range(nt):
+        acc[touched[k]] = 0
+    return best, best_index

@@ -200,8 +200,9 @@ def score_instructions(
             )
             best, nearest = 0.0, ""
             if not reasons:
-                global_match = pool.best_match(text)
-                local_match = local.best_match(text)
+                tokens = rouge_tokens(text)
+                global_match = pool.best_match_tokens(tokens)
+                local_match = local.best_match_tokens(tokens)
                 if global_match.score >= local_match.score and global_match.index >= 0:
                     best, nearest = global_match.score, pool_ids[global_match.index]
                 elif local_match.index >= 0:
@@ -209,7 +210,7 @@ def score_instructions(
                 if best >= config.rouge_l_threshold:
                     reasons = ["rouge_l_too_similar"]
                 else:
-                    local.add(text)
+                    local.add_tokens(tokens)
                     local_ids.append(row_id)
             reasons_col.append(reasons)
             scores_col.append(
