@@ -3,6 +3,7 @@ in the config docstring and the default taken from the dataclass."""
 
 import argparse
 import dataclasses
+import re
 import typing
 
 import pytest
@@ -144,9 +145,8 @@ SHARED_FLAGS = {
         "push": "",
         "show": "",
         "blend": "generates nothing",
-        "generate": "data-parallel shards; rerun it",
     },
-    "--overwrite": {"report": "", "push": "", "show": "", "blend": "", "generate": "", "review": "--restart"},
+    "--overwrite": {"report": "", "push": "", "show": "", "blend": "", "review": "--restart"},
     "--model": {
         "filter": "models are named per filter in the YAML",
         "report": "--embedding-model",
@@ -174,3 +174,33 @@ def test_every_subcommand_has_the_shared_flags():
         if command in flags and flag in flags[command]
     ]
     assert not needless, "these commands have the flag now: remove them from the exceptions"
+
+
+def _help_without_default(text: str | None) -> str:
+    return re.sub(r"\s*\(default:? [^)]*\)$", "", text or "").strip()
+
+
+def _parsers(parser, name="hf-synth"):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {command}")
+
+
+def test_every_option_of_every_command_has_its_own_help():
+    undocumented, shared = [], []
+    for name, parser in _parsers(build_parser()):
+        seen: dict[str, str] = {}
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            text = _help_without_default(action.help)
+            if not text:
+                undocumented.append(f"{name} {flag}")
+            elif text in seen:
+                shared.append(f"{name}: {seen[text]} and {flag} both say {text[:60]!r}")
+            seen.setdefault(text, flag)
+    assert not undocumented, f"options without help: {undocumented}"
+    assert not shared, f"options sharing one help text: {shared}"

@@ -7,14 +7,14 @@ import logging
 import sys
 
 from ..augment.augment_config import NegativeConfig, ParaphraseConfig
-from ..configuration import add_options
-from ..engine.engine_config import EngineConfig
+from ..configuration import add_options, field_docs
+from ..engine.engine_config import EngineConfig, SamplingParams
 from ..evol_instruct.evol_instruct_config import EvolInstructConfig
 from ..refine.refine_config import RefineConfig
 from ..review.review_config import ReviewConfig
 from ..self_instruct.self_instruct_config import SelfInstructConfig
 from .augment import cmd_backtranslate, cmd_blend, cmd_negatives, cmd_paraphrase, cmd_slots
-from .common import check_output, check_resume
+from .common import check_input_files, check_output, check_resume
 from .curate import cmd_filter, cmd_report
 from .generate import cmd_evol_instruct, cmd_generate, cmd_self_instruct
 from .publish import cmd_push, cmd_show
@@ -53,7 +53,12 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-synth", description="Build synthetic fine-tuning datasets.")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Level of hf-synth's log messages; DEBUG also shows the traceback of an error (default: INFO)",
+    )
     parser.add_argument(
         "--verbose",
         action="store_true",
@@ -92,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--no-judge", action="store_true", help="Eliminate with the rules only, without an LLM judge"
     )
-    ev.add_argument("--max-new-tokens", type=int, help="Token limit for the responses")
+    ev.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="Token limit for every generation of the run: evolutions, judge verdicts and responses "
+        "(default: per step, 160, 6 and 256)",
+    )
     add_options(ev.add_argument_group("evol-instruct"), EvolInstructConfig)
     add_checkpoint_args(ev)
     ev.add_argument("--show", type=int, default=2, help="Lineages to print at the end (default 2)")
@@ -219,7 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--count", action="append", metavar="NAME=N", help="Rows from a source (repeat)")
     bl.add_argument("--total", type=int, help="Rows in the mix when --ratio is given")
     bl.add_argument("--no-dedup", action="store_true", help="Keep exact duplicates across sources")
-    bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the row sampling and of the shuffle of the mix (default 0)",
+    )
     bl.add_argument("--output", required=True, help="Output folder")
 
     sl = sub.add_parser("slots", help="Fill a template's [SLOTS] with varied values and answer the results")
@@ -232,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sl.add_argument("--count", type=int, default=8, help="Values the model proposes per slot (default 8)")
     sl.add_argument("--num", type=int, default=20, help="Instructions to make (distinct combinations)")
-    sl.add_argument("--seed", type=int, default=0)
+    sl.add_argument("--seed", type=int, default=0, help="Seed of the choice of slot combinations (default 0)")
     sl.add_argument("--output", required=True, help="Output folder")
     add_config_arg(sl)
     add_max_new_tokens(sl, "each answer")
@@ -247,8 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--to-pivot-model", help="Translation model (path/Hub id, e.g. a Marian model) into the pivot"
     )
     bt.add_argument("--from-pivot-model", help="Translation model back from the pivot")
-    bt.add_argument("--min-similarity", type=float, default=0.75)
-    bt.add_argument("--max-similarity", type=float, default=0.98)
+    bt.add_argument(
+        "--min-similarity",
+        type=float,
+        default=0.75,
+        help="Reject a rewording whose embedding cosine to the original is below this: its meaning "
+        "drifted (default 0.75)",
+    )
+    bt.add_argument(
+        "--max-similarity",
+        type=float,
+        default=0.98,
+        help="Reject a rewording whose embedding cosine to the original is this or above: it barely "
+        "changed (default 0.98)",
+    )
     add_config_arg(bt)
     add_max_new_tokens(bt, "each translation")
     add_checkpoint_args(bt)
@@ -263,12 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--output", required=True, help="Output folder (written by the main process)")
     gen.add_argument("--prompt-column", default="prompt", help="Column with a string or chat messages")
-    gen.add_argument("--output-column", default="output")
+    gen.add_argument(
+        "--output-column", default="output", help="Column the completions are written to (default: output)"
+    )
     gen.add_argument("--max-new-tokens", type=int, default=256, help="Token limit per completion")
     add_config_arg(gen)
-    gen.add_argument("--temperature", type=float, default=0.7)
-    gen.add_argument("--top-p", type=float, default=1.0)
-    gen.add_argument("--seed", type=int, default=0)
+    sampling_docs = field_docs(SamplingParams)  # the sampling flags are SamplingParams' fields
+    gen.add_argument(
+        "--temperature", type=float, default=0.7, help=f"{sampling_docs['temperature']} (default 0.7)"
+    )
+    gen.add_argument("--top-p", type=float, default=1.0, help=f"{sampling_docs['top_p']} (default 1.0)")
+    gen.add_argument("--seed", type=int, default=0, help=f"{sampling_docs['seed']} (default 0)")
+    add_checkpoint_args(gen)
     add_engine_args(gen)
 
     show = sub.add_parser("show", help="Print rows of a dataset written by hf-synth")
@@ -326,11 +359,14 @@ def main(argv: list[str] | None = None) -> int:
             check_output(args)
         if hasattr(args, "resume"):  # every command that keeps checkpoints: checked before any model loads
             check_resume(args)
+        check_input_files(args)  # a bad input file is refused before torch, nltk and numba are imported
         return commands[args.command](args)
     except (ValueError, TypeError, OSError, RuntimeError) as err:  # HubPushError is a RuntimeError
         if args.log_level == "DEBUG":
             raise
-        print(f"hf-synth: error: {err}", file=sys.stderr)
+        # an error that has a command-line wording (e.g. --overwrite for overwrite=True) says it that way
+        text = err.cli_text() if callable(getattr(err, "cli_text", None)) else str(err)
+        print(f"hf-synth: error: {text}", file=sys.stderr)
         return 2
 
 

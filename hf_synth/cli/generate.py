@@ -11,7 +11,7 @@ from ..configuration import from_dict, given_options, to_dict
 from .common import (
     card_extras,
     check_checkpoints,
-    engine_from_args,
+    engine_config_from_args,
     engine_only_config,
     load_engine,
     load_sections,
@@ -97,11 +97,9 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
         data["operation_weights"] = parse_weights(args.operations)
     if args.no_judge:
         data["use_judge"] = False
-    if args.max_new_tokens is not None:
-        data["response_sampling"] = {
-            **data.get("response_sampling", {}),
-            "max_new_tokens": args.max_new_tokens,
-        }
+    if args.max_new_tokens is not None:  # one limit for every generation of the run, as in the other commands
+        for step in ("evolution_sampling", "judge_sampling", "response_sampling"):
+            data[step] = {**data.get(step, {}), "max_new_tokens": args.max_new_tokens}
     config = from_dict(EvolInstructConfig, data, "evol_instruct")
     # The configuration is valid: now what reads data and loads models (torch, datasets).
     from ..cards import evol_instruct_card
@@ -193,29 +191,57 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """One completion per row of --input; data-parallel when started by `accelerate launch`."""
+    """One completion per row of --input; data-parallel when started by `accelerate launch`.
+
+    Every completion is journaled under --output/checkpoints as it finishes (one journal per process when
+    data-parallel), so a rerun of an interrupted run generates only what is missing; --resume and
+    --overwrite as for the other generating commands."""
+    from ..checkpoint import Checkpointer
     from ..engine import SamplingParams
-    from ..engine.distributed import generate_distributed
+    from ..engine.distributed import generate_distributed, process_state
+    from ..engine.engine import model_id_of
     from ..io import load_seed_dataset, save_run
+    from ..rows import fingerprint_rows
 
     engine_only_config(args)
+    engine_config = engine_config_from_args(args)
     dataset = load_seed_dataset(args.input)
     sampling = SamplingParams(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
     )
-    engine = engine_from_args(args)
+    state = process_state()
+
+    def fingerprint(model: str) -> dict:
+        return {
+            "model": model,
+            "sampling": sampling.to_dict(),
+            "prompt_column": args.prompt_column,
+            "processes": state.num_processes,  # each process journals its own shard
+            "input": fingerprint_rows(dataset),
+        }
+
+    check_checkpoints(args, fingerprint(model_id_of(engine_config)))  # before the model loads
+    engine = load_engine(args, engine_config)
+    root = Path(args.output) / "checkpoints"
+    if state.is_main_process:
+        Checkpointer(root).bind(fingerprint(engine.model_id), overwrite=args.overwrite)
+    state.wait_for_everyone()  # an --overwrite has emptied the folder before any process journals in it
+    journal = Checkpointer(root if state.num_processes == 1 else root / f"rank-{state.process_index}")
+    engine = journal.engine(engine)
     started = time.perf_counter()
-    result = generate_distributed(
-        dataset, engine, sampling, prompt_column=args.prompt_column, output_column=args.output_column
-    )
+    try:
+        result = generate_distributed(
+            dataset, engine, sampling, prompt_column=args.prompt_column, output_column=args.output_column
+        )
+    finally:
+        journal.close()
     if result is None:  # not the main process: the main process writes everything
         return 0
-    from ..engine.distributed import process_state
-
-    processes = process_state().num_processes
+    processes = state.num_processes
     summary = {
         "rows": len(result),
         "processes": processes,
+        "reused_completions": engine.reused,
         "completion_tokens": int(sum(result["completion_tokens"])),
         "seconds": round(time.perf_counter() - started, 2),
         "model": engine.model_id,

@@ -73,8 +73,10 @@ class EvolInstructConfig:
         filter_toxicity: Eliminate rows whose instruction or response the offline toxicity classifier
             (alt-profanity-check) scores at or above toxicity_threshold (reason ``toxic:<column>``).
         toxicity_threshold: Score at which filter_toxicity eliminates a row.
-        instruction_column / input_column: Columns of the input dataset; an input is appended to the
-            instruction (after a blank line) before evolving, since evolution rewrites the whole prompt.
+        instruction_column: Column of the input dataset holding the instructions to evolve.
+        input_column: Column of the input dataset holding an optional input for each instruction; it is
+            appended to the instruction (after a blank line) before evolving, since evolution rewrites the
+            whole prompt.
         include_originals: Also return the input rows (round 0, answered by the response model).
         checkpoint_every: Rows of a step sent to the engine in one call and saved as one checkpoint chunk;
             every completion is also journaled as it finishes, so a large chunk loses nothing on a crash.

@@ -47,8 +47,11 @@ class SelfInstructConfig:
             (alt-profanity-check) scores at or above toxicity_threshold (reason ``toxic:<column>``).
         toxicity_threshold: Score at which filter_toxicity drops a row.
         include_seeds: Also return the seed rows in the output dataset (``source == "seed"``).
-        instruction_column / input_column / output_column: Columns of the seed dataset. A Self-Instruct
-            style ``instances`` column (list of ``{input, output}``) is read when input/output are absent.
+        instruction_column: Column of the seed dataset holding each seed task's instruction.
+        input_column: Column of the seed dataset holding the seed task's input (optional; a Self-Instruct
+            style ``instances`` column, a list of ``{input, output}``, is read when it is absent).
+        output_column: Column of the seed dataset holding the seed task's reference output (optional; read
+            from ``instances`` when absent).
         focus_skills: Kinds of task the prompts ask for most (e.g. the ``under_covered`` skills that
             ``hf-synth report`` lists), to steer a run toward what a dataset lacks.
         checkpoint_every: Rows of a step sent to the engine in one call and saved as one checkpoint chunk;
