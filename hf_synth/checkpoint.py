@@ -34,7 +34,63 @@ def save_dataset(dataset: Dataset, path: str | Path) -> None:
 
 
 class CheckpointMismatchError(RuntimeError):
-    """The checkpoint folder was written by a run with a different configuration or input."""
+    """The checkpoint folder was written by a run with a different configuration or input.
+
+    Attributes:
+        root: The checkpoint folder.
+        changes: ``(setting, earlier value, this run's value)`` per changed setting, nested settings dotted
+            (``instruction_sampling.max_new_tokens``); a setting one side lacks has :data:`NOT_SET`.
+    """
+
+    def __init__(self, root: Path, changes: list[tuple[str, Any, Any]]) -> None:
+        self.root = root
+        self.changes = changes
+        super().__init__(self.describe("overwrite=True"))
+
+    def describe(self, overwrite: str) -> str:
+        """The refusal, naming each changed setting with both values; ``overwrite`` is how the caller's
+        interface spells the way out (``overwrite=True`` in Python, ``--overwrite`` on the command line)."""
+        changed = "; ".join(f"{name}: {_show(old)} → {_show(new)}" for name, old, new in self.changes)
+        return (
+            f"{self.root} holds checkpoints of a run with a different configuration ({changed}); pass "
+            f"{overwrite} to discard them, run again with the earlier settings to resume, or choose another "
+            "output folder."
+        )
+
+    def cli_text(self) -> str:
+        """The refusal as the command line says it."""
+        return self.describe("--overwrite")
+
+
+#: The value shown for a setting one of the two runs did not have.
+NOT_SET = "(not set)"
+
+
+def changed_settings(previous: dict, current: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted name, previous, current)`` for every setting that differs between two fingerprints. The
+    run configuration under ``config`` is named by its own fields (``seed``, not ``config.seed``)."""
+    changes = []
+    for key in sorted(set(previous) | set(current), key=str):
+        old, new = previous.get(key, NOT_SET), current.get(key, NOT_SET)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            nested = "" if not prefix and key == "config" else f"{prefix}{key}."
+            changes.extend(changed_settings(old, new, nested))
+        else:
+            changes.append((f"{prefix}{key}", old, new))
+    return changes
+
+
+def _show(value: Any) -> str:
+    """A fingerprint value as the refusal shows it: a content hash as its first 8 digits (rows changed),
+    JSON otherwise, cut at 80 characters."""
+    if value is NOT_SET:
+        return NOT_SET
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return f"rows {value[:8]}…"
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 class Checkpointer:
@@ -81,14 +137,7 @@ class Checkpointer:
             return False
         previous = json.loads(file.read_text())
         if previous != fingerprint:
-            changed = sorted(
-                k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k)
-            )
-            raise CheckpointMismatchError(
-                f"{self.root} holds checkpoints of a run with a different configuration (changed: "
-                f"{', '.join(changed)}); pass --overwrite (overwrite=True) to discard them, or choose "
-                "another output folder."
-            )
+            raise CheckpointMismatchError(self.root, changed_settings(previous, fingerprint))
         return True
 
     # ------------------------------------------------------------------ completions

@@ -48,7 +48,7 @@ def test_no_half_written_chunks_are_left_behind(tmp_path):
 def test_fingerprint_mismatch_names_the_changed_keys(tmp_path):
     assert Checkpointer(tmp_path).bind({"a": 1, "b": 2}) is False
     assert Checkpointer(tmp_path).bind({"a": 1, "b": 2}) is True
-    with pytest.raises(CheckpointMismatchError, match=r"changed: b\).*--overwrite"):
+    with pytest.raises(CheckpointMismatchError, match=r"\(b: 2 → 3\).*overwrite=True"):
         Checkpointer(tmp_path).bind({"a": 1, "b": 3})
     assert Checkpointer(tmp_path).bind({"a": 1, "b": 3}, overwrite=True) is False
 

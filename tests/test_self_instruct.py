@@ -302,7 +302,7 @@ def test_crash_mid_step_then_resume_gives_the_uninterrupted_result(tmp_path):
 def test_changed_config_is_refused_unless_overwrite(tmp_path):
     _run(SelfInstructConfig(num_instructions=2, requests_per_round=2, seed=1), checkpoint_dir=tmp_path)
     changed = SelfInstructConfig(num_instructions=2, requests_per_round=2, seed=2)
-    with pytest.raises(CheckpointMismatchError, match="seed.*--overwrite|--overwrite"):
+    with pytest.raises(CheckpointMismatchError, match="seed: 1 → 2.*overwrite=True"):
         _run(changed, checkpoint_dir=tmp_path)
     _, result = _run(changed, checkpoint_dir=tmp_path, overwrite=True)
     assert len(result.dataset) == 2

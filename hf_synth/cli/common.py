@@ -36,6 +36,33 @@ def check_output(args: argparse.Namespace) -> None:
         raise PermissionError(f"--output {args.output}: cannot write in {parent}; choose a writable folder.")
 
 
+#: The dataset inputs of each command, checked by :func:`check_input_files` before anything heavy loads
+#: (self-instruct and evol-instruct check theirs with the instruction column, once their config is read).
+DATASET_INPUTS = {
+    "refine": ("seeds", "eval"),
+    "filter": ("input",),
+    "report": ("path", "input", "seeds"),
+    "paraphrase": ("input",),
+    "negatives": ("input",),
+    "backtranslate": ("input",),
+    "generate": ("input",),
+}
+
+
+def check_input_files(args: argparse.Namespace) -> None:
+    """Refuse a missing, empty, non-UTF-8 or broken JSON(L) input file of the command at once, before
+    torch, nltk or numba are imported (the loader would give the same message seconds later)."""
+    from ..input_files import check_input
+
+    for name in DATASET_INPUTS.get(args.command, ()):
+        check_input(getattr(args, name, None))
+    if args.command == "blend":
+        for item in args.source or []:
+            name, sep, path = item.partition("=")
+            if sep and name:  # a malformed pair is refused by the command itself
+                check_input(path)
+
+
 def check_checkpoints(args: argparse.Namespace, fingerprint: dict[str, Any]) -> None:
     """Refuse, before any model loads, an --output whose checkpoints belong to a run of another
     configuration (unless --overwrite); the same check binding the folder does later."""

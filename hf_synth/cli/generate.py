@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..configuration import from_dict, given_options, to_dict
+from ..input_files import check_input
 from .common import (
     card_extras,
     check_checkpoints,
@@ -33,6 +34,7 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
         for step in ("instruction_sampling", "instance_sampling"):
             si_data[step] = {**si_data.get(step, {}), "max_new_tokens": args.max_new_tokens}
     config = from_dict(SelfInstructConfig, si_data, "self_instruct")
+    check_input(args.seeds, what="seed", column=config.instruction_column)  # before torch, nltk, numba
     # The configuration is valid: now what reads data and loads models (torch, datasets).
     from ..cards import self_instruct_card
     from ..engine.engine import model_id_of
@@ -101,6 +103,7 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
         for step in ("evolution_sampling", "judge_sampling", "response_sampling"):
             data[step] = {**data.get(step, {}), "max_new_tokens": args.max_new_tokens}
     config = from_dict(EvolInstructConfig, data, "evol_instruct")
+    check_input(args.input, column=config.instruction_column)  # before torch, nltk, numba
     # The configuration is valid: now what reads data and loads models (torch, datasets).
     from ..cards import evol_instruct_card
     from ..engine import Engine
