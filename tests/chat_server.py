@@ -4,7 +4,11 @@ faults to inject, so the server backend's real client path runs in tests without
 ``reply(messages, body) -> str`` writes each completion. ``faults`` is a list consumed one per request,
 in arrival order: ``None`` (answer), ``"429"`` (rate limited, ``Retry-After: 0``), ``"500"``, ``"503"``,
 ``"broken"`` (a 200 whose JSON body is cut short), ``"disconnect"`` (the connection closes without an
-answer), ``"no_usage"`` (an answer without token counts), ``"slow"`` (an answer after ``slow_seconds``).
+answer), ``"no_usage"`` (an answer without token counts), ``"slow"`` (an answer after ``slow_seconds``,
+or when the server stops, whichever comes first).
+``gate = n`` holds the first requests until ``n`` are in flight at once (then, after ``gate_grace``
+seconds in which a client that sends more would show it, lets everything through): concurrency seen as a
+count, whatever the machine's speed; ``gate_reached`` says whether it happened within ``gate_timeout``.
 ``refuse`` names request fields the server answers with 400 (e.g. ``top_k``, ``continue_final_message``).
 """
 
@@ -31,7 +35,14 @@ class FakeChatServer:
         self.answered = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.gate = 0
+        self.gate_grace = 0.2
+        self.gate_timeout = 30.0
+        self.gate_reached = False
+        self._gate_open = False
         self._lock = threading.Lock()
+        self._gate = threading.Condition(self._lock)
+        self._stopping = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -46,8 +57,23 @@ class FakeChatServer:
         self.stop()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def _pass_gate(self) -> None:
+        with self._gate:
+            if self._gate_open:
+                return
+            if self.in_flight < self.gate:
+                if not self._gate.wait_for(lambda: self._gate_open, timeout=self.gate_timeout):
+                    self._gate_open = True  # never reached: let everything through, gate_reached stays False
+                    self._gate.notify_all()
+                return
+        time.sleep(self.gate_grace)  # a client that sends more than ``gate`` at once shows it now
+        with self._gate:
+            self._gate_open = self.gate_reached = True
+            self._gate.notify_all()
 
     def _next_fault(self) -> str | None:
         with self._lock:
@@ -99,6 +125,8 @@ class FakeChatServer:
                     chat.in_flight += 1
                     chat.max_in_flight = max(chat.max_in_flight, chat.in_flight)
                 try:
+                    if chat.gate:
+                        chat._pass_gate()
                     self._answer(body)
                 finally:
                     with chat._lock:
@@ -126,7 +154,7 @@ class FakeChatServer:
                     self.connection.shutdown(2)
                     return
                 if fault == "slow":
-                    time.sleep(chat.slow_seconds)
+                    chat._stopping.wait(chat.slow_seconds)
                 messages = body["messages"]
                 text = chat.reply(messages, body)
                 completion = len(text.split())

@@ -40,11 +40,11 @@ def server():
 
 def test_order_sampling_and_counts(server):
     engine = _engine(server, model="fake-model", concurrency=3)
-    server.delay = 0.05
+    server.gate = 3  # the first requests wait until 3 are in flight together
     params = SamplingParams(max_new_tokens=40, temperature=0.3, top_p=0.8, seed=5)
     outputs = engine.generate(PROMPTS, params)
     assert [o.text.split(" seed ")[0] for o in outputs] == [f"answer to {p}" for p in PROMPTS]  # prompt order
-    assert 2 <= server.max_in_flight <= 3  # concurrent, and bounded
+    assert server.gate_reached and server.max_in_flight == 3  # 3 at once, never more
     body = server.bodies[0]
     assert (body["max_tokens"], body["temperature"], body["top_p"], body["model"]) == (
         40,
@@ -74,11 +74,12 @@ def test_the_served_model_is_asked_when_not_named(server):
 
 @pytest.mark.parametrize("fault", ["429", "500", "503", "broken", "disconnect", "slow"])
 def test_retryable_faults_are_retried_and_the_result_is_unchanged(server, fault):
-    engine = _engine(server, model="fake-model", concurrency=2, request_timeout=0.5)
+    engine = _engine(server, model="fake-model", concurrency=2, request_timeout=2.0)
     expected = [o.text for o in engine.generate(PROMPTS)]
     server.faults = [fault, None, fault, fault]
-    server.slow_seconds = 2.0  # beyond the timeout: the request is abandoned and asked again
+    server.slow_seconds = 600.0  # "slow" answers only when the server stops: abandoned and asked again
     assert [o.text for o in engine.generate(PROMPTS)] == expected
+    assert len(server.bodies) == 2 * len(PROMPTS) + 3  # each of the 3 faults cost exactly one more request
 
 
 def test_missing_token_counts_are_warned_once_and_counted_as_zero(server, caplog):
