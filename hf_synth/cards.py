@@ -153,6 +153,7 @@ def build_card(
         examples=examples,
         length_stats=length_stats(dataset, [c for c in _TEXT_COLUMNS if _is_text(dataset, c)]),
         coverage=sorted(coverage["skills"].items(), key=lambda kv: -kv[1]["count"]) if coverage else None,
+        coverage_labeller=(coverage or {}).get("labeller") or "the rows' own 'skill' column",
         model_size_note="small" if model and "135M" in model else "language-model",
         engines=list(engines),
         history=history,

@@ -1,7 +1,8 @@
 """A quality report people would rather look at than read: a static HTML page with embedded PNG plots.
 
-Sections: length histograms (instructions, responses), ROUGE-L to the nearest seed, verb-noun structure of
-the instructions (top root verbs and their objects, as in the Self-Instruct paper), skill coverage,
+Sections: length histograms (instructions, responses), ROUGE-L to the nearest seed (or, without seeds, to
+the nearest text of the generation pool), verb-noun structure of the instructions (top root verbs and their
+direct objects, as in the Self-Instruct paper), skill coverage (saying what labelled the skills),
 per-filter drop counts and evolution lineage depth. Each section is drawn only when the data has what it
 needs, and says where its numbers come from.
 """
@@ -25,33 +26,93 @@ from .filters.rouge import RougeLIndex
 
 logger = logging.getLogger(__name__)
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:[.,]\d+)*|[^\w\s]")
 _SKIP_OPENERS = {"please", "now", "then", "also", "briefly", "quickly", "carefully", "kindly"}
+#: After the verb, these open a clause or a question, not a noun phrase: the verb has no direct object.
+_CLAUSE_OPENERS = {"how", "why", "what", "when", "where", "whether", "if", "which", "who", "that"}
+#: Words that come before the head noun of an object phrase without being it: determiners, numbers and
+#: quantifiers (stop words aside).
+# fmt: off
+_PRE_NOUN = frozenset({
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twenty", "hundred",
+    "few", "several", "many", "more", "most", "each", "every", "both", "another", "other", "such", "own",
+    "following", "given", "next", "first", "second", "last",
+})
+#: Adjectives common in instructions; with the suffixes below, what the approximation takes for an
+#: adjective (the head noun is the last word of the phrase that is not one).
+_ADJECTIVES = frozenset({
+    "short", "long", "brief", "simple", "new", "good", "bad", "great", "small", "big", "large", "little",
+    "old", "young", "quick", "easy", "hard", "funny", "formal", "informal", "detailed", "concise", "clear",
+    "different", "similar", "common", "popular", "famous", "best", "main", "key", "basic", "important",
+    "interesting", "unique", "creative", "persuasive", "professional", "personal", "healthy", "happy",
+    "sad", "friendly", "positive", "negative", "true", "false", "full", "complete", "random", "real",
+    "general", "original", "fictional", "hypothetical", "technical", "scientific", "historical",
+    "cultural", "social", "local",
+})
+# fmt: on
+_ADJECTIVE_SUFFIXES = ("ful", "ous", "ive", "less", "able", "ible", "ical", "ish")
+
+
+def _is_adjective(word: str) -> bool:
+    return word in _ADJECTIVES or (len(word) > 5 and word.endswith(_ADJECTIVE_SUFFIXES))
+
+
+def _before_noun(token: str) -> bool:
+    """A determiner, pronoun ("me" in "tell me a story"), number or other stop word before an object."""
+    return token in STOP_WORDS or token in _PRE_NOUN or token[0].isdigit()
+
+
+def _spacy_object(verb: Any) -> str:
+    """The head noun of the ROOT verb's direct object (its ``dobj``/``obj`` child); when the parser made an
+    adjective or a determiner the object, the first noun below it."""
+    objects = [c for c in verb.children if c.dep_ in ("dobj", "obj")]
+    if not objects:
+        return ""
+    obj = objects[0]
+    if obj.pos_ not in ("NOUN", "PROPN", "PRON"):
+        nouns = [t for t in obj.subtree if t.pos_ in ("NOUN", "PROPN")]
+        obj = nouns[0] if nouns else obj
+    return obj.lemma_.lower()
 
 
 def verb_object(instruction: str, nlp: Any = None) -> tuple[str, str] | None:
-    """(root verb, its direct object) of an instruction, lower-cased lemmas.
+    """(root verb, the head noun of its direct object) of an instruction, lower-cased ("Create a short poem
+    about the sea" gives ``("create", "poem")``; "" when the verb has no direct object).
 
-    With a spaCy pipeline ``nlp`` this is the dependency parse's ROOT verb and its ``dobj``. Without one, an
-    approximation that fits imperative instructions: the first word (after "please", "now" ...) is the verb
-    and the first following word that is not a stop word is the object. Questions and texts not starting
-    with a verb give ``None`` in the parse, and the approximation skips texts starting with a wh-word.
+    With a spaCy pipeline ``nlp`` this is the dependency parse's ROOT verb and its ``dobj`` (lemmas). Without
+    one, an approximation that fits imperative instructions: the first word (after "please", "now" ...) is
+    the verb; the object phrase starts after determiners, pronouns such as "me" and numbers and runs to the
+    first stop word, preposition or punctuation; its head noun is the last word of that phrase that is not
+    an adjective. A verb followed by "how", "what", "that" ... takes a clause, not an object (""). Questions
+    and texts not starting with a verb give ``None`` in the parse, and the approximation skips texts
+    starting with a wh-word.
     """
     if nlp is not None:
         doc = nlp(instruction)
         for token in doc:
             if token.dep_ == "ROOT" and token.pos_ == "VERB":
-                objects = [c for c in token.children if c.dep_ in ("dobj", "obj")]
-                return token.lemma_.lower(), objects[0].lemma_.lower() if objects else ""
+                return token.lemma_.lower(), _spacy_object(token)
         return None
-    words = [w.lower() for w in _WORD.findall(instruction or "")]
-    while words and words[0] in _SKIP_OPENERS:
-        words = words[1:]
-    if not words or words[0] in STOP_WORDS or "'" in words[0]:  # what/how/the/i'm ...: not an imperative
-        return None
-    verb = words[0]
-    obj = next((w for w in words[1:] if w not in STOP_WORDS and w not in _SKIP_OPENERS), "")
-    return verb, obj
+    tokens = [t.lower() for t in _TOKEN.findall(instruction or "")]
+    while tokens and tokens[0] in _SKIP_OPENERS:
+        tokens = tokens[1:]
+    if not tokens or not tokens[0][0].isalpha() or tokens[0] in STOP_WORDS or "'" in tokens[0]:
+        return None  # what/how/the/i'm ...: not an imperative
+    verb, rest = tokens[0], tokens[1:]
+    start = 0
+    while start < len(rest) and rest[start] not in _CLAUSE_OPENERS and _before_noun(rest[start]):
+        start += 1
+    if start < len(rest) and rest[start] in _CLAUSE_OPENERS:
+        return verb, ""  # "Explain how rainbows form": a clause, no direct object
+    phrase: list[str] = []
+    for token in rest[start:]:
+        if phrase and all(_is_adjective(w) for w in phrase) and token in (",", "and", "or"):
+            continue  # "a short, funny poem": the phrase goes on after a list of adjectives
+        if not token[0].isalpha() or token in STOP_WORDS or token in _SKIP_OPENERS:
+            break
+        phrase.append(token)
+    nouns = [w for w in phrase if not _is_adjective(w)]
+    return verb, (nouns or phrase or [""])[-1]
 
 
 def _load_spacy() -> Any:
@@ -72,6 +133,13 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _whole_numbers(axis) -> None:
+    """Ticks of a count axis at whole numbers only (no 0.25 or 1.75 rows)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 30) -> str:
     import matplotlib.pyplot as plt
 
@@ -80,16 +148,24 @@ def _histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 30)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("rows")
+    _whole_numbers(ax.yaxis)
+    if all(float(v).is_integer() for v in values):  # word counts: whole numbers on the x axis too
+        _whole_numbers(ax.xaxis)
     return _png(fig)
 
 
-def _bars(labels: Sequence[str], counts: Sequence[int], title: str, xlabel: str = "rows") -> str:
+def _bars(
+    labels: Sequence[str], counts: Sequence[float], title: str, xlabel: str = "rows", counted: bool = True
+) -> str:
+    """Horizontal bars; ``counted``: the values are counts, ticked at whole numbers."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, max(2.0, 0.32 * len(labels) + 1)))
     ax.barh(list(labels)[::-1], list(counts)[::-1], color="#55A868")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
+    if counted:
+        _whole_numbers(ax.xaxis)
     return _png(fig)
 
 
@@ -112,7 +188,8 @@ def _verb_noun_plot(pairs: list[tuple[str, str]], top_verbs: int = 12, top_objec
             ax.barh(row, rest, left=left, color="#CCCCCC", edgecolor="white")
     ax.set_yticks(range(len(verbs)), list(reversed(verbs)))
     ax.set_xlabel("instructions")
-    ax.set_title("Root verbs and their most common objects")
+    _whole_numbers(ax.xaxis)
+    ax.set_title("Root verbs and their most common direct objects")
     return _png(fig)
 
 
@@ -147,24 +224,27 @@ def build_report(
             )
 
     if "instruction" in columns and len(dataset):
-        if seeds:
+        scores = None
+        if seeds:  # what the seeds are given for: each instruction against the seeds alone
             index = RougeLIndex(seeds)
             scores = [index.best_match(t).score for t in dataset["instruction"]]
+            nearest = "the nearest seed"
             note = f"exact ROUGE-L F of each instruction to its nearest of {len(seeds)} seeds"
         elif "scores" in columns and dataset[0]["scores"] and "rouge_l_max" in dataset[0]["scores"]:
+            # Self-Instruct's own score: against the seeds and every instruction kept before it
             scores = [s["rouge_l_max"] for s in dataset["scores"]]
+            nearest = "the nearest earlier text"
             note = (
-                "ROUGE-L F to the nearest text of the pool (seeds + earlier rows) when the row was generated"
+                "ROUGE-L F of each instruction to the nearest text of the pool (seeds + earlier rows) when "
+                "the row was generated; pass --seeds to compare with the seeds alone"
             )
-        else:
-            scores = None
         if scores is not None:
-            numbers["rouge_l_to_seeds"] = scores
+            numbers["rouge_l_to_seeds" if seeds else "rouge_l_to_pool"] = scores
             sections.append(
                 (
-                    "ROUGE-L to the nearest seed",
+                    f"ROUGE-L to {nearest}",
                     note,
-                    _histogram(scores, "ROUGE-L to nearest seed", "ROUGE-L F", bins=20),
+                    _histogram(scores, f"ROUGE-L to {nearest}", "ROUGE-L F", bins=20),
                 )
             )
 
@@ -173,11 +253,11 @@ def build_report(
         if pairs:
             numbers["verb_object"] = Counter(f"{v} {o}".strip() for v, o in pairs).most_common(30)
             method = (
-                "spaCy dependency parse (ROOT verb, dobj)"
+                "spaCy dependency parse (ROOT verb, head noun of its dobj)"
                 if nlp
                 else (
-                    "approximation for imperative instructions (first word, first content word after it); install "
-                    "spaCy with an English model for a dependency parse"
+                    "approximation for imperative instructions (first word, head noun of the phrase after it); "
+                    "install spaCy with an English model for a dependency parse"
                 )
             )
             sections.append(
@@ -192,10 +272,11 @@ def build_report(
         skills = sorted(coverage["skills"].items(), key=lambda kv: -kv[1]["count"])
         numbers["coverage"] = coverage
         missing = ", ".join(coverage["missing"]) or "none"
+        labeller = coverage.get("labeller") or "the rows' own 'skill' column"
         sections.append(
             (
                 "Skill coverage",
-                f"embedding nearest skill; missing: {missing}",
+                f"skills labelled by {labeller}; missing: {missing}",
                 _bars([s for s, _ in skills], [r["count"] for _, r in skills], "Skills"),
             )
         )
@@ -235,6 +316,7 @@ def build_report(
                     [round(100 * v["acceptance_rate"], 1) for _, v in groups] or [round(100 * rate, 1)],
                     "Acceptance rate",
                     xlabel="% accepted or edited",
+                    counted=False,
                 ),
             )
         )

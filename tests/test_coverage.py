@@ -147,3 +147,22 @@ def test_users_fit_their_own_classifier(tmp_path):
     path.write_text('{"instruction": "no label"}\n')
     with pytest.raises(ValueError, match="line 1"):
         classify_skills(Dataset.from_list([{"instruction": "x"}]), examples=path)
+
+
+def test_the_report_says_what_labelled_the_skills(classified):
+    from hf_synth.curation import skill_labeller
+
+    assert coverage_report(classified)["labeller"].startswith("a logistic-regression classifier")
+    assert skill_labeller() == (
+        "a logistic-regression classifier on all-MiniLM-L6-v2 sentence embeddings, fitted on hf-synth's "
+        "labelled examples of its taxonomy"
+    )
+    assert coverage_report(classified, labeller=skill_labeller())["labeller"] == skill_labeller()
+    assert "mine.jsonl" in skill_labeller(examples="data/mine.jsonl")
+    assert skill_labeller(taxonomy={"a": "b"}, model="my-model") == (
+        "the nearest skill description by cosine of my-model sentence embeddings"
+    )
+    nearest = Dataset.from_list([{"skill": "coding", "scores": {"skill_similarity": 0.4}}])
+    assert coverage_report(nearest)["labeller"].startswith("the nearest skill description")
+    given = Dataset.from_list([{"skill": "coding"}])
+    assert coverage_report(given)["labeller"] == "the rows' own 'skill' column"

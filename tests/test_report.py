@@ -12,8 +12,17 @@ from hf_synth.report import build_report, verb_object
     "text, expected",
     [
         ("Write a poem about the sea.", ("write", "poem")),
-        ("Please summarize the following article.", ("summarize", "following")),
-        ("Explain how rainbows form.", ("explain", "rainbows")),
+        ("Please summarize the following article.", ("summarize", "article")),
+        ("Explain how rainbows form.", ("explain", "")),  # a clause, no direct object
+        ("Create a short poem", ("create", "poem")),
+        ("Create a short poem about the sea.", ("create", "poem")),
+        ("Write a short, funny story for children.", ("write", "story")),
+        ("Give three tips for staying healthy.", ("give", "tips")),
+        ("Tell me a joke.", ("tell", "joke")),
+        ("List 5 famous painters.", ("list", "painters")),
+        ("Write a persuasive essay on recycling.", ("write", "essay")),
+        ("Rewrite this sentence in the passive voice.", ("rewrite", "sentence")),
+        ("Write a Python function that reverses a string.", ("write", "function")),
         ("What is the capital of France?", None),
         ("I'm planning a trip to Rome.", None),
         ("", None),
@@ -55,7 +64,7 @@ def test_report_sections_are_drawn_from_what_the_data_has():
     assert list(images) == [
         "Length of instructions",
         "Length of outputs",
-        "ROUGE-L to the nearest seed",
+        "ROUGE-L to the nearest earlier text",  # the rows' own score: seeds + earlier rows
         "Verb–noun structure",
         "Skill coverage",
         "Rows dropped per filter",
@@ -66,6 +75,8 @@ def test_report_sections_are_drawn_from_what_the_data_has():
     assert numbers["lineage_depth"] == {1: 6, 2: 6}
     assert numbers["verb_object"][0] == ("write poem", 12)
     assert "missing: coding" in page
+    assert "skills labelled by the rows&#x27; own &#x27;skill&#x27; column" in page  # no labeller recorded
+    assert numbers["rouge_l_to_pool"][:2] == [0.0, 0.1] and "rouge_l_to_seeds" not in numbers
 
 
 def test_report_with_seeds_and_few_columns():
@@ -91,4 +102,81 @@ def test_cli_report_writes_html(tmp_path, capsys):
     assert main(["report", str(data), "--out", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
     assert "<h2>Skill coverage</h2>" in page and "<h2>Length of outputs</h2>" in page
+    # the default labeller is the classifier, and the caption says so (not "embedding nearest skill")
+    labeller = (
+        "a logistic-regression classifier on all-MiniLM-L6-v2 sentence embeddings, fitted on hf-synth&#x27;s "
+        "labelled examples of its taxonomy"
+    )
+    assert f"skills labelled by {labeller}" in page
+    assert "skills labelled by a logistic-regression classifier" in capsys.readouterr().out
     assert main(["report"]) == 2 and "Name the dataset" in capsys.readouterr().err
+
+
+class _Token:
+    """A token as spaCy's parser gives it (dep_, pos_, lemma_, children, subtree), for the parse path."""
+
+    def __init__(self, text, dep, pos, children=()):
+        self.lemma_, self.dep_, self.pos_, self.children = text, dep, pos, list(children)
+
+    @property
+    def subtree(self):
+        yield self
+        for child in self.children:
+            yield from child.subtree
+
+
+def _parse(root):
+    return lambda text: list(root.subtree)
+
+
+def test_verb_object_from_a_dependency_parse_is_the_object_head_noun():
+    # "Create a short poem": spaCy's parse, poem is the dobj and short its amod
+    poem = _Token("poem", "dobj", "NOUN", [_Token("a", "det", "DET"), _Token("short", "amod", "ADJ")])
+    assert verb_object("Create a short poem", _parse(_Token("create", "ROOT", "VERB", [poem]))) == (
+        "create",
+        "poem",
+    )
+    # a parse that made the adjective the object: the noun below it is the object
+    short = _Token("short", "dobj", "ADJ", [_Token("poem", "npadvmod", "NOUN")])
+    assert verb_object("Create a short poem", _parse(_Token("create", "ROOT", "VERB", [short]))) == (
+        "create",
+        "poem",
+    )
+    form = _Token("form", "ccomp", "VERB", [_Token("rainbow", "nsubj", "NOUN")])
+    assert verb_object("Explain how rainbows form", _parse(_Token("explain", "ROOT", "VERB", [form]))) == (
+        "explain",
+        "",
+    )
+    assert verb_object("What is it?", _parse(_Token("be", "ROOT", "AUX"))) is None
+
+
+def test_count_axes_have_whole_number_ticks(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hf_synth import report
+
+    figures = []
+    monkeypatch.setattr(report, "_png", lambda fig: figures.append(fig) or "")
+    report._histogram([3, 4, 4, 7], "lengths", "words")  # 1-2 rows per bin
+    report._bars(["a", "b"], [1, 2], "Skills")
+    report._verb_noun_plot([("write", "poem"), ("write", "story"), ("list", "")])
+    counts = [figures[0].axes[0].yaxis, figures[0].axes[0].xaxis, figures[1].axes[0].xaxis]
+    counts.append(figures[2].axes[0].xaxis)
+    for axis in counts:
+        ticks = axis.get_majorticklocs()
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_card_says_what_labelled_the_skills():
+    from hf_synth.cards import build_card
+
+    coverage = {
+        "skills": {"coding": {"count": 1, "share": 1.0}},
+        "missing": [],
+        "labeller": "a logistic-regression classifier on all-MiniLM-L6-v2 sentence embeddings",
+    }
+    data = Dataset.from_list([{"instruction": "Write a Python function.", "output": "def f(): pass"}])
+    card = build_card(data, method="test", tags=[], steps=["a step"], coverage=coverage)
+    assert "labelled by a logistic-regression classifier on all-MiniLM-L6-v2 sentence embeddings" in card.text
+    assert "embedding similarity" not in card.text

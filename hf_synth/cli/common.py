@@ -131,9 +131,11 @@ def card_extras(dataset, source: str | None) -> dict[str, Any]:
 
     extras: dict[str, Any] = {"source_datasets": [] if source is None or _Path(source).exists() else [source]}
     try:
-        from ..curation import classify_skills, coverage_report
+        from ..curation import classify_skills, coverage_report, skill_labeller
 
-        extras["coverage"] = coverage_report(classify_skills(dataset)) if len(dataset) else None
+        extras["coverage"] = (
+            coverage_report(classify_skills(dataset), labeller=skill_labeller()) if len(dataset) else None
+        )
     except Exception as err:  # noqa: BLE001 - the card is still useful without this section
         logger.warning("Skill coverage left out of the card: %s", err)
     return extras

@@ -78,7 +78,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from datasets import load_dataset
 
-    from ..curation import classify_skills, coverage_report, load_taxonomy
+    from ..curation import classify_skills, coverage_report, load_taxonomy, skill_labeller
     from ..io import load_seed_dataset
 
     source = args.path or args.input
@@ -96,22 +96,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     rejected_file = Path(source) / "rejected.jsonl"
     if rejected_file.is_file() and rejected_file.stat().st_size:
         rejected = load_dataset("json", data_files=str(rejected_file), split="train")
+    labelling = {
+        "taxonomy": taxonomy if args.taxonomy or args.skill_examples else None,
+        "model": args.embedding_model,
+        "examples": args.skill_examples,
+    }
     report = coverage_report(
-        classify_skills(
-            dataset,
-            args.column,
-            taxonomy=taxonomy if args.taxonomy or args.skill_examples else None,
-            model=args.embedding_model,
-            examples=args.skill_examples,
-        ),
-        taxonomy,
+        classify_skills(dataset, args.column, **labelling), taxonomy, labeller=skill_labeller(**labelling)
     )
     drops = rejected if rejected is not None else dataset
     for column in ("filter_reasons", "elimination_reasons"):
         if column in drops.column_names:
             report["filter_reasons"] = dict(Counter(r for row in drops[column] for r in row).most_common())
             break
-    print(f"\n{report['rows']} rows, skill coverage:")
+    print(f"\n{report['rows']} rows, skill coverage (skills labelled by {report['labeller']}):")
     for name, row in sorted(report["skills"].items(), key=lambda kv: -kv[1]["count"]):
         print(f"  {row['count']:6d}  {row['share']:6.1%}  {'#' * round(row['share'] * 50):<25} {name}")
     print(f"  missing: {', '.join(report['missing']) or 'none'}")

@@ -17,6 +17,8 @@ from ..filters.embedding import embed
 from .skill_classifier import SkillClassifier, default_skill_classifier
 
 DEFAULT_TAXONOMY = Path(__file__).parent / "skills.yaml"
+#: The sentence-embedding model used when none is named (packaged with hf-synth).
+DEFAULT_EMBEDDING_NAME = "all-MiniLM-L6-v2"
 
 
 def load_taxonomy(path: str | Path | None = None) -> dict[str, str]:
@@ -43,8 +45,9 @@ def classify_skills(
     fitted ``classifier``), a :class:`~hf_synth.curation.skill_classifier.SkillClassifier` decides
     (``scores.skill_confidence``, its probability). With a user ``taxonomy`` and no examples, each row gets
     the nearest description by cosine of sentence embeddings (``scores.skill_similarity``). ``model``: any
-    sentence-transformers model; default packaged MiniLM."""
-    if classifier is None and (examples is not None or taxonomy is None):
+    sentence-transformers model; default packaged MiniLM. :func:`skill_labeller` names, in words, what
+    labelled the skills for the same arguments."""
+    if classifier is None and _uses_classifier(taxonomy, examples):
         classifier = (
             SkillClassifier.from_examples(examples, model=model)
             if examples is not None
@@ -68,11 +71,52 @@ def classify_skills(
     return add_filter_columns(dataset, scores, [[] for _ in range(len(dataset))])
 
 
+def _uses_classifier(taxonomy: dict[str, str] | None, examples: str | Path | None) -> bool:
+    return examples is not None or taxonomy is None
+
+
+def skill_labeller(
+    taxonomy: dict[str, str] | None = None,
+    model: str | None = None,
+    examples: str | Path | None = None,
+    classifier: SkillClassifier | None = None,
+) -> str:
+    """What :func:`classify_skills` with these arguments labels the skills with, in words (reports and
+    cards say it next to the counts)."""
+    if classifier is not None or _uses_classifier(taxonomy, examples):
+        embeddings = (classifier.model if classifier is not None else model) or DEFAULT_EMBEDDING_NAME
+        fitted = (
+            "the given classifier's labelled examples"
+            if classifier is not None
+            else f"the labelled examples in {Path(examples).name}"
+            if examples is not None
+            else "hf-synth's labelled examples of its taxonomy"
+        )
+        return f"a logistic-regression classifier on {embeddings} sentence embeddings, fitted on {fitted}"
+    return f"the nearest skill description by cosine of {model or DEFAULT_EMBEDDING_NAME} sentence embeddings"
+
+
+def _labeller_of(dataset: Dataset) -> str:
+    """What labelled the skills of ``dataset``, read from the score classify_skills recorded in the rows."""
+    first = dataset[0]["scores"] if len(dataset) and "scores" in dataset.column_names else None
+    if isinstance(first, dict) and first.get("skill_confidence") is not None:
+        return "a logistic-regression classifier on sentence embeddings"
+    if isinstance(first, dict) and first.get("skill_similarity") is not None:
+        return "the nearest skill description by cosine of sentence embeddings"
+    return "the rows' own 'skill' column"
+
+
 def coverage_report(
-    dataset: Dataset, taxonomy: dict[str, str] | None = None, under_share: float = 0.5
+    dataset: Dataset,
+    taxonomy: dict[str, str] | None = None,
+    under_share: float = 0.5,
+    labeller: str | None = None,
 ) -> dict[str, Any]:
     """Counts and shares per skill, the skills with no row (``missing``) and those below ``under_share``
-    times an even share (``under_covered``, fewest first), from a dataset with a ``skill`` column."""
+    times an even share (``under_covered``, fewest first), from a dataset with a ``skill`` column.
+
+    ``labeller`` says what labelled the skills (:func:`skill_labeller`); without it, what the rows' scores
+    show (``skill_confidence``: the classifier; ``skill_similarity``: the nearest description)."""
     if "skill" not in dataset.column_names:
         raise ValueError("No 'skill' column: run classify_skills (hf-synth report does) first.")
     taxonomy = taxonomy or load_taxonomy()
@@ -88,6 +132,7 @@ def coverage_report(
     )
     return {
         "rows": len(dataset),
+        "labeller": labeller or _labeller_of(dataset),
         "skills": rows,
         "missing": [n for n in taxonomy if not counts.get(n)],
         "under_covered": under,
