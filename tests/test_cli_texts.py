@@ -57,7 +57,9 @@ def test_evol_max_new_tokens_limits_evolutions_judge_and_responses(tmp_path, mon
 
 def test_generate_resumes_from_its_journal_and_refuses_a_changed_run(tmp_path, tiny_model_dir, capsys):
     data = tmp_path / "prompts.jsonl"
-    data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ["Say hi.", "Name a colour.", "Count."]))
+    data.write_text(
+        "".join(json.dumps({"prompt": p}) + "\n" for p in ["Say hi.", "Name a colour.", "Count."])
+    )
     out = tmp_path / "gen"
     base = ["generate", "--input", str(data), "--output", str(out), "--model", str(tiny_model_dir)]
     base += ["--max-new-tokens", "4"]
