@@ -101,6 +101,37 @@ def build_tiny_model(tokenizer, seed: int = 0):
     return model.eval()
 
 
+def skips_are_failures() -> bool:
+    """In CI (``CI=true``, as CI services set it) or under ``HF_SYNTH_TESTS_NO_SKIP=1`` (``make test-vllm``),
+    a test that cannot run for a missing dependency fails: a green run then means it really ran."""
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+        for name in ("CI", "HF_SYNTH_TESTS_NO_SKIP")
+    )
+
+
+def unavailable(reason: str):
+    """Skip the test for ``reason`` (a missing browser, vllm), or fail it where skips are failures."""
+    if skips_are_failures():
+        pytest.fail(f"{reason} (CI=true / HF_SYNTH_TESTS_NO_SKIP=1: a test that cannot run is a failure)")
+    pytest.skip(reason)
+
+
+def committed_pages(tensor) -> int:
+    """Pages of ``tensor``'s memory committed to this process alone (present and exclusively mapped in
+    /proc/self/pagemap; untouched pages that were only read map the shared zero page). A count of this
+    tensor's pages, unlike the process's RSS, which every other allocation moves."""
+    import mmap
+    import struct
+
+    start, size = tensor.data_ptr(), tensor.numel() * tensor.element_size()
+    first, last = start // mmap.PAGESIZE, (start + size - 1) // mmap.PAGESIZE
+    with open("/proc/self/pagemap", "rb") as pagemap:
+        pagemap.seek(first * 8)
+        entries = pagemap.read((last - first + 1) * 8)
+    return sum(entry >> 63 & entry >> 56 & 1 for (entry,) in struct.iter_unpack("<Q", entries))
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return build_tiny_tokenizer()

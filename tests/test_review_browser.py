@@ -1,5 +1,5 @@
 """The review page in a real browser: headless Chromium driven by Playwright (``make test`` installs both;
-these tests skip, saying why, only where no browser can be installed)."""
+these tests skip, saying why, only where no browser can be installed, and fail instead with ``CI=true``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from hf_synth.review import ReviewConfig, apply_review, serve_review
 
+from .conftest import unavailable
 from .review_runs import HOSTILE, evol_instruct_run, self_instruct_run
 
 CHROMIUM_ARGS = [
@@ -35,12 +36,13 @@ def _chromium() -> str | None:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (make test installs it with the dev extra)"
-    )
+    try:
+        from playwright import sync_api
+    except ImportError:
+        unavailable("playwright is not installed (make test installs it with the dev extra)")
     executable = _chromium()
     if executable is None:
-        pytest.skip("no Chromium on this machine (make test installs Debian's chromium package when it can)")
+        unavailable("no Chromium on this machine (make test installs Debian's chromium package when it can)")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
