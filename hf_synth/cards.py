@@ -20,6 +20,27 @@ _COMMON_COLUMNS = [
 
 _TEXT_COLUMNS = ("instruction", "input", "output", "prompt", "chosen", "rejected")
 
+#: Every tag hf-synth's cards carry (``build_card``'s own and each step's). A push replaces these in the
+#: repo's card with the new card's, so a tag of an earlier push's method does not linger; any other tag is
+#: the owner's and is kept. A step with a new tag adds it here (tests/test_push_roundtrip.py checks).
+GENERATED_TAGS = frozenset(
+    {
+        "synthetic",
+        "hf-synth",
+        "self-instruct",
+        "evol-instruct",
+        "human-reviewed",
+        "filtered",
+        "paraphrase",
+        "preference",
+        "dpo",
+        "blend",
+        "template",
+        "back-translation",
+        "generated",
+    }
+)
+
 
 def _is_text(dataset: Dataset, column: str) -> bool:
     feature = dataset.features.get(column)

@@ -7,6 +7,7 @@ Rejected rows are published as a separate ``rejected`` config: inspectable, neve
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import shutil
@@ -14,10 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset
+from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo
+from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .cards import size_category
+from .cards import GENERATED_TAGS, size_category
 
 logger = logging.getLogger(__name__)
 
@@ -28,30 +30,68 @@ class HubPushError(RuntimeError):
     """A push failed for a reason the user can fix (message says how); never contains the token."""
 
 
-def _write_shards(dataset: Dataset, folder: Path, split: str, shard_rows: int) -> list[str]:
+def _write_shards(dataset: Dataset, folder: Path, split: str, shard_rows: int) -> tuple[str, int]:
+    """Write ``dataset`` as parquet shards ``{split}-00000-of-0000N-{digest}.parquet``, where ``digest`` hashes
+    the bytes of all shards. Returns the data-files pattern of the shards (relative to ``folder``'s parent)
+    and their size in bytes.
+
+    The digest is what keeps ``load_dataset`` from handing back an earlier push's rows: datasets caches a
+    local folder under ``<folder name>/<config>/0.0.0/<hash of the README's configs and dataset_info>``, so
+    with fixed file names two pushes into one folder (or two folders of the same name) share a cache entry.
+    The names, and with them the ``configs`` patterns, now change whenever the rows do.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     shards = max(1, math.ceil(len(dataset) / shard_rows))
-    names = []
+    digest = hashlib.sha256()
+    written = []
     for index in range(shards):
-        name = f"{split}-{index:05d}-of-{shards:05d}.parquet"
-        dataset.shard(num_shards=shards, index=index, contiguous=True).to_parquet(str(folder / name))
-        names.append(name)
-    return names
+        part = folder / f".{split}-{index:05d}.parquet.partial"
+        dataset.shard(num_shards=shards, index=index, contiguous=True).to_parquet(str(part))
+        with open(part, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        written.append(part)
+    tag = digest.hexdigest()[:16]
+    size = 0
+    for index, part in enumerate(written):
+        size += part.stat().st_size
+        part.replace(folder / f"{split}-{index:05d}-of-{shards:05d}-{tag}.parquet")
+    return f"{folder.name}/{split}-*-{tag}.parquet", size
+
+
+def _dataset_info(dataset: Dataset, download_size: int) -> DatasetInfo:
+    """What ``dataset_info`` in the card says of one config: features, rows, bytes (datasets checks the row
+    count against the files it reads)."""
+    num_bytes = dataset.with_format("arrow")[:].nbytes if len(dataset) else 0
+    return DatasetInfo(
+        features=dataset.features,
+        splits=SplitDict({"train": SplitInfo(name="train", num_bytes=num_bytes, num_examples=len(dataset))}),
+        download_size=download_size,
+        dataset_size=num_bytes,
+    )
 
 
 #: Card metadata that describes the data files, not the dataset: it is regenerated on every push and the
 #: repo's old values are dropped (a stale ``dataset_info`` makes ``load_dataset`` fail on the new files).
 GENERATED_METADATA = ("configs", "dataset_info", "size_categories")
+#: The message of a refused empty push; the CLI says ``--allow-empty`` where this says ``allow_empty=True``.
+EMPTY_PUSH = (
+    "{what} holds no rows (every row was dropped; the run's rejected.jsonl and summary.json say why): "
+    "load_dataset cannot read a split with no rows, so it is not published; pass {flag} to publish it anyway."
+)
 #: The data folders a push owns: replaced as a whole, so no shard of an earlier push survives.
 DATA_FOLDERS = ("data", "rejected")
 
 
 def _merge_metadata(existing: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
-    """Our keys win, except that tags are united and keys only the existing card has are kept; metadata
-    generated from the data files (:data:`GENERATED_METADATA`) is never carried over."""
+    """Our keys win, and keys only the existing card has are kept; metadata generated from the data files
+    (:data:`GENERATED_METADATA`) is never carried over. Tags are united, except the tags hf-synth writes
+    itself (:data:`~hf_synth.cards.GENERATED_TAGS`): those are this push's only, so an Evol-Instruct push
+    over a Self-Instruct one no longer says ``self-instruct``; a tag the owner added stays."""
     existing = {k: v for k, v in existing.items() if k not in GENERATED_METADATA}
     merged = {**existing, **{k: v for k, v in ours.items() if v is not None}}
-    tags = list(dict.fromkeys([*(existing.get("tags") or []), *(ours.get("tags") or [])]))
+    kept_tags = [t for t in existing.get("tags") or [] if t not in GENERATED_TAGS]
+    tags = list(dict.fromkeys([*(ours.get("tags") or []), *kept_tags]))
     if tags:
         merged["tags"] = tags
     if existing.get("license") and existing.get("license") != "other":
@@ -67,11 +107,17 @@ def write_repo(
     rejected: Dataset | None = None,
     existing_card: DatasetCard | None = None,
     shard_rows: int = DEFAULT_SHARD_ROWS,
+    allow_empty: bool = False,
 ) -> Path:
     """Write the Hub layout to ``local_dir``: ``data/train-*.parquet``, ``rejected/train-*.parquet`` and a
-    README.md whose YAML declares both configs. ``load_dataset(local_dir)`` and ``DatasetCard.load`` read it
-    back. An existing README in ``local_dir`` (or ``existing_card``) has its metadata merged, not replaced.
+    README.md whose YAML declares both configs and their ``dataset_info``. ``load_dataset(local_dir)`` and
+    ``DatasetCard.load`` read it back, and read this push's rows even where an earlier push into the same
+    folder (or into another folder of the same name) is in the datasets cache: the data file names carry a
+    digest of their content. An existing README in ``local_dir`` (or ``existing_card``) has its metadata
+    merged, not replaced. A dataset with no rows is refused (``ValueError``) unless ``allow_empty``.
     """
+    if len(dataset) == 0 and not allow_empty:
+        raise ValueError(EMPTY_PUSH.format(what="The dataset", flag="allow_empty=True"))
     root = Path(local_dir)
     root.mkdir(parents=True, exist_ok=True)
     readme = root / "README.md"
@@ -80,23 +126,22 @@ def write_repo(
     for sub in DATA_FOLDERS:
         if (root / sub).is_dir():
             shutil.rmtree(root / sub)
-    _write_shards(dataset, root / "data", "train", shard_rows)
+    pattern, size = _write_shards(dataset, root / "data", "train", shard_rows)
     configs = [
-        {
-            "config_name": "default",
-            "data_files": [{"split": "train", "path": "data/train-*"}],
-            "default": True,
-        }
+        {"config_name": "default", "data_files": [{"split": "train", "path": pattern}], "default": True}
     ]
+    infos = DatasetInfosDict(default=_dataset_info(dataset, size))
     if rejected is not None and len(rejected):
-        _write_shards(rejected, root / "rejected", "train", shard_rows)
-        configs.append(
-            {"config_name": "rejected", "data_files": [{"split": "train", "path": "rejected/train-*"}]}
-        )
+        pattern, size = _write_shards(rejected, root / "rejected", "train", shard_rows)
+        configs.append({"config_name": "rejected", "data_files": [{"split": "train", "path": pattern}]})
+        infos["rejected"] = _dataset_info(rejected, size)
     card = card or DatasetCard(f"---\n{DatasetCardData(tags=['synthetic', 'hf-synth']).to_yaml()}\n---\n")
     ours = card.data.to_dict()
     ours["configs"] = configs
     ours["size_categories"] = [size_category(len(dataset))]
+    generated = DatasetCardData()
+    infos.to_dataset_card_data(generated)
+    ours["dataset_info"] = generated.to_dict()["dataset_info"]
     merged = _merge_metadata(existing_card.data.to_dict() if existing_card else {}, ours)
     final = DatasetCard(f"---\n{DatasetCardData(**merged).to_yaml()}\n---\n{card.text}")
     final.save(str(readme))
@@ -114,10 +159,12 @@ def push_to_hub(
     commit_message: str = "Upload dataset made with hf-synth",
     shard_rows: int = DEFAULT_SHARD_ROWS,
     exist_ok: bool = True,
+    allow_empty: bool = False,
 ) -> str:
     """Push ``dataset`` (and ``rejected`` rows, as config ``rejected``) with ``card`` to the dataset repo
     ``repo_id`` in one commit; creates the repo if needed (with ``exist_ok=False``, an existing repo is an
-    error instead of being updated). Returns the repo URL.
+    error instead of being updated). Returns the repo URL. The data files of earlier pushes are deleted in
+    the same commit. A dataset with no rows is refused (``ValueError``) unless ``allow_empty``.
 
     Raises :class:`HubPushError` with a one-line fix for a missing or invalid token, missing write
     permission, or a repo id that exists as another type.
@@ -125,6 +172,8 @@ def push_to_hub(
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 
+    if len(dataset) == 0 and not allow_empty:
+        raise ValueError(EMPTY_PUSH.format(what="The dataset", flag="allow_empty=True"))
     token = token or get_token()
     if not token:
         raise HubPushError("No Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token.")
@@ -139,7 +188,15 @@ def push_to_hub(
     except (EntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError):
         logger.debug("No README in %s yet", repo_id)
     with tempfile.TemporaryDirectory(prefix="hf-synth-push-") as tmp:
-        write_repo(dataset, tmp, card=card, rejected=rejected, existing_card=existing, shard_rows=shard_rows)
+        write_repo(
+            dataset,
+            tmp,
+            card=card,
+            rejected=rejected,
+            existing_card=existing,
+            shard_rows=shard_rows,
+            allow_empty=allow_empty,
+        )
         try:
             api.upload_folder(  # in the same commit, the shards of an earlier push are deleted
                 folder_path=tmp,

@@ -35,10 +35,13 @@ def _not_empty(dataset: Dataset, source: Path) -> Dataset:
     return dataset
 
 
-def load_seed_dataset(source: str | Path | None = None, *, split: str | None = None) -> Dataset:
+def load_seed_dataset(
+    source: str | Path | None = None, *, split: str | None = None, allow_empty: bool = False
+) -> Dataset:
     """Load a dataset from a JSONL/JSON/CSV/Parquet/text file, a ``save_to_disk`` folder, the output folder
     of an hf-synth run, a local dataset folder, or a Hub dataset id. ``None`` gives hf-synth's own example
-    seeds."""
+    seeds. A dataset with no rows is refused, except a ``save_to_disk`` folder or run folder with
+    ``allow_empty`` (the input of a step whose empty result is saved, such as ``filter``)."""
     if source is None:
         source = EXAMPLE_SEEDS
     path = Path(source).expanduser()
@@ -55,7 +58,8 @@ def load_seed_dataset(source: str | Path | None = None, *, split: str | None = N
         if (path / "dataset" / "state.json").is_file():  # the output folder of an hf-synth run
             path = path / "dataset"
         if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
-            return _not_empty(_pick_split(load_from_disk(str(path)), split, str(path)), path)
+            saved = _pick_split(load_from_disk(str(path)), split, str(path))
+            return saved if allow_empty else _not_empty(saved, path)
         if not any(p.is_file() for p in path.rglob("*")):
             raise ValueError(f"{path} is an empty folder; pass a dataset file, folder or Hub id.")
         return _not_empty(_pick_split(load_dataset(str(path)), split, str(path)), path)
@@ -75,9 +79,22 @@ def save_run(
     config: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write a run's results: ``dataset/`` (``save_to_disk``), ``data.jsonl``, ``rejected.jsonl``,
-    ``summary.json`` and ``config.yaml``. Returns the written paths by name."""
+    ``summary.json`` and ``config.yaml``. Returns the written paths by name.
+
+    A result with no rows is saved like any other, with a warning: every step follows this rule, and
+    publishing such a result is refused unless asked for (``hf-synth push --allow-empty``,
+    ``push_to_hub(..., allow_empty=True)``)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if len(dataset) == 0:
+        dropped = "nothing was kept"
+        if rejected is not None and len(rejected):
+            dropped = f"all {len(rejected)} rows were dropped, see rejected.jsonl"
+        logger.warning(
+            "The result saved to %s holds no rows (%s); pushing it needs --allow-empty (Python: allow_empty=True).",
+            out,
+            dropped,
+        )
     paths = {"dataset": out / "dataset", "jsonl": out / "data.jsonl"}
     save_dataset(dataset, paths["dataset"])
     dataset.to_json(str(paths["jsonl"]), lines=True, force_ascii=False)

@@ -260,7 +260,8 @@ def test_local_push_over_an_earlier_push_replaces_data_and_generated_metadata(tm
     assert main(["push", str(other), "--local-dir", str(repo)]) == 0
     assert load_dataset(str(repo))["train"]["id"] == smaller["id"]  # the new rows, not a cached old copy
     meta = DatasetCard.load(repo / "README.md").data.to_dict()
-    assert meta["license"] == "mit" and "dataset_info" not in meta
+    info = meta["dataset_info"]  # the owner's stale dataset_info is replaced by this push's
+    assert meta["license"] == "mit" and [s["num_examples"] for s in info["splits"]] == [2]
     assert [c["config_name"] for c in meta["configs"]] == ["default"]  # no rejected rows any more
     assert not (repo / "rejected").exists()
     assert load_dataset(str(repo), download_mode="force_redownload")["train"].num_rows == 2

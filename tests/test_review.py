@@ -503,8 +503,9 @@ def test_a_reviewed_run_pushes_and_loads_with_its_rejected_config(tmp_path):
     _decide(review, "si-002", "edited", edits={"instruction": "Say good morning in Japanese."})
     review.close()
     save_reviewed(apply_review(run, skills=False), run, tmp_path / "out")
-    # datasets caches a local folder by its name: "repo" would collide with test_hub's folders
-    repo = tmp_path / "reviewed-repo"
+    # the folder name test_hub's pushes use too: each push's data files carry their own digest, so
+    # datasets' cache (keyed by folder name and the card's configs) cannot hand back another test's rows
+    repo = tmp_path / "repo"
     assert main(["push", str(tmp_path / "out"), "--local-dir", str(repo)]) == 0
     data = load_dataset(str(repo), split="train")
     assert len(data) == 3 and "review" in data.column_names

@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument(
         "--new-only", action="store_true", help="Fail if the repo exists instead of updating it"
     )
+    push.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="Publish a run that kept no rows (refused by default: load_dataset cannot read an empty split)",
+    )
 
     para = sub.add_parser("paraphrase", help="Add k paraphrases of each row's instruction or response")
     para.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")

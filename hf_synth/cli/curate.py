@@ -29,14 +29,20 @@ def cmd_filter(args: argparse.Namespace) -> int:
             f"{args.config} must hold a 'filters:' list (unknown keys: {', '.join(unknown) or 'none'})"
         )
     resolve_filters(config["filters"])  # bad specs fail before anything is loaded
-    dataset = load_seed_dataset(args.input, split=args.split)
+    # an empty run (every row dropped) is filtered like any other: its empty result is saved, with
+    # save_run's warning, and `push` refuses it unless --allow-empty (one rule for every step)
+    dataset = load_seed_dataset(args.input, split=args.split, allow_empty=True)
     started = time.perf_counter()
-    checkpointer = output_checkpointer(
-        args, {"filters": config["filters"], "input": fingerprint_rows(dataset)}
-    )
-    scored = run_filters(dataset, config["filters"], checkpointer=checkpointer)
-    kept, dropped = split_filtered(scored)
-    reasons: Counter = Counter(r for row in dropped["filter_reasons"] for r in row)
+    if len(dataset):
+        checkpointer = output_checkpointer(
+            args, {"filters": config["filters"], "input": fingerprint_rows(dataset)}
+        )
+        scored = run_filters(dataset, config["filters"], checkpointer=checkpointer)
+        kept, dropped = split_filtered(scored)
+        reasons: Counter = Counter(r for row in dropped["filter_reasons"] for r in row)
+    else:
+        logger.info("%s holds no rows: no filter ran", args.input)
+        kept, dropped, reasons = dataset, dataset, Counter()
     summary = {
         "input": str(args.input),
         "rows": len(dataset),

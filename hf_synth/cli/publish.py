@@ -15,7 +15,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     from datasets import load_dataset, load_from_disk
     from huggingface_hub import DatasetCard
 
-    from ..hub import push_to_hub, write_repo
+    from ..hub import EMPTY_PUSH, push_to_hub, write_repo
 
     if not (args.path or args.input):
         raise ValueError("Name the run folder to publish: hf-synth push PATH [REPO_ID] (or --input PATH).")
@@ -27,13 +27,15 @@ def cmd_push(args: argparse.Namespace) -> int:
     if not args.repo_id and not args.local_dir:
         raise ValueError("Name a REPO_ID to push to, or --local-dir to write the repo layout locally.")
     dataset = load_from_disk(str(run / "dataset"))
+    if len(dataset) == 0 and not args.allow_empty:
+        raise ValueError(EMPTY_PUSH.format(what=str(run), flag="--allow-empty"))
     rejected_file = run / "rejected.jsonl"
     rejected = None
     if rejected_file.is_file() and rejected_file.stat().st_size:
         rejected = load_dataset("json", data_files=str(rejected_file), split="train")
     card = DatasetCard.load(run / "README.md") if (run / "README.md").is_file() else None
     if args.local_dir:
-        write_repo(dataset, args.local_dir, card=card, rejected=rejected)
+        write_repo(dataset, args.local_dir, card=card, rejected=rejected, allow_empty=args.allow_empty)
         print(f"Wrote the repo layout to {args.local_dir} (load_dataset({str(args.local_dir)!r}))")
     if args.repo_id:
         url = push_to_hub(
@@ -44,6 +46,7 @@ def cmd_push(args: argparse.Namespace) -> int:
             private=args.private,
             token=args.token,
             exist_ok=not args.new_only,
+            allow_empty=args.allow_empty,
         )
         print(f"Pushed {len(dataset)} rows to {url}")
     return 0
