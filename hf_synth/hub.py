@@ -30,10 +30,11 @@ class HubPushError(RuntimeError):
     """A push failed for a reason the user can fix (message says how); never contains the token."""
 
 
-def _write_shards(dataset: Dataset, folder: Path, split: str, shard_rows: int) -> tuple[str, int]:
+def _write_shards(dataset: Dataset, folder: Path, split: str, shard_rows: int) -> tuple[str, DatasetInfo]:
     """Write ``dataset`` as parquet shards ``{split}-00000-of-0000N-{digest}.parquet``, where ``digest`` hashes
     the bytes of all shards. Returns the data-files pattern of the shards (relative to ``folder``'s parent)
-    and their size in bytes.
+    and what ``dataset_info`` in the card says of them: features, rows, bytes (datasets checks the row count
+    against the files it reads).
 
     The digest is what keeps ``load_dataset`` from handing back an earlier push's rows: datasets caches a
     local folder under ``<folder name>/<config>/0.0.0/<hash of the README's configs and dataset_info>``, so
@@ -43,10 +44,12 @@ def _write_shards(dataset: Dataset, folder: Path, split: str, shard_rows: int) -
     folder.mkdir(parents=True, exist_ok=True)
     shards = max(1, math.ceil(len(dataset) / shard_rows))
     digest = hashlib.sha256()
-    written = []
+    written, num_bytes = [], 0
     for index in range(shards):
         part = folder / f".{split}-{index:05d}.parquet.partial"
-        dataset.shard(num_shards=shards, index=index, contiguous=True).to_parquet(str(part))
+        shard = dataset.shard(num_shards=shards, index=index, contiguous=True)
+        shard.to_parquet(str(part))
+        num_bytes += shard.with_format("arrow")[:].nbytes if len(shard) else 0
         with open(part, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -56,19 +59,13 @@ def _write_shards(dataset: Dataset, folder: Path, split: str, shard_rows: int) -
     for index, part in enumerate(written):
         size += part.stat().st_size
         part.replace(folder / f"{split}-{index:05d}-of-{shards:05d}-{tag}.parquet")
-    return f"{folder.name}/{split}-*-{tag}.parquet", size
-
-
-def _dataset_info(dataset: Dataset, download_size: int) -> DatasetInfo:
-    """What ``dataset_info`` in the card says of one config: features, rows, bytes (datasets checks the row
-    count against the files it reads)."""
-    num_bytes = dataset.with_format("arrow")[:].nbytes if len(dataset) else 0
-    return DatasetInfo(
+    info = DatasetInfo(
         features=dataset.features,
-        splits=SplitDict({"train": SplitInfo(name="train", num_bytes=num_bytes, num_examples=len(dataset))}),
-        download_size=download_size,
+        splits=SplitDict({split: SplitInfo(name=split, num_bytes=num_bytes, num_examples=len(dataset))}),
+        download_size=size,
         dataset_size=num_bytes,
     )
+    return f"{folder.name}/{split}-*-{tag}.parquet", info
 
 
 #: Card metadata that describes the data files, not the dataset: it is regenerated on every push and the
@@ -126,15 +123,15 @@ def write_repo(
     for sub in DATA_FOLDERS:
         if (root / sub).is_dir():
             shutil.rmtree(root / sub)
-    pattern, size = _write_shards(dataset, root / "data", "train", shard_rows)
+    pattern, info = _write_shards(dataset, root / "data", "train", shard_rows)
     configs = [
         {"config_name": "default", "data_files": [{"split": "train", "path": pattern}], "default": True}
     ]
-    infos = DatasetInfosDict(default=_dataset_info(dataset, size))
+    infos = DatasetInfosDict(default=info)
     if rejected is not None and len(rejected):
-        pattern, size = _write_shards(rejected, root / "rejected", "train", shard_rows)
+        pattern, info = _write_shards(rejected, root / "rejected", "train", shard_rows)
         configs.append({"config_name": "rejected", "data_files": [{"split": "train", "path": pattern}]})
-        infos["rejected"] = _dataset_info(rejected, size)
+        infos["rejected"] = info
     card = card or DatasetCard(f"---\n{DatasetCardData(tags=['synthetic', 'hf-synth']).to_yaml()}\n---\n")
     ours = card.data.to_dict()
     ours["configs"] = configs

@@ -129,6 +129,18 @@ def test_rows_of_the_same_shape_and_size_are_told_apart(tmp_path):
         assert _load(repo, warm)["id"] == [f"{letter}-{i}" for i in range(3)]
 
 
+def test_shards_share_one_digest_and_the_card_counts_them_all(tmp_path):
+    rows = [{"id": f"r-{i}", "instruction": f"Task {i}", "output": "x" * i} for i in range(5)]
+    write_repo(Dataset.from_list(rows), tmp_path / "repo", shard_rows=2)
+    names = sorted(p.name for p in (tmp_path / "repo" / "data").iterdir())
+    assert [n.rsplit("-", 1)[0] for n in names] == [f"train-0000{i}-of-00003" for i in range(3)]
+    assert len({n.rsplit("-", 1)[1] for n in names}) == 1  # one digest for the split
+    assert _load(tmp_path / "repo", tmp_path / "cache")["id"] == [r["id"] for r in rows]
+    info = DatasetCard.load(tmp_path / "repo" / "README.md").data.to_dict()["dataset_info"]
+    assert info["splits"][0]["num_examples"] == 5 and info["splits"][0]["num_bytes"] > 0
+    assert info["download_size"] == sum(p.stat().st_size for p in (tmp_path / "repo" / "data").iterdir())
+
+
 def test_the_session_cache_twice(tmp_path, runs):
     """The cache conftest gives every test (shared by the whole session, as a user's default cache is)."""
     self_instruct, evol = runs
