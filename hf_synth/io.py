@@ -13,6 +13,7 @@ from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 from .checkpoint import save_dataset
 from .input_files import FILE_LOADERS as _FILE_LOADERS
 from .input_files import check_file, looks_local
+from .progress import datasets_bars_off
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def load_seed_dataset(
     return _pick_split(load_dataset(text), split, text)
 
 
+@datasets_bars_off
 def save_run(
     output_dir: str | Path,
     dataset: Dataset,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
 from hf_synth.io import load_seed_dataset
+from hf_synth.progress import quiet_libraries
 from hf_synth.training import cpu_friendly_defaults
 
 logger = logging.getLogger("hf_synth.sft")
@@ -37,6 +38,12 @@ class DataArguments:
         default=None, metadata={"help": "split (default: train / the only one)"}
     )
     messages_column: str = field(default="messages", metadata={"help": "column in TRL conversational format"})
+    verbose: bool = field(
+        default=False,
+        metadata={
+            "help": "also show the bars of datasets and transformers (by default only the training bar)"
+        },
+    )
 
 
 def check_not_preference_data(dataset) -> None:
@@ -53,8 +60,12 @@ def check_not_preference_data(dataset) -> None:
 
 def main() -> None:
     parser = TrlParser((DataArguments, SFTConfig, ModelConfig))
-    parser.set_defaults(**cpu_friendly_defaults())
+    # TRL turns activation (gradient) checkpointing on by default under the old name, which transformers
+    # warns is deprecated; the same default under the current name
+    parser.set_defaults(**cpu_friendly_defaults(), activation_checkpointing=True)
     data_args, training_args, model_args = parser.parse_args_and_config()
+    if not data_args.verbose:  # the training bar stays; datasets' per-map and the weight-loading bars go
+        quiet_libraries()
     dataset = load_seed_dataset(data_args.dataset, split=data_args.dataset_split)
     check_not_preference_data(dataset)
     if data_args.messages_column not in dataset.column_names:

@@ -62,3 +62,23 @@ def test_stop_restores_every_thread_and_real_cpu_times_are_read():
     assert applied == [1, 2] and governor.threads == 2
     busy, own = read_cpu_times()
     assert busy > 0 and own > 0
+
+
+def test_only_the_first_thread_change_of_a_process_is_logged_at_info(monkeypatch, caplog):
+    import logging
+
+    from hf_synth.engine import cpu_threads
+
+    monkeypatch.setattr(cpu_threads, "_announced", False)
+    caplog.set_level(logging.DEBUG, logger="hf_synth.engine.cpu_threads")
+    for _ in range(2):  # two engine calls, a neighbour coming and going in each
+        machine, applied = FakeMachine(), []
+        governor = _governor(machine, applied)
+        for total, own in [(2.0, 1.0), (1.05, 1.0), (2.0, 1.0)]:
+            machine.advance(total=total, own=own)
+            governor.update()
+        governor.stop()
+        assert applied == [1, 2, 1, 2]
+    changes = [r for r in caplog.records if "thread(s) now" in r.getMessage()]
+    assert len(changes) == 6
+    assert [r.levelno for r in changes] == [logging.INFO] + [logging.DEBUG] * 5

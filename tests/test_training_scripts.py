@@ -35,6 +35,8 @@ def _train_flags(out: Path, steps: int = 2) -> list[str]:
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for name in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        env.pop(name, None)  # as in a user's shell (in-process CLI tests set these): the script quiets bars
     return subprocess.run(
         [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, env=env, timeout=300
     )
@@ -57,6 +59,9 @@ def test_sft_on_a_self_instruct_run(tmp_path, tiny_model_dir):
         "1",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "deprecated" not in proc.stderr, proc.stderr  # e.g. TRL's default under transformers' old name
+    assert "Loading weights" not in proc.stderr and "examples/s" not in proc.stderr, proc.stderr
+    assert "it/s" in proc.stderr or "s/it" in proc.stderr  # the training bar stays
     metrics = json.loads((out / "train_results.json").read_text())
     assert math.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
     from transformers import AutoModelForCausalLM

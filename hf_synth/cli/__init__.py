@@ -317,24 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def quiet_libraries() -> None:
-    """datasets' internal bars (Map, Filter, Saving, Casting...) and the info logs of datasets and
-    transformers off: a run shows hf-synth's own bars and log. Imports neither library."""
-    import os
+    """datasets' internal bars (Map, Filter, Saving, Casting...), transformers' and huggingface_hub's bars
+    ("Loading weights", downloads) and the info logs of datasets and transformers off: a run shows
+    hf-synth's own bar and log (see :mod:`hf_synth.progress`). Imports neither library."""
+    from ..progress import quiet_libraries as quiet
 
-    if "datasets" in sys.modules:
-        import datasets
-
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity_error()
-    else:
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("DATASETS_VERBOSITY", "error")
-    if "transformers" in sys.modules:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-    else:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    quiet()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -200,14 +200,10 @@ def engine_from_args(args: argparse.Namespace):
 
 
 def load_engine(args: argparse.Namespace, config: EngineConfig):
-    """:func:`hf_synth.engine.load_engine`, with transformers' weight-loading bars off unless --verbose
-    (hf-synth's own generation bar, with rows and tok/s, stays)."""
+    """:func:`hf_synth.engine.load_engine` (transformers' weight-loading bars are off unless --verbose,
+    from :func:`hf_synth.progress.quiet_libraries` in ``main``; hf-synth's own generation bar stays)."""
     from ..engine import load_engine as _load
 
-    if not getattr(args, "verbose", False):
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
     return _load(config)
 
 

@@ -9,7 +9,8 @@ neighbour (40% of a core) is better shared with 2 threads (55.0 against 46.4).
 :class:`ThreadGovernor` measures, every :attr:`interval` seconds, how much CPU time the rest of the
 machine took (``/proc/stat`` minus this process's ``/proc/self/stat``, steal time included) and uses
 ``cores - round(others)`` threads (at least 1) when others take more than :data:`CROWDED` of a core,
-all of them again when they take less than :data:`CALM`. Changes are logged. Linux only; elsewhere the
+all of them again when they take less than :data:`CALM`. The first change of a process is logged at INFO,
+later ones (a busy neighbour comes and goes many times in a long run) at DEBUG. Linux only; elsewhere the
 thread count stays as it is.
 """
 
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 CROWDED = 0.55
 #: Others' use (cores) below which every thread is taken back.
 CALM = 0.35
+
+#: Whether this process has logged a thread change at INFO (later ones go to DEBUG).
+_announced = False
 
 
 def _clock_ticks() -> int:
@@ -116,9 +120,20 @@ class ThreadGovernor:
         else:
             wanted = self.threads
         if wanted != self.threads:
-            logger.info(
-                "Other processes use %.1f of %d cores: %d thread(s) now", self.others, self.cores, wanted
-            )
+            global _announced
+            if _announced:
+                logger.debug(
+                    "Other processes use %.1f of %d cores: %d thread(s) now", self.others, self.cores, wanted
+                )
+            else:
+                _announced = True
+                logger.info(
+                    "Other processes use %.1f of %d cores: %d thread(s) now (further changes are logged at "
+                    "DEBUG)",
+                    self.others,
+                    self.cores,
+                    wanted,
+                )
             self.threads = wanted
             self.apply(wanted)
         return self.threads

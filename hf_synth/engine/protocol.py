@@ -8,6 +8,7 @@ are imported only when chosen (see :mod:`hf_synth.engine.selection`).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -156,32 +157,72 @@ def with_prefill(prompt: Prompt, text: str) -> str:
     return f"{prefix} {text}"
 
 
-def _progress_disabled() -> bool:
+def _is_terminal(stream) -> bool:
+    """Whether a bar drawn on ``stream`` is seen as a bar: a terminal, or a notebook (tqdm.auto draws a
+    widget there)."""
+    if "ipykernel" in sys.modules:
+        return True
     try:
-        from huggingface_hub.utils import are_progress_bars_disabled
-
-        return are_progress_bars_disabled()
-    except ImportError:  # pragma: no cover - very old huggingface_hub
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
         return False
 
 
 class GenerationProgress:
-    """The one progress bar of an engine call: prompts finished and generated tok/s, shared by every
-    backend (off when ``enabled`` is false or huggingface_hub's bars are disabled)."""
+    """The one progress display of an engine call, shared by every backend: prompts finished and generated
+    tok/s. On a terminal (or in a notebook) a tqdm bar; elsewhere (a log file, a pipe) a log line every
+    :attr:`log_interval` seconds and one when the call ends, so a log holds no redrawn bars. Off when
+    ``enabled`` is false or hf-synth's bars are (:func:`hf_synth.progress.disable_progress_bars`,
+    ``HF_SYNTH_DISABLE_PROGRESS_BARS=1``); other libraries' switches leave it alone.
+    """
 
-    def __init__(self, total: int, desc: str, enabled: bool = True) -> None:
-        from tqdm.auto import tqdm
+    #: Seconds between progress lines when the output is not a terminal.
+    log_interval = 30.0
 
-        self.bar = tqdm(total=total, desc=desc, unit="prompt", disable=not enabled or _progress_disabled())
+    def __init__(self, total: int, desc: str, enabled: bool = True, stream=None) -> None:
+        from ..progress import progress_bars_enabled
+
+        self.total = total
+        self.desc = desc
         self.began = time.perf_counter()
         self.tokens = 0
+        self.done = 0
+        self.bar = None
+        stream = stream if stream is not None else sys.stderr
+        shown = enabled and progress_bars_enabled() and total > 0
+        if shown and _is_terminal(stream):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="prompt", file=stream, dynamic_ncols=True)
+        self.logs = shown and self.bar is None
+        self._logged_at = self.began
+
+    def _rate(self) -> float:
+        elapsed = time.perf_counter() - self.began
+        return self.tokens / elapsed if elapsed > 0 else 0.0
 
     def finished(self, completion_tokens: int) -> None:
         """Count one finished prompt that generated ``completion_tokens``."""
         self.tokens += completion_tokens
-        self.bar.update(1)
-        elapsed = time.perf_counter() - self.began
-        self.bar.set_postfix(tok_s=f"{self.tokens / elapsed:.1f}" if elapsed else "-")
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(tok_s=f"{self._rate():.1f}")
+        elif self.logs and time.perf_counter() - self._logged_at >= self.log_interval:
+            self._logged_at = time.perf_counter()
+            logger.info("%s: %d/%d prompts, %.1f tok/s", self.desc, self.done, self.total, self._rate())
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+        elif self.logs:
+            elapsed = time.perf_counter() - self.began
+            logger.info(
+                "%s: %d/%d prompts in %.1f s, %.1f tok/s",
+                self.desc,
+                self.done,
+                self.total,
+                elapsed,
+                self._rate(),
+            )
+            self.logs = False  # closed twice: logged once

@@ -13,6 +13,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checkpoint import Checkpointer
 from ..engine import Engine, describe_engines
+from ..progress import datasets_bars_off
 from ..rows import BASE_FEATURES, config_fingerprint, empty_dataset, fingerprint_rows
 from ..self_instruct.steps import add_messages
 from .evol_instruct_config import OPERATIONS, EvolInstructConfig
@@ -175,6 +176,7 @@ class EvolInstruct:
             "input": fingerprint_rows(roots),
         }
 
+    @datasets_bars_off
     def run(self, dataset: Dataset) -> EvolInstructResult:
         """Evolve every row for ``rounds`` rounds; returns kept (answered) and eliminated evolutions."""
         config = self.config

@@ -32,6 +32,7 @@ from ..engine.default_model import DEFAULT_MODEL_ID
 from ..engine.engine_config import EngineConfig, SamplingParams
 from ..engine.protocol import Engine
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
+from ..progress import datasets_bars_off
 from ..rows import config_fingerprint, fingerprint_rows
 from .refine_config import RefineConfig
 
@@ -306,6 +307,7 @@ class Refine:
         return kept, record
 
     # ------------------------------------------------------------------ the loop
+    @datasets_bars_off
     def run(self, seeds: Dataset, eval_set: Dataset) -> RefineResult:
         """Round 0 evaluates the untrained student; rounds 1..``rounds`` generate, curate, fine-tune and
         evaluate, stopping early after ``patience`` rounds without a better overall score."""

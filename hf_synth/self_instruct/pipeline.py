@@ -15,6 +15,7 @@ from ..checkpoint import Checkpointer
 from ..engine import Engine, describe_engines
 from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
+from ..progress import datasets_bars_off
 from ..rows import BASE_FEATURES, config_fingerprint, empty_dataset, fingerprint_rows
 from .self_instruct_config import SelfInstructConfig
 from .steps import (
@@ -200,6 +201,7 @@ class SelfInstruct:
             "seeds": fingerprint_rows(pool),
         }
 
+    @datasets_bars_off
     def run(self, seeds: Dataset) -> SelfInstructResult:
         """Run rounds until ``num_instructions`` instructions are kept or ``max_rounds`` have run."""
         config = self.config
