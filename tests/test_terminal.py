@@ -15,6 +15,8 @@ import sys
 import termios
 import time
 
+import pytest
+
 from .conftest import SEED_TASKS
 
 #: hf-synth's bar for the instruction step, as tqdm draws it: "Instructions:  50%|█████     | 1/2 [...]".
@@ -123,6 +125,18 @@ def test_log_file_gets_progress_lines_not_bars(tmp_path, tiny_model_dir):
     assert "\r" not in text and not BAR.search(text), text  # no bar redrawn into a file
     assert re.search(r"Instructions: \d+/\d+ prompts in [\d.]+ s, [\d.]+ tok/s", text), text
     assert "Loading weights" not in text and "examples/s" not in text, text
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_report_loads_its_embedding_model_without_a_bar_unless_verbose(tmp_path, verbose):
+    """`report` loads a sentence-transformers model: transformers' "Loading weights" bar (drawn even into a
+    pipe) shows only with --verbose."""
+    command = [sys.executable, "-m", "hf_synth.cli", *(["--verbose"] if verbose else [])]
+    command += ["report", str(SEED_TASKS), "--out", str(tmp_path / "report.json")]
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert ("Loading weights" in done.stderr) is verbose, done.stderr
+    assert ("examples/s" in done.stderr) is verbose, done.stderr
 
 
 class _Screen(io.StringIO):
