@@ -37,7 +37,8 @@ def test_cli_self_instruct_writes_dataset_jsonl_card_and_summary(tmp_path, tiny_
     assert summary["requests"] == 2 and summary["rounds"] == 1
     assert summary["generated"] + summary["requests_unparsable"] == summary["kept"] + summary["rejected"]
     engine = {"model": str(tiny_model_dir), "backend": "continuous", "dtype": "float32", "device": "cpu"}
-    assert summary["engines"] == [{**engine, "batch_size": 4}]
+    reason = "Llama-family architecture (cpu runtime)"  # no self-check on the CPU unless asked
+    assert summary["engines"] == [{**engine, "batch_size": 4, "backend_reason": reason}]
     dataset = load_from_disk(str(out / "dataset"))
     lines = (out / "data.jsonl").read_text().splitlines()
     assert len(lines) == len(dataset)

@@ -34,6 +34,7 @@ texts). Architectures other than the ones in :data:`SUPPORTED_MODEL_TYPES` use p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 from collections.abc import Callable, Sequence
@@ -83,6 +84,25 @@ def _keep_large_allocations() -> None:
         libc.mallopt(m_trim_threshold, 512 * 1024 * 1024)
     except (OSError, AttributeError):  # not glibc
         logger.debug("mallopt unavailable; large allocations stay mmap-backed")
+
+
+def _cuda_attention_backends() -> list | None:
+    """SDPA's flash, memory-efficient and math kernels (the ones that need no per-shape plan), or
+    ``None`` where this torch cannot restrict SDPA (it then chooses itself)."""
+    try:
+        from torch.nn.attention import SDPBackend
+    except ImportError:  # pragma: no cover - torch < 2.3
+        return None
+    return [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def _attention_kernels(backends: list | None):
+    """A context in which SDPA uses only ``backends`` (nothing changes for ``None``)."""
+    if not backends:
+        return contextlib.nullcontext()
+    from torch.nn.attention import sdpa_kernel
+
+    return sdpa_kernel(backends)
 
 
 def unsupported_reason(model) -> str | None:
@@ -240,6 +260,12 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor
     return weight * (x * torch.rsqrt(variance + eps)).to(dtype)
 
 
+def _fused_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    # torch's rms_norm computes the same steps (float32 inside, cast back, times the weight) in one kernel
+    # on CUDA; transformers' layer is eight.
+    return F.rms_norm(x, weight.shape, weight, eps)
+
+
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -351,6 +377,19 @@ class ContinuousBatcher:
         self.graphs: StepGraphs | None = None  # static mode: the cache, rope tables and captured steps
         self.cuda_graphs = self.device.type == "cuda"
         self.bucket_steps = False
+        on_cuda = self.device.type == "cuda"
+        #: One fused RMSNorm kernel (torch >= 2.4) instead of transformers' eight operations; on CUDA, where
+        #: launches dominate a small model's step (the CPU keeps its compiled kernels and measured speed).
+        self._norm = _fused_rms_norm if on_cuda and hasattr(F, "rms_norm") else _rms_norm
+        #: Static mode: run all the prompts of a prefill pass through one attention call per layer
+        #: (padded to the longest, masked) instead of one per prompt. On by default on CUDA.
+        self.batched_prefill = on_cuda
+        #: Skip the host synchronisations sampling needs only to save work on the CPU (on CUDA the work
+        #: is cheaper than waiting for the GPU).
+        self.sync_free = on_cuda
+        #: The attention kernels SDPA may use on CUDA, in order; cuDNN's is left out: it builds a plan per
+        #: new shape (every prompt length of a prefill, every step of an eager decode).
+        self.attention_backends = _cuda_attention_backends() if on_cuda else None
         # On the CPU, fewer threads while other processes keep cores busy (see .cpu_threads).
         self.governor = ThreadGovernor(torch.get_num_threads()) if self.device.type == "cpu" else None
         logger.info(
@@ -361,7 +400,11 @@ class ContinuousBatcher:
             if static
             else "shared-prefix arena",
             ", ".join(f"{name} {method}" for name, method in self.methods.items()),
-            "compiled CPU" if self.use_kernel else "PyTorch",
+            "compiled CPU"
+            if self.use_kernel
+            else f"PyTorch SDPA ({', '.join(b.name for b in self.attention_backends)})"
+            if self.attention_backends
+            else "PyTorch",
         )
 
     def _choose_methods(self, model, slots: int, pack) -> dict[str, str]:
@@ -408,7 +451,7 @@ class ContinuousBatcher:
             h = add_rms_norm(x, None, layer.ln_in, layer.eps_in, torch.empty_like(x))
             qkv = layer.qkv(h)
             return rope(qkv, cos[:, 0], sin[:, 0], self.n_heads, self.n_kv)
-        h = _rms_norm(x, layer.ln_in, layer.eps_in)
+        h = self._norm(x, layer.ln_in, layer.eps_in)
         qkv = layer.qkv(h)
         qk, v = qkv.split([layer.q_size + layer.kv_size, layer.kv_size], dim=-1)
         # Queries and keys rotate together: one set of element-wise operations instead of two.
@@ -422,19 +465,22 @@ class ContinuousBatcher:
             h = add_rms_norm(x, layer.o(attn), layer.ln_post, layer.eps_post, torch.empty_like(x))
         else:
             x = x + layer.o(attn)
-            h = _rms_norm(x, layer.ln_post, layer.eps_post)
+            h = self._norm(x, layer.ln_post, layer.eps_post)
         gate, up = layer.gate_up(h).split([layer.intermediate, layer.intermediate], dim=-1)
         return x.add_(layer.down(F.silu(gate).mul_(up)))
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(_rms_norm(x, self.norm_w, self.norm_eps)).float()
+        return self.lm_head(self._norm(x, self.norm_w, self.norm_eps)).float()
 
     def _prefill(self, items: Sequence[_Prefill]) -> torch.Tensor:
         """Run several prompts (or shared prefixes) in one pass; return each item's last-token logits.
 
         Every item's tokens are packed into one matrix for the projections; attention runs per item over
-        its shared prefix (``item.context``, already computed) and its own tokens, causally.
+        its shared prefix (``item.context``, already computed) and its own tokens, causally, or, with
+        ``batched_prefill`` for items that fill cache slots, once for all of them (:meth:`_prefill_padded`).
         """
+        if self.batched_prefill and len(items) > 1 and all(item.slot is not None for item in items):
+            return torch.cat([self._prefill_padded(group) for group in _padded_groups(items)])
         sizes = [len(item.tokens) for item in items]
         ids = torch.tensor([t for item in items for t in item.tokens], device=self.device)
         positions = torch.cat(
@@ -481,6 +527,52 @@ class ContinuousBatcher:
             x = self._finish_layer(layer, x, torch.cat(outputs) if len(outputs) > 1 else outputs[0])
         self.prefill_tokens += sum(sizes)
         last = torch.tensor(sizes, device=self.device).cumsum(0) - 1
+        return self._logits(x.index_select(0, last))
+
+    def _prefill_padded(self, items: Sequence[_Prefill]) -> torch.Tensor:
+        """:meth:`_prefill` of items whose targets are whole-sequence cache slots (static mode): each
+        layer writes every item's keys and values into its slot with one indexed store, then one attention
+        call covers all items, their queries padded to the longest item and each attending its own slot
+        (the shared prefix already copied there) up to its position."""
+        device = self.device
+        sizes = [len(item.tokens) for item in items]
+        width = max(sizes)
+        keys = max(item.start + n for item, n in zip(items, sizes, strict=True))
+        ids = torch.tensor([t for item in items for t in item.tokens], device=device)
+        positions = torch.tensor(
+            [item.start + t for item, n in zip(items, sizes, strict=True) for t in range(n)], device=device
+        )
+        token_slots = torch.tensor(
+            [item.slot for item, n in zip(items, sizes, strict=True) for _ in range(n)], device=device
+        )
+        item_slots = torch.tensor([item.slot for item in items], device=device)
+        dest = torch.tensor([j * width + t for j, n in enumerate(sizes) for t in range(n)], device=device)
+        starts = torch.tensor([item.start for item in items], device=device)
+        query_positions = starts.unsqueeze(1) + torch.arange(width, device=device)  # (items, width)
+        # Query t of an item sees its slot's keys up to its own position (padded rows are dropped).
+        visible = torch.arange(keys, device=device).view(1, 1, keys) <= query_positions.unsqueeze(2)
+        mask = visible.unsqueeze(1)
+        cos, sin = self._rope(positions)
+        x = F.embedding(ids, self.embed)
+        group = self.n_heads // self.n_kv
+        n_items = len(items)
+        for i, layer in enumerate(self.layers):
+            q, k, v = self._qkv(layer, x, cos, sin)
+            k_cache, v_cache = self.k_cache[i], self.v_cache[i]
+            k_cache[token_slots, :, positions] = k
+            v_cache[token_slots, :, positions] = v
+            q_pad = q.new_zeros(n_items * width, self.n_heads, self.head_dim).index_copy_(0, dest, q)
+            q_pad = q_pad.view(n_items, width, self.n_heads, self.head_dim).transpose(1, 2)
+            k_items = k_cache[:, :, :keys].index_select(0, item_slots)
+            v_items = v_cache[:, :, :keys].index_select(0, item_slots)
+            if group > 1:  # explicit heads: the memory-efficient kernel takes a mask but not GQA
+                k_items = k_items.repeat_interleave(group, dim=1)
+                v_items = v_items.repeat_interleave(group, dim=1)
+            out = F.scaled_dot_product_attention(q_pad, k_items, v_items, attn_mask=mask, scale=layer.scaling)
+            out = out.transpose(1, 2).reshape(n_items * width, -1).index_select(0, dest)
+            x = self._finish_layer(layer, x, out)
+        self.prefill_tokens += sum(sizes)
+        last = torch.tensor(sizes, device=device).cumsum(0) - 1
         return self._logits(x.index_select(0, last))
 
     def _decode(
@@ -602,12 +694,17 @@ class ContinuousBatcher:
     # ------------------------------------------------------------------ sampling
     @staticmethod
     def choose(
-        logits: torch.Tensor, spec: SamplingSpec, seen: torch.Tensor | None, uniforms: torch.Tensor | None
+        logits: torch.Tensor,
+        spec: SamplingSpec,
+        seen: torch.Tensor | None,
+        uniforms: torch.Tensor | None,
+        sync_free: bool = False,
     ) -> torch.Tensor:
         """Next token per row, with transformers' processor order: penalty, temperature, top-k, top-p.
 
         ``seen`` marks the tokens each row already holds (for the repetition penalty); ``uniforms`` holds
-        one draw in [0, 1) per row (ignored for greedy decoding).
+        one draw in [0, 1) per row (ignored for greedy decoding). ``sync_free``: never read a value back
+        to the host (same tokens; the CPU skips work it can see is not needed instead).
         """
         if seen is not None:
             penalised = torch.where(
@@ -621,7 +718,7 @@ class ContinuousBatcher:
             kth = torch.topk(logits, min(spec.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
         if spec.top_p < 1.0:
-            logits = _top_p(logits, spec.top_p)
+            logits = _top_p(logits, spec.top_p, sync_free)
         probs = torch.softmax(logits, dim=-1)
         # Inverse-CDF sampling: one uniform per row from that row's own random stream.
         cdf = probs.cumsum(dim=-1)
@@ -629,7 +726,7 @@ class ContinuousBatcher:
         chosen = torch.searchsorted(cdf, targets, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
         # A draw that rounds onto the very end of the CDF lands on the last token with probability.
         zero = probs.gather(1, chosen.unsqueeze(1)).squeeze(1) == 0
-        if bool(zero.any()):
+        if sync_free or bool(zero.any()):  # on CUDA the check would cost more than the fix
             last = (probs > 0).cumsum(dim=-1).argmax(dim=-1)
             chosen = torch.where(zero, last, chosen)
         return chosen
@@ -658,7 +755,11 @@ class ContinuousBatcher:
         schedule = _Schedule(self, requests, spec, on_finish)
         arena_shape = (len(self.layers), max(schedule.arena_tokens, 1), self.n_kv, self.head_dim)
         if self.static:
-            if self.graphs is None or schedule.local_capacity > self.graphs.capacity:
+            if (
+                self.graphs is None
+                or schedule.local_capacity > self.graphs.capacity
+                or self.graphs.requested_slots != self.slots  # batch_size changed: a new cache and graphs
+            ):
                 self.graphs = None  # the old cache and its graphs go before a larger one is made
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -695,7 +796,8 @@ class ContinuousBatcher:
         if self.governor is not None:
             self.governor.start()
         try:
-            schedule.run(slots)
+            with _attention_kernels(self.attention_backends):
+                schedule.run(slots)
         finally:
             if flush:
                 torch.set_flush_denormal(False)
@@ -731,14 +833,21 @@ class ContinuousBatcher:
                     buffer.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
-def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+def _top_p(logits: torch.Tensor, top_p: float, sync_free: bool = False) -> torch.Tensor:
     """transformers' TopPLogitsWarper: drop the least likely tokens whose total mass is <= 1 - top_p.
 
     A token survives when the mass of the tokens more likely than it is below ``top_p``. The nucleus is
     searched among the most likely candidates first; rows whose candidates hold less than ``top_p`` of
-    the mass are sorted in full.
+    the mass are sorted in full. ``sync_free`` sorts every row in full (no host read of which rows need
+    it; a GPU sorts the whole vocabulary quickly).
     """
     probs = torch.softmax(logits, dim=-1)
+    if sync_free:
+        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(
+            1, order, (sorted_probs.cumsum(dim=-1) - sorted_probs) < top_p
+        )
+        return logits.masked_fill(~keep, float("-inf"))
     k = min(_TOP_P_CANDIDATES, logits.shape[-1])
     top_probs, top_index = torch.topk(probs, k, dim=-1)
     before = top_probs.cumsum(dim=-1) - top_probs  # mass of the more likely candidates
@@ -792,6 +901,30 @@ class _Prefill:
     k_target: torch.Tensor  # (layers, kv_heads, >= len(tokens), head_dim)
     v_target: torch.Tensor
     context: _Prefix | None = None
+    slot: int | None = None  # static mode: the cache slot the targets are (the whole sequence)
+
+
+#: A padded prefill pass holds at most this many (query, key) pairs per layer (its mask and the padded
+#: attention's work); larger groups of prompts are split.
+PADDED_PREFILL_PAIRS = 1 << 26
+
+
+def _padded_groups(items: Sequence[_Prefill], budget: int | None = None):
+    """Consecutive groups of ``items`` whose padded (items x longest queries x longest keys) fits ``budget``
+    (default :data:`PADDED_PREFILL_PAIRS`; a single item always forms a group)."""
+    budget = PADDED_PREFILL_PAIRS if budget is None else budget
+    group: list[_Prefill] = []
+    width = keys = 0
+    for item in items:
+        n = len(item.tokens)
+        w, k = max(width, n), max(keys, item.start + n)
+        if group and (len(group) + 1) * w * k > budget:
+            yield group
+            group, w, k = [], n, item.start + n
+        group.append(item)
+        width, keys = w, k
+    if group:
+        yield group
 
 
 def plan_prefixes(prompts: Sequence[Sequence[int]], min_length: int = MIN_SHARED_PREFIX, window: int = 256):
@@ -901,7 +1034,7 @@ class _Schedule:
                     k_slot[:, :, :start] = prefix.k
                     v_slot[:, :, :start] = prefix.v
                 k_slot, v_slot = k_slot[:, :, start:], v_slot[:, :, start:]
-            items.append(_Prefill(ids[start:], start, k_slot, v_slot, prefix))
+            items.append(_Prefill(ids[start:], start, k_slot, v_slot, prefix, slot if self.inline else None))
             b.reused_prefix_tokens += start
         logits = torch.cat([b._prefill(chunk) for chunk in self._chunks(items)])
         seen = None
@@ -911,7 +1044,7 @@ class _Schedule:
                 self.seen[slot, torch.tensor(self.requests[index].prompt_ids, device=b.device)] = True
             seen = self.seen[torch.tensor([slot for slot, _ in pairs], device=b.device)]
         generators = [torch.Generator(device="cpu").manual_seed(self.requests[i].seed) for _, i in pairs]
-        tokens = b.choose(logits, self.spec, seen, self.uniforms(generators)).tolist()
+        tokens = b.choose(logits, self.spec, seen, self.uniforms(generators), b.sync_free).tolist()
         for (slot, index), item, generator, token in zip(pairs, items, generators, tokens, strict=True):
             request = self.requests[index]
             request.tokens = [token]
@@ -954,12 +1087,19 @@ class _Schedule:
         if self.on_finish is not None:
             self.on_finish(self.requests[index])
 
+    def filled(self, slot: int) -> int:
+        """Cache positions ``slot`` holds (``local[slot]``, known on the host: no device read)."""
+        index = self.occupant[slot]
+        request, prefix = self.requests[index], self.prefix_of[index]
+        shared = len(prefix.ids) if prefix is not None and not self.inline else 0
+        return len(request.prompt_ids) - shared + len(request.tokens) - 1
+
     def remove(self, slot: int) -> None:
         """Free ``slot`` by moving the last live slot into it."""
         last = len(self.occupant) - 1
         if slot != last:
             self.b.clear(slot)  # the finished sequence's pages beyond what moves in are handed back too
-            self.b.move(last, slot, int(self.local[last]))
+            self.b.move(last, slot, self.filled(last))
             for tensor in (self.positions, self.local, self.next_tokens):
                 tensor[slot] = tensor[last]
             if self.seen is not None:
@@ -1016,7 +1156,7 @@ class _Schedule:
                 groups = [(p, torch.tensor(rows, device=device)) for p, rows in rows_by_prefix.values()]
                 logits = b._decode(self.next_tokens[:live], self.positions[:live], self.local[:live], groups)
             seen = self.seen[:live] if self.seen is not None else None
-            chosen = b.choose(logits, self.spec, seen, self.uniforms(self.generators))
+            chosen = b.choose(logits, self.spec, seen, self.uniforms(self.generators), b.sync_free)
             self.positions[:live] += 1
             self.local[:live] += 1
             self.next_tokens[:live] = chosen

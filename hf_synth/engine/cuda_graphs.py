@@ -42,16 +42,41 @@ def length_bucket(length: int, capacity: int) -> int:
     return min(capacity, -(-length // LENGTH_BUCKET) * LENGTH_BUCKET)
 
 
+def row_buckets(slots: int) -> list[int]:
+    """Every row count :func:`row_bucket` can return for ``slots`` slots (one logits buffer each)."""
+    buckets = {row_bucket(live, slots) for live in range(1, slots + 1)}
+    return sorted(buckets)
+
+
+def bytes_per_slot(
+    layers: int, kv_heads: int, head_dim: int, capacity: int, itemsize: int, vocab: int
+) -> int:
+    """GPU memory one slot costs: its keys and values for ``capacity`` positions in every layer, the
+    sampling temporaries of its row (float32 logits, probabilities, cumulative sums, masks: 4 rows of the
+    vocabulary), and its share of the captured steps' float32 logits buffers (one per row bucket: the
+    powers of two from 8 below the slots add up to less than twice the slots, plus the slots themselves:
+    3 rows)."""
+    kv = 2 * layers * kv_heads * capacity * head_dim * itemsize
+    return kv + (4 + 3) * vocab * 4
+
+
+def slots_that_fit(free_bytes: int, per_slot: int, share: float = MEMORY_SHARE) -> int:
+    """How many slots of ``per_slot`` bytes fit in ``share`` of ``free_bytes``."""
+    return int(free_bytes * share) // per_slot
+
+
 def fit_slots(batcher, slots: int, capacity: int) -> int:
-    """``slots``, or fewer where the KV cache (and per-row sampling temporaries) would not fit on the GPU."""
+    """``slots``, or fewer where the KV cache, the sampling temporaries and the logits buffers (see
+    :func:`bytes_per_slot`) would not fit on the GPU."""
     device = batcher.device
     if device.type != "cuda":
         return slots
     itemsize = torch.empty((), dtype=batcher.dtype).element_size()
-    per_slot = 2 * len(batcher.layers) * batcher.n_kv * capacity * batcher.head_dim * itemsize
-    per_slot += 4 * batcher.vocab_size * 4  # float32 logits, probabilities, cumulative sums, masks
+    per_slot = bytes_per_slot(
+        len(batcher.layers), batcher.n_kv, batcher.head_dim, capacity, itemsize, batcher.vocab_size
+    )
     free, _ = torch.cuda.mem_get_info(device)
-    fit = int(free * MEMORY_SHARE) // per_slot
+    fit = slots_that_fit(free, per_slot)
     if fit < 1:
         raise torch.OutOfMemoryError(
             f"One sequence of {capacity} positions does not fit in the {free >> 20} MB free on {device}; "
@@ -67,7 +92,7 @@ def fit_slots(batcher, slots: int, capacity: int) -> int:
 @dataclass
 class _Captured:
     graph: object
-    logits: torch.Tensor
+    logits: torch.Tensor  # the row bucket's buffer, which the graph's last operation fills
 
 
 class StepGraphs:
@@ -79,6 +104,7 @@ class StepGraphs:
         device, dtype = batcher.device, batcher.dtype
         self.batcher = batcher
         self.capacity = -(-capacity // CAPACITY_STEP) * CAPACITY_STEP
+        self.requested_slots = slots  # a batcher whose slot count changes builds new graphs
         self.slots = fit_slots(batcher, slots, self.capacity)
         shape = (len(batcher.layers), self.slots, batcher.n_kv, self.capacity, batcher.head_dim)
         self.k_cache = torch.zeros(shape, dtype=dtype, device=device)
@@ -93,6 +119,9 @@ class StepGraphs:
         # Bucketed shapes are what lets graphs be reused; eager steps run exact shapes unless asked.
         self.bucketed = self.capture if bucketed is None else bucketed or self.capture
         self._captured: dict[tuple[int, int], _Captured] = {}
+        #: One float32 logits buffer per row bucket, shared by that bucket's graphs of every length (made
+        #: when the bucket is first captured; counted in fit_slots' memory budget).
+        self._logits: dict[int, torch.Tensor] = {}
         self._pool = None
 
     def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,10 +167,15 @@ class StepGraphs:
         torch.cuda.current_stream(device).wait_stream(side)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
+        buffer = self._logits.get(rows)
+        if buffer is None:
+            buffer = self._logits[rows] = torch.empty(
+                rows, self.batcher.vocab_size, dtype=torch.float32, device=device
+            )
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
-            logits = self.batcher.step_static(tokens, positions, length)
-        captured = _Captured(graph, logits)
+            buffer.copy_(self.batcher.step_static(tokens, positions, length))
+        captured = _Captured(graph, buffer)
         self._captured[(rows, length)] = captured
         logger.debug("Captured the decode step for %d rows x %d positions", rows, length)
         return captured

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
-
-from datasets import Dataset
-from datasets.distributed import split_dataset_by_node
+from typing import TYPE_CHECKING, Any
 
 from .engine_config import SamplingParams
+
+if TYPE_CHECKING:  # datasets is imported only when generate_distributed runs: loading an engine needs
+    from datasets import Dataset  # nothing beyond torch, transformers and accelerate
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ def generate_distributed(
     process and ``None`` on the others. In a single process it simply generates everything.
     """
     from accelerate.utils import gather_object
+    from datasets.distributed import split_dataset_by_node
 
     if prompt_column not in dataset.column_names:
         raise ValueError(

@@ -8,6 +8,7 @@ work to the backend chosen by name (:mod:`hf_synth.engine.selection`).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +21,12 @@ from .default_model import DEFAULT_MODEL_ID, default_model_path
 from .engine_config import EngineConfig, SamplingParams
 from .protocol import EngineStats, GenerationOutput, GenerationProgress, Prompt, format_chat_prompt
 from .runner import Request, derive_seed
-from .selection import choose_backend, default_batch_size, make_runner, vllm_installed
+from .selection import BackendChoice, choose_backend, default_batch_size, make_runner, vllm_installed
 
 logger = logging.getLogger(__name__)
+
+#: Set to ``1`` to run the continuous batcher's self-check off CUDA too.
+SELF_CHECK_ENV = "HF_SYNTH_SELF_CHECK"
 
 __all__ = [
     "EngineStats",
@@ -77,6 +81,14 @@ class GenerationEngine:
     model and tokenizer you already hold (tests build tiny random models this way). ``backend`` is one of
     :data:`~hf_synth.engine.BACKENDS` except ``vllm``; ``auto`` is resolved at construction and the
     attribute then names the backend that runs. ``batch_size=None`` takes the backend's default.
+
+    ``self_check``: before ``continuous`` is trusted, run :func:`~hf_synth.engine.self_check.check_continuous`
+    (a few prompts, a few greedy tokens against ``model.generate``); ``None``: on CUDA, and wherever
+    ``HF_SYNTH_SELF_CHECK=1`` is set (how the GPU check's dry run checks on the CPU). When the backend
+    was ``auto`` and the check fails, the engine falls back to ``transformers-paged`` (or ``transformers``
+    where this transformers lacks ``generate_batch``) with one logged warning; a ``continuous`` asked for
+    by name runs anyway, with the check's result logged. ``backend_reason`` says afterwards why the
+    backend that runs was chosen (recorded by :meth:`describe`).
     """
 
     model: Any
@@ -85,6 +97,8 @@ class GenerationEngine:
     batch_size: int | None = None
     backend: str = "auto"
     stats: EngineStats = field(default_factory=EngineStats)
+    self_check: bool | None = None
+    backend_reason: str = ""
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -103,26 +117,72 @@ class GenerationEngine:
                 "GenerationEngine runs transformers models; load vLLM with "
                 "GenerationEngine.from_config(EngineConfig(backend='vllm'))"
             )
-        choice = choose_backend(self.backend, self.device.type, getattr(self.model, "config", None))
-        self.backend = choice.name
-        if self.batch_size is None:
-            self.batch_size = default_batch_size(self.backend, self.device.type)
-        self.runner = make_runner(
+        requested = self.backend
+        choice = choose_backend(requested, self.device.type, getattr(self.model, "config", None))
+        if self.backend_reason:  # e.g. why vLLM did not start (from from_config)
+            choice = BackendChoice(choice.name, f"{self.backend_reason}; {choice.reason}")
+        self._default_batch = self.batch_size is None
+        checked = choice.name == "continuous" and (
+            self.device.type == "cuda" or os.environ.get(SELF_CHECK_ENV) == "1"
+            if self.self_check is None
+            else self.self_check
+        )
+        self.backend_reason = choice.reason
+        try:
+            self._use(choice.name)
+        except Exception as err:
+            if not (checked and requested == "auto"):
+                raise
+            self._fall_back(f"the continuous batcher failed to start ({type(err).__name__}: {err})")
+        else:
+            if checked:
+                self._check_fast_path(requested, choice.reason)
+        logger.info(
+            "Engine: %s with backend %s (%s), %s on %s, batch size %d",
+            self.model_id,
             self.backend,
+            self.backend_reason,
+            self.dtype,
+            self.device,
+            self.batch_size,
+        )
+
+    def _use(self, backend: str) -> None:
+        """Make ``backend``'s runner (the batch size follows the backend unless it was given)."""
+        self.backend = backend
+        if self._default_batch:
+            self.batch_size = default_batch_size(backend, self.device.type)
+        self.runner = make_runner(
+            backend,
             self.model,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_ids=self._eos_ids(),
             batch_size=self.batch_size,
         )
-        logger.info(
-            "Engine: %s with backend %s (%s), %s on %s, batch size %d",
-            self.model_id,
-            self.backend,
-            choice.reason,
-            self.dtype,
-            self.device,
-            self.batch_size,
-        )
+
+    def _check_fast_path(self, requested: str, reason: str) -> None:
+        """Run the continuous batcher's self-check; on failure under ``auto``, fall back."""
+        from .self_check import CHECK_PROMPTS, check_continuous
+
+        result = check_continuous(self.runner, self.model, self._encode(list(CHECK_PROMPTS)), self._eos_ids())
+        if result.ok or requested != "auto":
+            log = logger.info if result.ok else logger.warning
+            log("Backend continuous (%s): %s%s", reason, result, "" if result.ok else "; running it as asked")
+            self.backend_reason = f"{reason}; {result}"
+            return
+        self._fall_back(f"the continuous batcher's {result}")
+
+    def _fall_back(self, why: str) -> None:
+        """Leave ``continuous`` for transformers' own batching; one warning says why."""
+        from .paged import paged_generation_available
+
+        self.runner = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # the batcher's KV cache and graphs
+        backend = "transformers-paged" if paged_generation_available(self.model) else "transformers"
+        logger.warning("Backend %s instead of continuous: %s", backend, why)
+        self._use(backend)
+        self.backend_reason = f"{self.backend_reason}; fell back from continuous: {why}"
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -147,11 +207,19 @@ class GenerationEngine:
         kwargs = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
         model_config = AutoConfig.from_pretrained(source, **kwargs)
         choice = choose_backend(config.backend, device.type, model_config, vllm_available=vllm_installed())
+        vllm_problem = ""
         if choice.name == "vllm":
-            from .vllm_engine import VLLMEngine
-
             logger.info("Backend vllm (%s)", choice.reason)
-            return VLLMEngine.from_config(config)
+            try:
+                from .vllm_engine import VLLMEngine
+
+                return VLLMEngine.from_config(config)
+            except Exception as err:  # an import or start-up failure: auto falls back like the self-check
+                if config.backend != "auto":
+                    raise
+                vllm_problem = f"vLLM failed to start ({type(err).__name__}: {err})"
+                fallback = choose_backend("auto", device.type, model_config)
+                logger.warning("Backend %s instead of vllm: %s", fallback.name, vllm_problem)
         dtype = resolve_dtype(config.dtype, device)
         started = time.perf_counter()
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -163,6 +231,7 @@ class GenerationEngine:
             model_id=model_id,
             batch_size=config.batch_size,
             backend=config.backend,  # decided again, identically, with its reason logged once
+            backend_reason=vllm_problem,
         )
 
     # ------------------------------------------------------------------ description
@@ -182,6 +251,7 @@ class GenerationEngine:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             "batch_size": self.batch_size,
+            "backend_reason": self.backend_reason,
         }
 
     # ------------------------------------------------------------------ prompts
@@ -219,8 +289,7 @@ class GenerationEngine:
         if not prompts:
             return []
         texts = [self.format_prompt(p) for p in prompts]
-        has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        encoded = self.tokenizer(texts, add_special_tokens=not has_template)["input_ids"]
+        encoded = self._encode(texts, formatted=True)
         if any(not ids for ids in encoded):
             raise ValueError("A prompt rendered to no tokens; every prompt needs some text")
         requests = [
@@ -253,6 +322,12 @@ class GenerationEngine:
             text=self.tokenizer.decode(request.tokens, skip_special_tokens=True),
             prompt_tokens=len(request.prompt_ids),
             completion_tokens=len(request.tokens),
+    def _encode(self, prompts: Sequence, formatted: bool = False) -> list[list[int]]:
+        """Token ids of ``prompts`` (rendered with :meth:`format_prompt` unless ``formatted``)."""
+        texts = list(prompts) if formatted else [self.format_prompt(p) for p in prompts]
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        return self.tokenizer(texts, add_special_tokens=not has_template)["input_ids"]
+
             finish_reason="stop" if request.finished_by_stop else "length",
         )
 
