@@ -14,7 +14,9 @@ T = TypeVar("T")
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
-    """Instantiate dataclass ``cls`` from ``data``; nested dataclass fields accept dicts.
+    """Instantiate dataclass ``cls`` from ``data``; nested dataclass fields accept dicts, which change only
+    the keys they name (``instruction_sampling: {max_new_tokens: 64}`` keeps that field's own default
+    temperature and top_p, not the nested class's).
 
     Unknown keys raise ``ValueError`` naming them and the valid keys.
     """
@@ -32,12 +34,24 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     for name, value in data.items():
         hint = hints.get(name)
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            default = _default_of(fields[name])
+            if dataclasses.is_dataclass(default):
+                value = {**dataclasses.asdict(default), **value}
             value = from_dict(hint, value, f"{where}.{name}")
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ValueError(f"Invalid {where}: {err}") from err
+
+
+def _default_of(field: dataclasses.Field) -> Any:
+    """A dataclass field's default value (its factory called), or ``None`` when it has none."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

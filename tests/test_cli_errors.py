@@ -43,6 +43,7 @@ def test_cli_refusal_names_each_changed_setting_with_both_values(tmp_path, capsy
     assert "seed: 42 → 7" in err
     assert "instruction_sampling.max_new_tokens: 256 → 64" in err  # nested settings are dotted
     assert "instance_sampling.max_new_tokens: 256 → 64" in err
+    assert "temperature" not in err and "top_p" not in err  # --max-new-tokens changes nothing else
     assert "changed: config" not in err and "config.seed" not in err
     assert "pass --overwrite" in err and "overwrite=True" not in err  # the CLI speaks CLI
     # the same settings again are not refused: nothing is named when nothing changed
