@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
 from hf_synth import SelfInstructConfig
-from hf_synth.filters import RougeLIndex, rouge_l_f, rouge_tokens
-from hf_synth.filters.rouge import Match
+from hf_synth.filters import RougeLIndex, rouge_tokens
+from hf_synth.filters.rouge import Match, lcs_length
 from hf_synth.self_instruct.steps import score_instructions
 
 from .conftest import many_instructions
@@ -57,12 +57,21 @@ class PythonRougeLIndex:
         for bound, index in bounds:
             if bound <= best.score:
                 break
-            score = rouge_l_f(tokens, self._tokens[index])
+            score = _rouge_l_reference(tokens, self._tokens[index])
             if score > best.score:
                 best = Match(score, index)
                 if stop_at is not None and score >= stop_at:
                     break
         return best
+
+
+def _rouge_l_reference(a, b):
+    """rouge_l_f as it was: the Python dynamic programme, then rouge_score's F operations."""
+    lcs = _lcs_reference(a, b) if a and b else 0
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(b), lcs / len(a)
+    return 2 * precision * recall / (precision + recall)
 
 
 WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat", "red", "big", "ran", "to", "of", "3", "x"]
@@ -149,3 +158,31 @@ def test_score_instructions_decisions_equal_the_reference(real):
             everything = pool_texts + [candidates[ids.index(i)] for i in local_ids[:-1]]
             assert all(SCORER.score(text, t)["rougeL"].fmeasure < 0.7 for t in everything)
     assert sum(r["filter_reasons"] == ["rouge_l_too_similar"] for r in scored) >= 20
+
+
+def _lcs_reference(a, b):
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            table[i + 1][j + 1] = table[i][j] + 1 if x == y else max(table[i][j + 1], table[i + 1][j])
+    return table[-1][-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    a=st.lists(st.sampled_from("abcdefg"), max_size=90), b=st.lists(st.sampled_from("abcdefg"), max_size=90)
+)
+def test_lcs_length_equals_the_dynamic_programme(a, b):
+    # Both sides of 64 tokens (one machine word) and the fallback beyond it.
+    assert lcs_length(a, b) == _lcs_reference(a, b) == lcs_length(b, a)
+
+
+def test_many_candidates_beyond_one_batch():
+    # A large pool over a tiny vocabulary: hundreds of texts share tokens and bounds tie, so the
+    # selection takes several batches of the (bound, index) order.
+    rng = random.Random(11)
+    pool = [" ".join(rng.choices("abcdef", k=rng.randint(1, 12))) for _ in range(800)]
+    fast, slow = RougeLIndex(pool), PythonRougeLIndex(pool)
+    for _ in range(150):
+        query = " ".join(rng.choices("abcdefgh", k=rng.randint(1, 15)))
+        assert fast.best_match(query) == slow.best_match(query)

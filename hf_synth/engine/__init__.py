@@ -18,11 +18,13 @@ __getattr__, __dir__, __all__ = attach(
         "engine": ["GenerationEngine", "load_engine"],
         "engine_config": ["BACKENDS", "EngineConfig", "SamplingParams"],
         "protocol": [
+            "DEFAULT_CONCURRENCY",
             "Engine",
             "EngineStats",
             "GenerationOutput",
             "Prompt",
             "describe_engines",
+            "engine_concurrency",
             "format_chat_prompt",
         ],
         "runner": ["Request"],
@@ -38,7 +40,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .distributed import generate_distributed
     from .engine import GenerationEngine, load_engine
     from .engine_config import BACKENDS, EngineConfig, SamplingParams
-    from .protocol import Engine, EngineStats, GenerationOutput, Prompt, describe_engines, format_chat_prompt
+    from .protocol import (
+        DEFAULT_CONCURRENCY,
+        Engine,
+        EngineStats,
+        GenerationOutput,
+        Prompt,
+        describe_engines,
+        engine_concurrency,
+        format_chat_prompt,
+    )
     from .runner import Request
     from .selection import BackendChoice, choose_backend
     from .server import ServerEngine, ServerError

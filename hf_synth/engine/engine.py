@@ -254,6 +254,11 @@ class GenerationEngine:
             "backend_reason": self.backend_reason,
         }
 
+    @property
+    def max_concurrency(self) -> int:
+        """Sequences decoded at once: the batch size (the KV-cache slots of ``continuous``)."""
+        return int(self.batch_size)
+
     # ------------------------------------------------------------------ prompts
     def format_prompt(self, prompt: Prompt) -> str:
         """Render a prompt into the text the model sees (chat template, or plain text without one)."""

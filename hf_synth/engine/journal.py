@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine_config import SamplingParams
-from .protocol import EngineStats, GenerationOutput, Prompt
+from .protocol import EngineStats, GenerationOutput, Prompt, engine_concurrency
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,10 @@ class JournaledEngine:
     @property
     def stats(self) -> EngineStats:
         return self.engine.stats
+
+    @property
+    def max_concurrency(self) -> int:
+        return engine_concurrency(self.engine)
 
     def format_prompt(self, prompt: Prompt) -> str:
         return self.engine.format_prompt(prompt)

@@ -78,6 +78,9 @@ class Engine(Protocol):
         model_id: The model's path or Hub id, recorded in every row it writes.
         backend: The backend that really runs (``auto`` resolved), e.g. ``"continuous"``.
         stats: Running totals of prompts, tokens and seconds.
+
+    An engine may also say how many sequences it decodes at once with a ``max_concurrency`` attribute
+    (optional; :func:`engine_concurrency` reads it, 256 where it is missing).
     """
 
     model_id: str
@@ -127,6 +130,18 @@ def format_chat_prompt(tokenizer, prompt: Prompt, model_id: str = "unknown") -> 
         _WARNED_NO_TEMPLATE.add(model_id)
     text = "\n\n".join(str(m["content"]) for m in messages)
     return text if prefill else text + "\n\n"
+
+
+#: How many sequences an engine is taken to decode at once when it does not say (``max_concurrency``).
+DEFAULT_CONCURRENCY = 256
+
+
+def engine_concurrency(engine: Engine) -> int:
+    """How many prompts ``engine`` decodes at once, so a step can send at least that many per call: its
+    ``max_concurrency`` (the KV-cache slots of ``continuous``, ``max_num_seqs`` of vLLM, the requests in
+    flight of ``server``), or :data:`DEFAULT_CONCURRENCY` for an engine that does not say."""
+    width = getattr(engine, "max_concurrency", None)
+    return int(width) if isinstance(width, int) and width >= 1 else DEFAULT_CONCURRENCY
 
 
 def describe_engines(engines: Sequence[Engine]) -> list[dict[str, Any]]:

@@ -146,6 +146,11 @@ class ServerEngine:
 
     # ------------------------------------------------------------------ description
     @property
+    def max_concurrency(self) -> int:
+        """Requests in flight at once (``concurrency``), the width a step fills per call."""
+        return self.concurrency
+
+    @property
     def urls(self) -> list[str]:
         """Every server this engine sends to (requests go round-robin over them)."""
         return [self.base_url, *self.more_urls]

@@ -48,6 +48,8 @@ class VLLMEngine:
     stats: EngineStats = field(default_factory=EngineStats)
     backend: str = "vllm"
     dtype: str = "auto"
+    #: vLLM's ``max_num_seqs`` (sequences scheduled at once; ``EngineConfig.batch_size``, vLLM's 256 unset).
+    max_num_seqs: int = 256
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> VLLMEngine:
@@ -72,8 +74,17 @@ class VLLMEngine:
         model_config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
         resolved = str(getattr(model_config, "dtype", dtype)).removeprefix("torch.")
         return cls(
-            llm=llm, tokenizer=llm.get_tokenizer(), model_id=model_id, seed=config.seed, dtype=resolved
+            llm=llm,
+            tokenizer=llm.get_tokenizer(),
+            model_id=model_id,
+            seed=config.seed,
+            dtype=resolved,
+            max_num_seqs=config.batch_size or 256,
         )
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.max_num_seqs
 
     def describe(self) -> dict:
         """The model, backend, dtype and device (vLLM places the model itself)."""

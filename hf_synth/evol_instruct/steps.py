@@ -19,7 +19,7 @@ from datasets import Dataset, Features, List, Value
 from ..answers import parse_yes_no
 from ..checkpoint import Checkpointer
 from ..engine import Engine
-from ..engine.protocol import with_prefill
+from ..engine.protocol import engine_concurrency, with_prefill
 from ..filters.complexity import complexity_features
 from ..filters.heuristics import (
     STOP_WORDS,
@@ -139,7 +139,12 @@ def evolve_instructions(
         }
 
     return checkpointed_map(
-        requests, _map, checkpointer, name, batch_size=config.checkpoint_every, desc="Evolving instructions"
+        requests,
+        _map,
+        checkpointer,
+        name,
+        batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
+        desc="Evolving instructions",
     )
 
 
@@ -298,7 +303,7 @@ def judge_evolutions(
         _map,
         checkpointer,
         name,
-        batch_size=config.checkpoint_every,
+        batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
         desc="Judging evolutions",
         features=_with_judge(dataset.features),
     )
@@ -367,7 +372,7 @@ def generate_responses(
         _map,
         checkpointer,
         name,
-        batch_size=config.checkpoint_every,
+        batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
         desc="Generating responses",
         features=features,
     )

@@ -24,7 +24,22 @@ def rouge_tokens(text: str) -> list[str]:
 
 
 def lcs_length(a: Sequence, b: Sequence) -> int:
-    """Length of the longest common subsequence (O(len(a)·len(b)) time, O(len(b)) memory)."""
+    """Length of the longest common subsequence of two token sequences (compiled: bit-parallel when
+    the shorter one has at most 64 tokens, dynamic programming otherwise)."""
+    if not a or not b:
+        return 0
+    if len(a) * len(b) <= 16:
+        return _lcs_python(a, b)
+    from .rouge_fast import lcs_ids
+
+    ids: dict = {}
+    a_ids = np.fromiter((ids.setdefault(t, len(ids)) for t in a), dtype=np.int32, count=len(a))
+    b_ids = np.fromiter((ids.setdefault(t, len(ids)) for t in b), dtype=np.int32, count=len(b))
+    return int(lcs_ids(a_ids, b_ids, np.zeros(len(ids), dtype=np.uint64)))
+
+
+def _lcs_python(a: Sequence, b: Sequence) -> int:
+    """O(len(a)·len(b)) time, O(len(b)) memory."""
     if len(a) < len(b):
         a, b = b, a
     if not b:
@@ -84,6 +99,8 @@ class RougeLIndex:
         self._p_used = 0
         self._acc = np.zeros(256, dtype=np.int32)
         self._touched = np.zeros(256, dtype=np.int32)
+        self._bounds = np.zeros(256, dtype=np.float64)
+        self._masks = np.zeros(256, dtype=np.uint64)  # bit-parallel LCS scratch, one word per token
         for text in texts:
             self.add(text)
 
@@ -111,9 +128,9 @@ class RougeLIndex:
         self._tok[int(self._off[index]) : end] = ids
         self._off = self._grown(self._off, index + 2)
         self._off[index + 1] = end
-        for name in ("_acc", "_touched"):
+        for name in ("_acc", "_touched", "_bounds"):
             setattr(self, name, self._grown(getattr(self, name), index + 1))
-        for name in ("_p_start", "_p_len", "_p_cap"):
+        for name in ("_p_start", "_p_len", "_p_cap", "_masks"):
             setattr(self, name, self._grown(getattr(self, name), len(vocab)))
         self._docs += 1
         if not ids:
@@ -152,8 +169,8 @@ class RougeLIndex:
             np.asarray(ids, dtype=np.int32),
             np.fromiter(counts.keys(), dtype=np.int64, count=len(counts)),
             np.fromiter(counts.values(), dtype=np.int32, count=len(counts)),
-            self._tok, self._off, self._p_start, self._p_len, self._p_doc, self._p_cnt, self._acc,
-            self._touched, -1.0 if stop_at is None else float(stop_at),
+            self._tok, self._off, self._docs, self._p_start, self._p_len, self._p_doc, self._p_cnt,
+            self._acc, self._touched, self._bounds, self._masks, -1.0 if stop_at is None else float(stop_at),
         )  # fmt: skip
         return Match(float(score), int(index))
 

@@ -250,6 +250,59 @@ def _index_add(uniq, counts, doc, p_start, p_len, p_cap, p_doc, p_cnt, p_used): 
 
 
 @njit(cache=True)
+def _popcount(x):  # pragma: no cover - compiled; x is uint64
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
+def _lcs_bits(masks, b, la):  # pragma: no cover - compiled
+    """LCS length of a text ``a`` of ``la`` <= 64 tokens and ``b``, bit-parallel (Allison-Dix / Hyyrö):
+    ``masks[t]`` has bit i set where ``a[i] == t`` (0 for tokens not in ``a``; ``b`` may hold -1)."""
+    v = ~np.uint64(0)
+    for k in range(b.shape[0]):
+        t = b[k]
+        if t < 0:
+            continue
+        u = v & masks[t]
+        v = (v + u) | (v - u)
+    if la < 64:
+        v = v & ((np.uint64(1) << np.uint64(la)) - np.uint64(1))
+    return la - _popcount(v)
+
+
+@njit(cache=True)
+def _set_masks(masks, a):  # pragma: no cover - compiled; a: token ids (-1: unknown), len(a) <= 64
+    for i in range(a.shape[0]):
+        if a[i] >= 0:
+            masks[a[i]] |= np.uint64(1) << np.uint64(i)
+
+
+@njit(cache=True)
+def _clear_masks(masks, a):  # pragma: no cover - compiled
+    for i in range(a.shape[0]):
+        if a[i] >= 0:
+            masks[a[i]] = np.uint64(0)
+
+
+@njit(cache=True)
+def lcs_ids(a, b, masks):  # pragma: no cover - compiled
+    """LCS length of two int32 token-id arrays (ids < len(masks), a zeroed uint64 scratch array)."""
+    if a.shape[0] < b.shape[0]:
+        a, b = b, a
+    if b.shape[0] == 0:
+        return 0
+    if b.shape[0] <= 64:
+        _set_masks(masks, b)
+        n = _lcs_bits(masks, a, b.shape[0])
+        _clear_masks(masks, b)
+        return n
+    return _lcs(a, b)
+
+
+@njit(cache=True)
 def _f_measure(lcs, la, lb):  # pragma: no cover - compiled; rouge_score's operations, in its order
     if lcs == 0:
         return 0.0
@@ -258,9 +311,12 @@ def _f_measure(lcs, la, lb):  # pragma: no cover - compiled; rouge_score's opera
     return 2 * precision * recall / (precision + recall)
 
 
+_BATCH = 32
+
+
 @njit(cache=True)
 def _index_best(
-    query, uniq, counts, tok, off, p_start, p_len, p_doc, p_cnt, acc, touched, stop_at
+    query, uniq, counts, tok, off, n_docs, p_start, p_len, p_doc, p_cnt, acc, touched, bounds, masks, stop_at
 ):  # pragma: no cover - compiled
     """Best (score, index) of ``query`` (token ids, -1 for tokens the pool never saw) in the pool.
 
@@ -268,33 +324,40 @@ def _index_best(
     bound = 2·overlap/(la + lb), stopping at the first bound <= best, replacing best only on a strictly
     higher score (and stopping at a score >= ``stop_at`` when ``stop_at`` >= 0)."""
     la = query.shape[0]
-    nt = 0
+    bits = la <= 64
+    if bits:
+        _set_masks(masks, query)
+    # Overlaps by scatter-add over the postings (no branch per entry), then one sequential pass over
+    # the pool that reads and clears them: cheaper than tracking which texts were touched.
     for k in range(uniq.shape[0]):
         t = uniq[k]
         n = counts[k]
         s = p_start[t]
         for e in range(s, s + p_len[t]):
-            d = p_doc[e]
-            if acc[d] == 0:
-                touched[nt] = d
-                nt += 1
             c = p_cnt[e]
-            acc[d] += n if n < c else c
+            acc[p_doc[e]] += n if n < c else c
+    nt = 0
+    top = 0
+    for d in range(n_docs):
+        o = acc[d]
+        if o:
+            acc[d] = 0
+            touched[nt] = d
+            bounds[nt] = 2 * o / (la + (off[d + 1] - off[d]))
+            if bounds[nt] > bounds[top] or (bounds[nt] == bounds[top] and d > touched[top]):
+                top = nt
+            nt += 1
     best = 0.0
     best_index = -1
     if nt == 0:
+        if bits:
+            _clear_masks(masks, query)
         return best, best_index
-    bounds = np.empty(nt, dtype=np.float64)
-    top = 0
-    for k in range(nt):
-        d = touched[k]
-        bounds[k] = 2 * acc[d] / (la + (off[d + 1] - off[d]))
-        if bounds[k] > bounds[top] or (bounds[k] == bounds[top] and d > touched[top]):
-            top = k
     # The first text in that order is always scored; after it, only texts whose bound beats its score
-    # can be reached before the loop stops, so only they are sorted.
+    # can be reached before the loop stops.
     d = touched[top]
-    score = _f_measure(_lcs(query, tok[off[d] : off[d + 1]]), la, off[d + 1] - off[d])
+    doc = tok[off[d] : off[d + 1]]
+    score = _f_measure(_lcs_bits(masks, doc, la) if bits else _lcs(query, doc), la, doc.shape[0])
     done = False
     if score > best:
         best = score
@@ -302,32 +365,51 @@ def _index_best(
         if stop_at >= 0 and score >= stop_at:
             done = True
     if not done:
-        m = 0
-        rest_docs = np.empty(nt, dtype=np.int64)
-        rest_bounds = np.empty(nt, dtype=np.float64)
-        for k in range(nt):
-            if k != top and bounds[k] > best:
-                rest_docs[m] = touched[k]
-                rest_bounds[m] = bounds[k]
-                m += 1
-        if m:
-            rest_docs = rest_docs[:m]
-            rest_bounds = rest_bounds[:m]
-            by_doc = np.argsort(-rest_docs, kind="mergesort")
-            rest_docs = rest_docs[by_doc]
-            rest_bounds = rest_bounds[by_doc]
-            order = np.argsort(-rest_bounds, kind="mergesort")  # stable: equal bounds keep doc descending
-            for k in range(m):
-                j = order[k]
-                if rest_bounds[j] <= best:
+        # The rest in decreasing (bound, index) order without sorting them all: a pass over the texts
+        # whose bound beats the best score keeps the next _BATCH of that order, which are then scored in
+        # order; the loop rarely needs a second pass.
+        cut_b = np.inf
+        cut_d = np.int64(-1)
+        buf_b = np.empty(_BATCH, dtype=np.float64)
+        buf_d = np.empty(_BATCH, dtype=np.int64)
+        while not done:
+            nb = 0
+            for k in range(nt):
+                b = bounds[k]
+                dk = np.int64(touched[k])
+                if k == top or b <= best or b > cut_b or (b == cut_b and dk >= cut_d):
+                    continue  # scored already, out of reach, or taken by an earlier pass
+                if nb < _BATCH:
+                    pos = nb
+                    nb += 1
+                elif b > buf_b[_BATCH - 1] or (b == buf_b[_BATCH - 1] and dk > buf_d[_BATCH - 1]):
+                    pos = _BATCH - 1
+                else:
+                    continue
+                while pos > 0 and (buf_b[pos - 1] < b or (buf_b[pos - 1] == b and buf_d[pos - 1] < dk)):
+                    buf_b[pos] = buf_b[pos - 1]
+                    buf_d[pos] = buf_d[pos - 1]
+                    pos -= 1
+                buf_b[pos] = b
+                buf_d[pos] = dk
+            for i in range(nb):
+                if buf_b[i] <= best:
+                    done = True
                     break
-                d = rest_docs[j]
-                score = _f_measure(_lcs(query, tok[off[d] : off[d + 1]]), la, off[d + 1] - off[d])
+                d = buf_d[i]
+                doc = tok[off[d] : off[d + 1]]
+                score = _f_measure(_lcs_bits(masks, doc, la) if bits else _lcs(query, doc), la, doc.shape[0])
                 if score > best:
                     best = score
                     best_index = d
                     if stop_at >= 0 and score >= stop_at:
+                        done = True
                         break
-    for k in range(nt):
-        acc[touched[k]] = 0
+            if nb < _BATCH:
+                done = True
+            else:
+                cut_b = buf_b[_BATCH - 1]
+                cut_d = buf_d[_BATCH - 1]
+    if bits:
+        _clear_masks(masks, query)
     return best, best_index

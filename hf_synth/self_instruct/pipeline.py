@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections import Counter
@@ -13,6 +14,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checkpoint import Checkpointer
 from ..engine import Engine, describe_engines
+from ..engine.protocol import engine_concurrency
 from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
 from ..progress import datasets_bars_off
@@ -31,6 +33,7 @@ from .steps import (
     generate_instances,
     generate_instructions,
     prepare_seed_pool,
+    round_requests,
     score_instances,
     score_instructions,
 )
@@ -92,6 +95,8 @@ class SelfInstructSummary:
     generation_seconds: float = 0.0
     reused_chunks: int = 0
     engines: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the run ended before its target ("" when it reached it).
+    stopped_early: str = ""
 
     @property
     def tokens_per_second(self) -> float:
@@ -203,7 +208,8 @@ class SelfInstruct:
 
     @datasets_bars_off
     def run(self, seeds: Dataset) -> SelfInstructResult:
-        """Run rounds until ``num_instructions`` instructions are kept or ``max_rounds`` have run."""
+        """Run rounds until ``num_instructions`` instructions are kept (or ``max_rounds``, when set, have
+        run, or ``stall_rounds`` rounds in a row kept nothing)."""
         config = self.config
         pool = prepare_seed_pool(seeds, config)
         self.checkpointer.bind(
@@ -216,11 +222,23 @@ class SelfInstruct:
         kept_parts: list[Dataset] = []
         rejected_parts: list[Dataset] = []
         machine: list[dict] = []
-        for round_index in range(1, config.max_rounds + 1):  # round 0: the seeds
+        width = engine_concurrency(self.engine)
+        stalled = 0
+        for round_index in itertools.count(1):  # round 0: the seeds
             if len(machine) >= config.num_instructions:
                 break
-            kept, rejected, stats = self._round(round_index, seed_rows, machine, index, index_ids)
+            if config.max_rounds is not None and round_index > config.max_rounds:
+                summary.stopped_early = f"max_rounds={config.max_rounds} reached"
+                break
+            if stalled >= config.stall_rounds:
+                summary.stopped_early = f"the last {stalled} rounds kept nothing"
+                break
+            count = round_requests(
+                config, config.num_instructions - len(machine), width, len(machine), summary.requests
+            )
+            kept, rejected, stats = self._round(round_index, seed_rows, machine, index, index_ids, count)
             summary.add(stats)
+            stalled = 0 if stats["kept"] else stalled + 1
             for row in kept.select_columns(["id", "instruction"]):
                 index.add(row["instruction"])
                 index_ids.append(row["id"])
@@ -252,10 +270,11 @@ class SelfInstruct:
         summary.reused_chunks = self.checkpointer.reused_chunks
         if len(machine) < config.num_instructions:
             logger.warning(
-                "Stopped after %d rounds with %d of %d instructions; raise max_rounds or requests_per_round",
+                "Stopped after %d rounds with %d of %d instructions: %s",
                 summary.rounds,
                 min(len(machine), config.num_instructions),
                 config.num_instructions,
+                summary.stopped_early,
             )
         self.checkpointer.close()
         return SelfInstructResult(dataset=dataset, rejected=rejected, summary=summary)
@@ -268,6 +287,7 @@ class SelfInstruct:
         machine: list[dict],
         index: RougeLIndex,
         index_ids: list[str],
+        count: int,
     ) -> tuple[Dataset, Dataset, dict]:
         name = f"round-{round_index:03d}"
         ckpt = self.checkpointer
@@ -282,9 +302,7 @@ class SelfInstruct:
         config = self.config
         tokens_before, seconds_before = self.engine.stats.completion_tokens, self.engine.stats.seconds
         ckpt_or_none = ckpt if ckpt.enabled else None
-        requests = build_instruction_requests(
-            seeds, machine, config, round_index, remaining=config.num_instructions - len(machine)
-        )
+        requests = build_instruction_requests(seeds, machine, config, round_index, count=count)
         requests = generate_instructions(
             requests, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/instructions"
         )

@@ -27,8 +27,13 @@ class SelfInstructConfig:
 
     Args:
         num_instructions: Target number of new, kept machine-generated instructions.
-        max_rounds: Stop after this many rounds even if the target is not reached.
-        requests_per_round: Few-shot prompts sent to the teacher per round.
+        max_rounds: Stop after this many rounds even if the target is not reached (None, the default: no
+            limit; a run then stops short of its target only when stall_rounds rounds in a row keep nothing).
+        requests_per_round: Few-shot prompts sent to the teacher per round. None (the default) sizes each
+            round from what is still needed, the keep rate observed so far and the engine's width (its
+            ``max_concurrency``): at least that many prompts when that much work is left, and rounds of
+            about a twentieth of the target, so 50,000 instructions take a few dozen rounds.
+        stall_rounds: Rounds in a row that keep nothing after which a run stops short of its target.
         num_seed_examples: Human seed instructions per prompt (the paper: 6).
         num_machine_examples: Machine instructions per prompt once the pool has some (the paper: 2).
         num_new_per_request: How many new instructions each prompt asks for (extra ones are dropped).
@@ -60,8 +65,9 @@ class SelfInstructConfig:
     """
 
     num_instructions: int = option(100)
-    max_rounds: int = option(20)
-    requests_per_round: int = option(16)
+    max_rounds: int | None = option(None)
+    requests_per_round: int | None = option(None)
+    stall_rounds: int = 3
     num_seed_examples: int = 6
     num_machine_examples: int = 2
     num_new_per_request: int = 8
@@ -90,11 +96,12 @@ class SelfInstructConfig:
             "num_instructions",
             "max_rounds",
             "requests_per_round",
+            "stall_rounds",
             "num_new_per_request",
             "checkpoint_every",
         )
         for name in positive:
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_seed_examples < 1 or self.num_machine_examples < 0:
             raise ValueError("num_seed_examples must be >= 1 and num_machine_examples >= 0")

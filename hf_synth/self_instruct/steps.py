@@ -7,6 +7,7 @@ rows can be inspected before :func:`~hf_synth.filters.split_filtered` drops them
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..engine import Engine
-from ..engine.protocol import with_prefill
+from ..engine.protocol import engine_concurrency, with_prefill
 from ..filters.heuristics import (
     hygiene_reasons,
     instruction_reasons,
@@ -77,18 +78,49 @@ def prepare_seed_pool(dataset: Dataset, config: SelfInstructConfig) -> Dataset:
 
 
 # ---------------------------------------------------------------------------- instruction generation
+#: Prompts per round when ``requests_per_round`` is set to nothing and no size is given.
+DEFAULT_REQUESTS_PER_ROUND = 16
+#: Rounds a run is sized to take (each round asks for about a this-many-th of the target).
+TARGET_ROUNDS = 20
+
+
+def round_requests(
+    config: SelfInstructConfig, remaining: int, width: int, kept: int = 0, requests: int = 0
+) -> int:
+    """How many few-shot prompts the next round sends.
+
+    With ``requests_per_round`` set: that many, or fewer when only ``remaining`` instructions are still
+    needed (three times the prompts those would take if every parsed instruction were kept). Otherwise
+    (the default): the prompts ``remaining`` needs at the keep rate observed so far (``kept`` of
+    ``requests``; half of ``num_new_per_request`` before anything is known), plus 10%, but no more than
+    the larger of the engine's ``width`` and a :data:`TARGET_ROUNDS`-th of the whole target, so the
+    engine gets at least ``width`` prompts whenever that much work is left.
+    """
+    if remaining <= 0:
+        return 0
+    if config.requests_per_round is not None:
+        return max(1, min(config.requests_per_round, -(-3 * remaining // config.num_new_per_request)))
+    per_request = kept / requests if kept and requests else config.num_new_per_request / 2
+    needed = math.ceil(1.1 * remaining / per_request)
+    share = math.ceil(config.num_instructions / per_request / TARGET_ROUNDS)
+    return max(1, min(needed, max(width, share)))
+
+
 def build_instruction_requests(
     seeds: Sequence[dict],
     machine: Sequence[dict],
     config: SelfInstructConfig,
     round_index: int,
     remaining: int | None = None,
+    *,
+    count: int | None = None,
 ) -> Dataset:
     """Few-shot prompts for one round: ``num_seed_examples`` human seeds mixed with
     ``num_machine_examples`` instructions generated in earlier rounds, in random order.
 
-    ``requests_per_round`` prompts are built, or fewer when only ``remaining`` instructions are still
-    needed (three times the prompts those would take if every parsed instruction were kept).
+    ``count`` prompts are built (see :func:`round_requests`); without it, ``requests_per_round`` (16 when
+    unset), or fewer when only ``remaining`` instructions are still needed (three times the prompts those
+    would take if every parsed instruction were kept).
 
     The prompt prefills the assistant's turn with the examples as a numbered list, so the teacher
     continues the list (this works far better with small chat models than asking for a list cold).
@@ -96,14 +128,16 @@ def build_instruction_requests(
     # Rounds count from 1 (round 0: the seeds); the stream keeps the key it had when they counted from 0,
     # so the same seed still samples the same few-shot examples.
     rng = random.Random(f"{config.seed}-round-{round_index - 1}")
-    count = config.requests_per_round
-    if remaining is not None:
-        count = max(1, min(count, -(-3 * remaining // config.num_new_per_request)))
+    if count is None:
+        count = config.requests_per_round or DEFAULT_REQUESTS_PER_ROUND
+        if remaining is not None:
+            count = max(1, min(count, -(-3 * remaining // config.num_new_per_request)))
+    seeds, machine = list(seeds), list(machine)  # once per round, not once per prompt
     rows = []
     for r in range(count):
-        examples = rng.sample(list(seeds), min(config.num_seed_examples, len(seeds)))
+        examples = rng.sample(seeds, min(config.num_seed_examples, len(seeds)))
         if machine and config.num_machine_examples:
-            examples += rng.sample(list(machine), min(config.num_machine_examples, len(machine)))
+            examples += rng.sample(machine, min(config.num_machine_examples, len(machine)))
         rng.shuffle(examples)
         texts = [normalize_space(e["instruction"]) for e in examples]
         messages = render_messages(
@@ -154,7 +188,9 @@ def generate_instructions(
         columns["parse_error"] = [p.error or "" for p in parsed]
         return columns
 
-    return _run_map(requests, _map, checkpointer, name, config, "Generating instructions")
+    return _run_map(
+        requests, _map, checkpointer, name, config, "Generating instructions", engine_concurrency(engine)
+    )
 
 
 def explode_instructions(requests: Dataset) -> Dataset:
@@ -248,7 +284,9 @@ def classify_tasks(
             "task_type_raw": [o.text for o in outputs],
         }
 
-    return _run_map(dataset, _map, checkpointer, name, config, "Classifying tasks")
+    return _run_map(
+        dataset, _map, checkpointer, name, config, "Classifying tasks", engine_concurrency(engine)
+    )
 
 
 # ---------------------------------------------------------------------------- instances
@@ -314,7 +352,9 @@ def generate_instances(
             columns["instance_parse_error"].append(parsed.error or "")
         return columns
 
-    return _run_map(dataset, _map, checkpointer, name, config, "Generating instances")
+    return _run_map(
+        dataset, _map, checkpointer, name, config, "Generating instances", engine_concurrency(engine)
+    )
 
 
 def _copies(text: str, reference: str, threshold: float) -> bool:
@@ -384,8 +424,8 @@ def add_messages(dataset: Dataset) -> Dataset:
 
 
 def _run_map(
-    dataset: Dataset, function, checkpointer, name: str, config: SelfInstructConfig, desc: str
+    dataset: Dataset, function, checkpointer, name: str, config: SelfInstructConfig, desc: str, width: int = 0
 ) -> Dataset:
-    return checkpointed_map(
-        dataset, function, checkpointer, name, batch_size=config.checkpoint_every, desc=desc
-    )
+    # One engine call per chunk: at least the engine's width, so its slots stay full.
+    batch_size = max(config.checkpoint_every, width)
+    return checkpointed_map(dataset, function, checkpointer, name, batch_size=batch_size, desc=desc)

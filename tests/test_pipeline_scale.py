@@ -1,0 +1,171 @@
+"""Self-Instruct at scale with a teacher that answers at once (bench/instant_teacher.py): rounds sized from
+the engine's width, the target and the keep rate; no max_rounds needed to reach a target; novelty equal to
+the pure-Python reference; and a run killed with SIGKILL resumes to the same rows."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+from bench.instant_teacher import InstantTeacher
+from hf_synth import SelfInstruct, SelfInstructConfig
+from hf_synth.engine.protocol import DEFAULT_CONCURRENCY, engine_concurrency
+from hf_synth.self_instruct import prepare_seed_pool
+from hf_synth.self_instruct.steps import round_requests
+
+from .conftest import SEED_TASKS, ScriptedEngine
+from .test_rouge_index import PythonRougeLIndex
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _seeds() -> Dataset:
+    return Dataset.from_list([json.loads(line) for line in SEED_TASKS.read_text().splitlines()])
+
+
+def test_engine_width_is_read_from_the_engine():
+    assert engine_concurrency(InstantTeacher(max_concurrency=48)) == 48
+    assert engine_concurrency(ScriptedEngine(lambda t: "")) == DEFAULT_CONCURRENCY == 256
+
+
+def test_round_requests_follow_width_target_and_keep_rate():
+    config = SelfInstructConfig(num_instructions=50_000)
+    # Before anything is kept: half of num_new_per_request (4) per prompt, a twentieth of the target.
+    assert round_requests(config, 50_000, width=256) == 625
+    assert round_requests(config, 50_000, width=1024) == 1024  # never less than the engine's width
+    # Near the end only what is still needed (+10%), even below the width.
+    assert round_requests(config, 40, width=256, kept=49_960, requests=8_000) == 8
+    # 50,000 instructions at a keep rate of 3 per prompt take a few dozen rounds, not thousands.
+    kept = requests = rounds = 0
+    while kept < 50_000:
+        n = round_requests(config, 50_000 - kept, 256, kept, requests)
+        kept, requests, rounds = kept + 3 * n, requests + n, rounds + 1
+    assert 15 <= rounds <= 40
+    # An explicit requests_per_round keeps its old meaning.
+    fixed = SelfInstructConfig(num_instructions=100, requests_per_round=16)
+    assert round_requests(fixed, 100, width=256) == 16
+    assert round_requests(fixed, 5, width=256) == 2
+
+
+def test_rounds_fill_the_engine_and_reach_the_target_without_max_rounds():
+    teacher = InstantTeacher(max_concurrency=64)
+    config = SelfInstructConfig(num_instructions=1500, filter_toxicity=False)
+    result = SelfInstruct(teacher, config).run(_seeds())
+    assert len(result.dataset) == 1500 and result.summary.stopped_early == ""
+    instruction_calls = [n for desc, n in teacher.calls if desc == "Instructions"]
+    assert instruction_calls[0] == 64  # the engine's width, not 16
+    assert all(n >= 64 for n in instruction_calls[:-1])  # the last round may need fewer
+    instance_calls = [n for desc, n in teacher.calls if desc == "Instances"]
+    assert all(n >= 64 for n in instance_calls[:-1])
+    assert result.summary.rounds == len(instruction_calls) <= 10
+
+
+def test_a_run_that_keeps_nothing_stops_and_says_why(caplog):
+    engine = ScriptedEngine(lambda text: "")
+    result = SelfInstruct(engine, SelfInstructConfig(num_instructions=50, stall_rounds=2)).run(_seeds())
+    assert result.summary.rounds == 2 and len(result.dataset) == 0
+    assert result.summary.stopped_early == "the last 2 rounds kept nothing"
+    assert "the last 2 rounds kept nothing" in caplog.text
+
+
+def test_novelty_equals_the_python_reference_over_rounds():
+    """Every instruction's rouge_l_max / rouge_l_nearest and keep decision, recomputed with the Python
+    index against the seeds + earlier rounds' kept rows + this round's earlier novel candidates."""
+    teacher = InstantTeacher(max_concurrency=16)
+    seeds = _seeds()
+    config = SelfInstructConfig(num_instructions=400, filter_toxicity=False, num_new_per_request=6)
+    result = SelfInstruct(teacher, config).run(seeds)
+    assert result.summary.rounds >= 3
+    rows = [{**r, "stage": "kept", "filter_reasons": []} for r in result.dataset]
+    rows += [r for r in result.rejected if r["stage"] in ("instruction", "instance", "target")]
+    kept_ids = {r["id"] for r in rows if r["stage"] in ("kept", "target")}
+    pool_rows = prepare_seed_pool(seeds, config)
+    pool = PythonRougeLIndex(pool_rows["instruction"])
+    pool_ids = list(pool_rows["id"])
+    checked = 0
+    for round_index in sorted({r["round"] for r in rows}):
+        this = sorted((r for r in rows if r["round"] == round_index), key=lambda r: r["id"])
+        local, local_ids = PythonRougeLIndex(), []
+        for row in this:
+            if row["stage"] == "instruction" and row["filter_reasons"] != ["rouge_l_too_similar"]:
+                continue  # dropped by a rule, before ROUGE
+            g, lm = pool.best_match(row["instruction"]), local.best_match(row["instruction"])
+            if g.score >= lm.score and g.index >= 0:
+                best, nearest = g.score, pool_ids[g.index]
+            elif lm.index >= 0:
+                best, nearest = lm.score, local_ids[lm.index]
+            else:
+                best, nearest = 0.0, ""
+            assert (row["scores"]["rouge_l_max"], row["scores"]["rouge_l_nearest"]) == (best, nearest)
+            checked += 1
+            if best < config.rouge_l_threshold:
+                local.add(row["instruction"])
+                local_ids.append(row["id"])
+        for row in this:
+            if row["id"] in kept_ids:
+                pool.add(row["instruction"])
+                pool_ids.append(row["id"])
+    assert checked >= 400
+
+
+_RUN = """
+import json, sys
+sys.path.insert(0, {root!r})
+from datasets import Dataset
+from datasets.utils.logging import disable_progress_bar
+from bench.instant_teacher import InstantTeacher
+from hf_synth import SelfInstruct, SelfInstructConfig
+disable_progress_bar()
+seeds = Dataset.from_list([json.loads(l) for l in open({seeds!r})])
+config = SelfInstructConfig(num_instructions={n}, checkpoint_every=32, filter_toxicity=False)
+result = SelfInstruct(InstantTeacher(max_concurrency=32), config, checkpoint_dir={ckpt!r}).run(seeds)
+with open({out!r}, "w") as f:
+    for part in (result.dataset, result.rejected):
+        for row in part:
+            f.write(json.dumps(row, sort_keys=True) + "\\n")
+"""
+
+
+def _script(tmp: Path, name: str, n: int) -> list[str]:
+    code = _RUN.format(
+        root=str(ROOT),
+        seeds=str(SEED_TASKS),
+        n=n,
+        ckpt=str(tmp / name / "ckpt"),
+        out=str(tmp / f"{name}.jsonl"),
+    )
+    return [sys.executable, "-c", code]
+
+
+def _env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume_gives_the_same_rows(tmp_path):
+    n = 3000
+    subprocess.run(_script(tmp_path, "clean", n), env=_env(), check=True, timeout=900)
+    proc = subprocess.Popen(_script(tmp_path, "killed", n), env=_env())
+    chunks = tmp_path / "killed" / "ckpt"
+    deadline = time.time() + 600
+    # Die once a few chunks are saved, in the middle of a round.
+    while sum(1 for _ in chunks.glob("**/chunk-*/state.json")) < 3:
+        assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (tmp_path / "killed.jsonl").exists()
+    subprocess.run(_script(tmp_path, "killed", n), env=_env(), check=True, timeout=900)
+    clean = (tmp_path / "clean.jsonl").read_text().splitlines()
+    resumed = (tmp_path / "killed.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in resumed]
+    assert len(ids) == len(set(ids)), "duplicated rows"
+    assert resumed == clean
+    assert sum(1 for line in resumed if json.loads(line).get("source") == "self-instruct") == n
