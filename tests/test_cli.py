@@ -387,7 +387,9 @@ def test_resume_and_overwrite_flags(tmp_path, tiny_model_dir, capsys):
 
 def test_broken_yaml_names_the_line(tmp_path, capsys):
     config = tmp_path / "c.yaml"
-    config.write_text("self_instruct:\n  num_instructions: 5\n  seed: 1\n    bad: indent\nengine:\n  seed: 2\n")
+    config.write_text(
+        "self_instruct:\n  num_instructions: 5\n  seed: 1\n    bad: indent\nengine:\n  seed: 2\n"
+    )
     assert main(["self-instruct", "--config", str(config), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert f"{config} line 4 is not valid YAML" in err, err  # the line of the bad indentation

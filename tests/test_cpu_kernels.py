@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +15,8 @@ from hf_synth.engine import decode_attention as attention_module
 from hf_synth.engine.continuous import ContinuousBatcher, Request, SamplingSpec, _rms_norm, _rotate, _zeros
 from hf_synth.engine.decode_attention import decode_attention
 from hf_synth.engine.fused_cpu import add_rms_norm, rope, rope_store
+
+from .conftest import committed_pages
 
 
 def _rope_tables(rows: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,17 +104,6 @@ def test_decode_attention_kernel_source_is_cached_per_shape(tmp_path, monkeypatc
     assert attention_module._kernel(2, 5, 8) is kernel  # compiled once per process
 
 
-def _resident_pages(tensor: torch.Tensor) -> int:
-    """Pages of ``tensor``'s memory that are committed (present in /proc/self/pagemap): a count of this
-    tensor's pages only, not the whole process's memory, which other allocations move."""
-    start, size = tensor.data_ptr(), tensor.numel() * tensor.element_size()
-    first, last = start // mmap.PAGESIZE, (start + size - 1) // mmap.PAGESIZE
-    with open("/proc/self/pagemap", "rb") as pagemap:
-        pagemap.seek(first * 8)
-        entries = pagemap.read((last - first + 1) * 8)
-    return sum(entry >> 63 & 1 for (entry,) in struct.iter_unpack("<Q", entries))
-
-
 def test_clearing_a_slot_returns_its_pages_and_reads_zero():
     class Holder:
         clear = ContinuousBatcher.clear
@@ -128,11 +118,11 @@ def test_clearing_a_slot_returns_its_pages_and_reads_zero():
     holder.k_cache[:, 2] = 3.0
     per_slot = 2 * 4096 * 64 * 4 // mmap.PAGESIZE  # one layer's part of one slot, in pages
     slot = [[holder.k_cache[layer, s] for layer in range(4)] for s in range(3)]
-    assert [_resident_pages(t) for t in slot[1]] == [per_slot] * 4  # written: committed
+    assert [committed_pages(t) for t in slot[1]] == [per_slot] * 4  # written: committed
     holder.clear(1)
-    assert [_resident_pages(t) for t in slot[1]] == [0] * 4  # every page of slot 1 handed back
-    assert [_resident_pages(t) for t in slot[2]] == [per_slot] * 4  # the neighbour keeps its pages
-    assert sum(_resident_pages(holder.v_cache[layer, 1]) for layer in range(4)) == 0
+    assert [committed_pages(t) for t in slot[1]] == [0] * 4  # every page of slot 1 handed back
+    assert [committed_pages(t) for t in slot[2]] == [per_slot] * 4  # the neighbour keeps its pages
+    assert sum(committed_pages(holder.v_cache[layer, 1]) for layer in range(4)) == 0
     del slot
     assert not holder.k_cache[:, 1].any() and not holder.v_cache[:, 1].any()
     assert bool((holder.k_cache[:, 2] == 3.0).all())  # the neighbouring slot is untouched
