@@ -14,7 +14,7 @@ VLLM_STAMP := $(VLLM_VENV)/.hf-synth-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-server bench-review bench-gpu clean
+.PHONY: install browser demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-pipeline-cost bench-server bench-review bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,10 @@ bench-throughput: $(STAMP) $(VLLM_STAMP)
 # Whole runs (Self-Instruct 500 + Evol-Instruct) against the engine (numbers in BENCHMARKS.md).
 bench-pipeline: $(STAMP)
 	$(PY) bench/bench_pipeline.py --isa $(ISA)
+
+# hf-synth's own cost per row with a teacher that answers at once (numbers in BENCHMARKS.md).
+bench-pipeline-cost: $(STAMP)
+	$(PY) bench/bench_pipeline_cost.py --out runs/bench_pipeline_cost.json
 
 # The server backend's client against `vllm serve`, beside in-process vLLM (numbers in BENCHMARKS.md).
 bench-server: $(STAMP) $(VLLM_STAMP)

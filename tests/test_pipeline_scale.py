@@ -169,3 +169,19 @@ def test_kill_9_and_resume_gives_the_same_rows(tmp_path):
     assert len(ids) == len(set(ids)), "duplicated rows"
     assert resumed == clean
     assert sum(1 for line in resumed if json.loads(line).get("source") == "self-instruct") == n
+
+
+def test_filter_reasons_that_first_appear_after_a_thousand_rows():
+    """datasets types a column from its first batch: a first 1,000 rows without any reason must not make
+    the reasons of later rows fail to cast."""
+    import random
+
+    from bench.instant_teacher import instruction
+    from hf_synth.filters import rouge_novelty_filter, split_filtered
+
+    rng = random.Random(5)
+    texts = [instruction(rng) for _ in range(1500)]
+    data = Dataset.from_dict({"instruction": texts + texts[:3]})
+    kept, dropped = split_filtered(rouge_novelty_filter(data))
+    assert len(dropped) >= 3 and dropped["instruction"][-3:] == texts[:3]
+    assert len(kept) + len(dropped) == 1503

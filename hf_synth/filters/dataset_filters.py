@@ -38,8 +38,17 @@ def add_filter_columns(
             ],
         }
 
+    # One batch for the whole column: with datasets' default of 1,000 rows, a first batch whose rows all
+    # lack reasons is typed list<null>, and the first reason of a later batch then fails to cast.
+    whole = max(1, len(dataset))
     return dataset.map(
-        _merge, batched=True, with_indices=True, keep_in_memory=True, new_fingerprint=fresh_fingerprint()
+        _merge,
+        batched=True,
+        batch_size=whole,
+        with_indices=True,
+        keep_in_memory=True,
+        writer_batch_size=whole,
+        new_fingerprint=fresh_fingerprint(),
     )
 
 

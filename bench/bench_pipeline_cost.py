@@ -1,0 +1,423 @@
+"""hf-synth's own cost per row, with a teacher that answers at once (bench/instant_teacher.py).
+
+Every second measured here is hf-synth's: the teacher's replies are computed in microseconds (their time is
+measured and subtracted). Parts, each printed as a Markdown table and written to ``--out`` (JSON):
+
+* ``self-instruct``: SelfInstruct to N kept instructions (1k/5k/20k/50k) from the seed tasks: wall, own ms
+  per kept row, rounds, prompts per engine call (median/max), peak RSS, and each stage's ms per kept row and
+  share of the run (instruction generation, parsing, novelty, task type, instances, filters, finalising,
+  checkpointing, saving).
+* ``server``: the same through the ``server`` backend against a local instant chat server (HTTP, loopback).
+* ``evol``: Evol-Instruct over 10,000 roots x 3 rounds with the judge and answers: own ms per evolved row.
+* ``filters``: the ``filter`` chain (ROUGE-L novelty, MinHash, length, toxicity) over 50,000 rows.
+* ``wide``: a simulated wide engine (N slots, a fixed time per decode step whatever the number of live rows,
+  prefill by tokens; a virtual clock) under a whole Self-Instruct + Evol-Instruct run: slot utilisation =
+  decoded row-steps / (N x (engine time + hf-synth's own time)).
+
+    make bench-pipeline-cost            # everything
+    .venv/bin/python bench/bench_pipeline_cost.py --parts self-instruct --sizes 1000,5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.instant_teacher import InstantTeacher, instruction, prompt_text, reply_for  # noqa: E402
+
+SEEDS = HERE.parent.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+OWN_SEEDS = HERE.parent / "tests" / "data" / "seed_tasks.jsonl"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_seeds():
+    from datasets import Dataset
+
+    path = SEEDS if SEEDS.exists() else OWN_SEEDS
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return Dataset.from_list(rows), path.name
+
+
+class StageClock:
+    """Wall time per stage, by wrapping the functions the pipeline module calls (bench-only)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._undo: list = []
+
+    def wrap(self, owner, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - began
+
+        setattr(owner, name, timed)
+        self._undo.append((owner, name, original))
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+        self._undo.clear()
+
+
+SI_STAGES = [
+    ("generate_instructions", "instruction generation"),
+    ("explode_instructions", "parsing"),
+    ("score_instructions", "novelty"),
+    ("classify_tasks", "task type"),
+    ("generate_instances", "instances"),
+    ("score_instances", "filters"),
+    ("split_filtered", "filters"),
+    ("_as_rejected", "finalising"),
+    ("_failed_requests", "finalising"),
+]
+
+
+@contextmanager
+def si_stages(clock: StageClock):
+    from hf_synth import checkpoint
+    from hf_synth.self_instruct import pipeline
+
+    for name, stage in SI_STAGES:
+        clock.wrap(pipeline, name, stage)
+    clock.wrap(pipeline.SelfInstruct, "_finalize", "finalising")
+    clock.wrap(checkpoint.Checkpointer, "save", "checkpointing")
+    clock.wrap(checkpoint.Checkpointer, "save_json", "checkpointing")
+    try:
+        yield clock
+    finally:
+        clock.restore()
+
+
+def run_self_instruct(engine, seeds, n: int, teacher_seconds, checkpoint_dir=None) -> dict:
+    from hf_synth import SelfInstruct, SelfInstructConfig
+    from hf_synth.io import save_run
+
+    clock = StageClock()
+    config = SelfInstructConfig(num_instructions=n)
+    began = time.perf_counter()
+    with si_stages(clock):
+        result = SelfInstruct(engine, config, checkpoint_dir=checkpoint_dir).run(seeds)
+    run_wall = time.perf_counter() - began
+    with tempfile.TemporaryDirectory() as out:
+        saved = time.perf_counter()
+        save_run(out, result.dataset, result.rejected, summary=result.summary.to_dict())
+        clock.seconds["saving"] += time.perf_counter() - saved
+    wall = run_wall + clock.seconds["saving"]
+    engine_s = teacher_seconds()
+    own = wall - engine_s
+    kept = len(result.dataset)
+    clock.seconds["instruction generation"] -= engine_s  # the teacher's own share is not hf-synth's
+    stages = {
+        stage: {"ms_per_row": round(1000 * s / kept, 3), "share": round(s / wall, 3)}
+        for stage, s in sorted(clock.seconds.items(), key=lambda kv: -kv[1])
+    }
+    other = own - sum(clock.seconds.values())
+    stages["other"] = {"ms_per_row": round(1000 * other / kept, 3), "share": round(other / wall, 3)}
+    return {
+        "target": n,
+        "kept": kept,
+        "rounds": result.summary.rounds,
+        "stopped_early": result.summary.stopped_early,
+        "wall_s": round(wall, 1),
+        "engine_s": round(engine_s, 1),
+        "own_ms_per_row": round(1000 * own / kept, 3),
+        "stages": stages,
+        "summary_requests": result.summary.requests,
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+
+
+def call_stats(calls) -> dict:
+    sizes = [n for _, n in calls]
+    return {"engine_calls": len(sizes), "prompts_median": statistics.median(sizes), "prompts_max": max(sizes)}
+
+
+def part_self_instruct(sizes, seeds, width) -> list[dict]:
+    rows = []
+    for n in sizes:
+        teacher = InstantTeacher(max_concurrency=width)
+        row = run_self_instruct(teacher, seeds, n, lambda t=teacher: t.seconds)
+        row.update(call_stats(teacher.calls))
+        rows.append(row)
+        logging.getLogger("bench").warning("self-instruct %s", json.dumps(row))
+    return rows
+
+
+def part_server(sizes, seeds, width) -> list[dict]:
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from chat_server import FakeChatServer
+
+    from hf_synth.engine import EngineConfig
+    from hf_synth.engine.server import ServerEngine
+
+    class Counted:
+        """The server engine, with the prompts of each call counted."""
+
+        def __init__(self, engine) -> None:
+            self.engine, self.calls = engine, []
+
+        def __getattr__(self, name):
+            return getattr(self.engine, name)
+
+        def generate(self, prompts, *args, **kwargs):
+            self.calls.append(("", len(prompts)))
+            return self.engine.generate(prompts, *args, **kwargs)
+
+    def reply(messages, body):
+        return reply_for(prompt_text(messages))
+
+    rows = []
+    for n in sizes:
+        with FakeChatServer(reply, model="instant") as server:
+            engine = Counted(
+                ServerEngine.from_config(
+                    EngineConfig(backend="server", base_url=server.url, model="instant", concurrency=width)
+                )
+            )
+            # The server's replies are made in its threads, beside the client, and not subtracted.
+            row = run_self_instruct(engine, seeds, n, lambda: 0.0)
+        row.update(call_stats(engine.calls))
+        rows.append(row)
+        logging.getLogger("bench").warning("server %s", json.dumps(row))
+    return rows
+
+
+def part_evol(roots: int, rounds: int, width) -> dict:
+    import random
+
+    from datasets import Dataset
+
+    from hf_synth import EvolInstruct, EvolInstructConfig
+
+    rng = random.Random(1)
+    data = Dataset.from_list([{"instruction": instruction(rng)} for _ in range(roots)])
+    teacher = InstantTeacher(max_concurrency=width)
+    config = EvolInstructConfig(rounds=rounds, use_judge=True, judge_self_check="off")
+    began = time.perf_counter()
+    result = EvolInstruct(teacher, config).run(data)
+    wall = time.perf_counter() - began
+    kept = len(result.dataset)
+    total = result.summary.evolved
+    own = wall - teacher.seconds
+    row = {
+        "roots": roots,
+        "rounds": rounds,
+        "evolved_rows": total,
+        "kept": kept,
+        "wall_s": round(wall, 1),
+        "engine_s": round(teacher.seconds, 1),
+        "own_ms_per_evolved_row": round(1000 * own / max(1, total), 3),
+        "peak_rss_mb": round(peak_rss_mb()),
+        **call_stats(teacher.calls),
+    }
+    logging.getLogger("bench").warning("evol %s", json.dumps(row))
+    return row
+
+
+def part_filters(n: int) -> dict:
+    import random
+
+    from datasets import Dataset
+
+    from hf_synth.filters import length_filter, minhash_dedup_filter, rouge_novelty_filter, split_filtered
+    from hf_synth.filters.toxicity import toxicity_filter
+
+    rng = random.Random(2)
+    rows = [{"instruction": instruction(rng), "output": reply_for(str(i))} for i in range(n)]
+    rows += [dict(r) for r in rng.sample(rows, n // 20)]  # some exact repeats to drop
+    data = Dataset.from_list(rows)
+    timings = {}
+    for name, step in (
+        ("rouge_novelty", lambda d: rouge_novelty_filter(d, "instruction")),
+        ("minhash", lambda d: minhash_dedup_filter(d, "instruction")),
+        ("length", lambda d: length_filter(d, "output", min_words=3)),
+        ("toxicity", lambda d: toxicity_filter(d, ["instruction", "output"])),
+    ):
+        began = time.perf_counter()
+        data = step(data)
+        timings[name] = round(time.perf_counter() - began, 2)
+    kept, dropped = split_filtered(data)
+    total = sum(timings.values())
+    row = {
+        "rows": len(rows),
+        "kept": len(kept),
+        "seconds": timings,
+        "total_s": round(total, 1),
+        "ms_per_row": round(1000 * total / len(rows), 3),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+    logging.getLogger("bench").warning("filters %s", json.dumps(row))
+    return row
+
+
+class WideEngine(InstantTeacher):
+    """A fake GPU on a virtual clock: ``slots`` sequences decode together, each decode step costs
+    ``step_s`` whatever the number of live rows, and a prompt's prefill costs ``prefill_s_per_token``
+    per prompt token in the step that admits it. Replies are the instant teacher's."""
+
+    backend = "simulated-wide"
+
+    def __init__(self, slots: int, step_s: float, prefill_s_per_token: float) -> None:
+        super().__init__("wide", max_concurrency=slots)
+        self.slots, self.step_s, self.prefill = slots, step_s, prefill_s_per_token
+        self.virtual_s = 0.0
+        self.row_steps = 0
+
+    def generate(self, prompts, sampling=None, **kwargs):
+        outputs = super().generate(prompts, sampling, **kwargs)
+        queue = [(o.prompt_tokens, o.completion_tokens) for o in outputs]
+        queue.reverse()
+        live: list[int] = []
+        while queue or live:
+            admitted = 0
+            while queue and len(live) < self.slots:
+                prompt_tokens, tokens = queue.pop()
+                admitted += prompt_tokens
+                live.append(tokens)
+            self.virtual_s += self.step_s + admitted * self.prefill
+            self.row_steps += len(live)
+            live = [t - 1 for t in live if t > 1]
+        return outputs
+
+
+def part_wide(slots: int, n: int, step_s: float, prefill: float, seeds) -> dict:
+    from hf_synth import EvolInstruct, EvolInstructConfig, SelfInstruct, SelfInstructConfig
+
+    engine = WideEngine(slots, step_s, prefill)
+    began = time.perf_counter()
+    si = SelfInstruct(engine, SelfInstructConfig(num_instructions=n)).run(seeds)
+    roots = si.dataset.select_columns(["instruction"])
+    EvolInstruct(engine, EvolInstructConfig(rounds=2, judge_self_check="off")).run(roots)
+    wall = time.perf_counter() - began
+    own = wall - engine.seconds
+    total = engine.virtual_s + own
+    row = {
+        "slots": slots,
+        "self_instruct_target": n,
+        "step_ms": step_s * 1000,
+        "prefill_us_per_token": prefill * 1e6,
+        "engine_virtual_s": round(engine.virtual_s, 1),
+        "own_s": round(own, 1),
+        "engine_busy_share": round(engine.virtual_s / total, 3),
+        "slot_utilization": round(engine.row_steps * step_s / (slots * total), 3),
+        "slot_utilization_while_busy": round(engine.row_steps * step_s / (slots * engine.virtual_s), 3),
+        **call_stats(engine.calls),
+    }
+    logging.getLogger("bench").warning("wide %s", json.dumps(row))
+    return row
+
+
+def table_self_instruct(rows, title) -> str:
+    lines = [
+        f"**{title}**",
+        "",
+        "| target | kept | rounds | wall s | own ms/kept row | engine calls | prompts/call median / max "
+        "| peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['target']:,} | {r['kept']:,} | {r['rounds']} | {r['wall_s']} | {r['own_ms_per_row']} "
+            f"| {r['engine_calls']} | {r['prompts_median']:.0f} / {r['prompts_max']} | {r['peak_rss_mb']:,} |"
+        )
+    stages = [s for s in rows[-1]["stages"]]
+    lines += ["", "Stages (ms per kept row / share of the run):", ""]
+    lines.append("| stage | " + " | ".join(f"{r['target']:,}" for r in rows) + " |")
+    lines.append("|---|" + "---|" * len(rows))
+    for s in stages:
+        cells = []
+        for r in rows:
+            v = r["stages"].get(s)
+            cells.append(f"{v['ms_per_row']} / {100 * v['share']:.0f}%" if v else "-")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--parts", default="self-instruct,server,evol,filters,wide")
+    parser.add_argument("--sizes", default="1000,5000,20000,50000")
+    parser.add_argument("--server-sizes", default="1000,5000")
+    parser.add_argument("--width", type=int, default=256, help="max_concurrency the instant teacher reports")
+    parser.add_argument("--evol-roots", type=int, default=10_000)
+    parser.add_argument("--evol-rounds", type=int, default=3)
+    parser.add_argument("--filter-rows", type=int, default=50_000)
+    parser.add_argument("--wide-slots", type=int, default=256)
+    parser.add_argument("--wide-target", type=int, default=5000)
+    parser.add_argument("--wide-step-ms", type=float, default=25.0)
+    parser.add_argument("--wide-prefill-us", type=float, default=20.0)
+    parser.add_argument("--out", default="runs/bench_pipeline_cost.json")
+    args = parser.parse_args()
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    seeds, seed_name = load_seeds()
+    parts = args.parts.split(",")
+    results: dict = {"seeds": f"{seed_name} ({len(seeds)} rows)"}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        out.write_text(json.dumps(results, indent=2))
+
+    if "self-instruct" in parts:
+        results["self_instruct"] = part_self_instruct(
+            [int(s) for s in args.sizes.split(",")], seeds, args.width
+        )
+        save()
+        print(table_self_instruct(results["self_instruct"], "In-process instant teacher"), "\n", flush=True)
+    if "server" in parts:
+        sizes = [int(s) for s in args.server_sizes.split(",")]
+        results["server"] = part_server(sizes, seeds, args.width)
+        save()
+        print(
+            table_self_instruct(results["server"], "server backend, loopback instant server"),
+            "\n",
+            flush=True,
+        )
+    if "evol" in parts:
+        results["evol"] = part_evol(args.evol_roots, args.evol_rounds, args.width)
+        save()
+        print(json.dumps(results["evol"]), flush=True)
+    if "filters" in parts:
+        results["filters"] = part_filters(args.filter_rows)
+        save()
+        print(json.dumps(results["filters"]), flush=True)
+    if "wide" in parts:
+        results["wide"] = part_wide(
+            args.wide_slots, args.wide_target, args.wide_step_ms / 1000, args.wide_prefill_us / 1e6, seeds
+        )
+        save()
+        print(json.dumps(results["wide"]), flush=True)
+    print(f"Wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
