@@ -52,6 +52,12 @@ def add_filter_columns(
     )
 
 
+def reason_key(reason: str) -> str:
+    """What a reason is counted as in summaries and cards: its text before the first space (reasons that
+    carry details, such as ``contaminated:<set> instruction shares 13-gram ...``, count per kind)."""
+    return reason.split(" ", 1)[0]
+
+
 def split_filtered(dataset: Dataset) -> tuple[Dataset, Dataset]:
     """``Dataset.filter`` on ``filter_reasons``: (rows with no reason, rows with at least one)."""
     if "filter_reasons" not in dataset.column_names:
