@@ -108,7 +108,7 @@ def si_stages(clock: StageClock):
         clock.restore()
 
 
-def run_self_instruct(engine, seeds, n: int, teacher_seconds, checkpoint_dir=None) -> dict:
+def run_self_instruct(engine, seeds, n: int, teacher_seconds, checkpoint_dir=None, by_desc=None) -> dict:
     from hf_synth import SelfInstruct, SelfInstructConfig
     from hf_synth.io import save_run
 
@@ -124,9 +124,13 @@ def run_self_instruct(engine, seeds, n: int, teacher_seconds, checkpoint_dir=Non
         clock.seconds["saving"] += time.perf_counter() - saved
     wall = run_wall + clock.seconds["saving"]
     engine_s = teacher_seconds()
+    by_desc = by_desc or {}
     own = wall - engine_s
     kept = len(result.dataset)
-    clock.seconds["instruction generation"] -= engine_s  # the teacher's own share is not hf-synth's
+    # The teacher's own time is not hf-synth's: taken off the stage that waited for it.
+    for desc, stage in (("Instructions", "instruction generation"), ("Task types", "task type")):
+        clock.seconds[stage] -= by_desc.get(desc, 0.0)
+    clock.seconds["instances"] -= by_desc.get("Instances", 0.0)
     stages = {
         stage: {"ms_per_row": round(1000 * s / kept, 3), "share": round(s / wall, 3)}
         for stage, s in sorted(clock.seconds.items(), key=lambda kv: -kv[1])
@@ -156,7 +160,9 @@ def part_self_instruct(sizes, seeds, width) -> list[dict]:
     rows = []
     for n in sizes:
         teacher = InstantTeacher(max_concurrency=width)
-        row = run_self_instruct(teacher, seeds, n, lambda t=teacher: t.seconds)
+        row = run_self_instruct(
+            teacher, seeds, n, lambda t=teacher: t.seconds, by_desc=teacher.seconds_by_desc
+        )
         row.update(call_stats(teacher.calls))
         rows.append(row)
         logging.getLogger("bench").warning("self-instruct %s", json.dumps(row))

@@ -70,7 +70,9 @@ def reply_for(text: str) -> str:
     if "Is the task below a classification task?" in text:
         return " Yes" if rng.random() < 0.15 else " No"
     if "First pick one of its possible class labels" in text:
-        return f" {rng.choice(['Positive', 'Negative', 'Neutral'])}\nInput: {_phrase(rng, rng.randint(8, 20))}."
+        return (
+            f" {rng.choice(['Positive', 'Negative', 'Neutral'])}\nInput: {_phrase(rng, rng.randint(8, 20))}."
+        )
     if "First write the input the task works on" in text:
         given = "<none>" if rng.random() < 0.6 else _phrase(rng, rng.randint(6, 18)) + "."
         return f" {given}\nOutput: {_phrase(rng, rng.randint(20, 60))}."
@@ -101,8 +103,9 @@ class InstantTeacher:
         self.model_id = model_id
         self.max_concurrency = max_concurrency
         self.stats = EngineStats()
-        self.calls: list[int] = []
+        self.calls: list[tuple[str, int]] = []
         self.seconds = 0.0
+        self.seconds_by_desc: dict[str, float] = {}
 
     def describe(self) -> dict:
         return {"model": self.model_id, "backend": self.backend, "dtype": "none", "device": "none"}
@@ -140,5 +143,6 @@ class InstantTeacher:
                 on_output(index, output)
         seconds = time.perf_counter() - began
         self.seconds += seconds
+        self.seconds_by_desc[desc] = self.seconds_by_desc.get(desc, 0.0) + seconds
         self.stats.add(outputs, seconds)
         return outputs

@@ -151,15 +151,17 @@ def _as_rejected(dataset: Dataset, stage: str) -> Dataset:
     if len(dataset) == 0:
         return empty_dataset(REJECTED_FEATURES)
 
-    def _row(row: dict[str, Any]) -> dict[str, Any]:
+    def _rows(batch: dict[str, list]) -> dict[str, list]:
+        n = len(batch["id"])
+        column = lambda name: [v or "" for v in batch[name]] if name in batch else [""] * n  # noqa: E731
         return {
-            "input": row.get("input") or "",
-            "output": row.get("output") or "",
-            "stage": stage,
-            "raw_completion": row.get("instance_completion") or "",
+            "input": column("input"),
+            "output": column("output"),
+            "stage": [stage] * n,
+            "raw_completion": column("instance_completion"),
         }
 
-    dataset = dataset.map(_row, keep_in_memory=True)
+    dataset = dataset.map(_rows, batched=True, keep_in_memory=True)
     return dataset.select_columns(REJECTED_COLUMNS).cast(REJECTED_FEATURES)
 
 
@@ -367,7 +369,11 @@ class SelfInstruct:
         if len(dataset) == 0:
             return empty_dataset(OUTPUT_FEATURES)
         provenance = self._provenance()
-        dataset = add_messages(dataset).map(lambda _: provenance, keep_in_memory=True)
+        dataset = add_messages(dataset).map(
+            lambda batch: {k: [v] * len(batch["id"]) for k, v in provenance.items()},
+            batched=True,
+            keep_in_memory=True,
+        )
         return dataset.select_columns(OUTPUT_COLUMNS).cast(OUTPUT_FEATURES)
 
     def _seed_output(self, pool: Dataset) -> Dataset:

@@ -376,7 +376,7 @@ def score_instances(
         toxic = {c: toxicity_scores(dataset[c]) for c in ("instruction", "input", "output")}
     limit = config.instance_sampling.max_new_tokens
 
-    def _score(row: dict[str, Any], index: int) -> dict[str, Any]:
+    def _score(row: dict[str, Any], index: int) -> list[str]:
         reasons = list(row["filter_reasons"])
         if row["instance_parse_error"]:
             reasons.append(f"malformed:{row['instance_parse_error']}")
@@ -398,9 +398,24 @@ def score_instances(
                     copied = copied or _copies(row["output"], demo["output"], config.rouge_l_threshold)
                 if copied:
                     reasons.append("copies_demonstration")
-        return {"filter_reasons": reasons}
+        return reasons
 
-    return dataset.map(_score, with_indices=True, keep_in_memory=True)
+    def _score_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        names = list(batch)
+        rows = (dict(zip(names, values, strict=True)) for values in zip(*batch.values(), strict=True))
+        return {"filter_reasons": [_score(row, i) for row, i in zip(rows, indices, strict=True)]}
+
+    # Batched (a per-row map costs more than the checks), one batch per round's rows: column types are
+    # taken from the first batch, so a first batch with no reason at all must not fix them.
+    whole = max(1, len(dataset))
+    return dataset.map(
+        _score_batch,
+        with_indices=True,
+        batched=True,
+        batch_size=whole,
+        writer_batch_size=whole,
+        keep_in_memory=True,
+    )
 
 
 # ---------------------------------------------------------------------------- final rows
@@ -412,15 +427,20 @@ def user_content(instruction: str, input_text: str) -> str:
 def add_messages(dataset: Dataset) -> Dataset:
     """Add ``messages`` in TRL's conversational format (user = instruction + input, assistant = output)."""
 
-    def _messages(row: dict[str, Any]) -> dict[str, Any]:
+    def _messages(batch: dict[str, list]) -> dict[str, list]:
         return {
             "messages": [
-                {"role": "user", "content": user_content(row["instruction"], row["input"])},
-                {"role": "assistant", "content": row["output"]},
+                [
+                    {"role": "user", "content": user_content(instruction, input_text)},
+                    {"role": "assistant", "content": output},
+                ]
+                for instruction, input_text, output in zip(
+                    batch["instruction"], batch["input"], batch["output"], strict=True
+                )
             ]
         }
 
-    return dataset.map(_messages, keep_in_memory=True)
+    return dataset.map(_messages, batched=True, keep_in_memory=True)
 
 
 def _run_map(
