@@ -133,9 +133,14 @@ def _training_parser(script: str):
 
     spec = importlib.util.spec_from_file_location(f"docs_{script}", ROOT / "scripts" / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script is executed
     spec.loader.exec_module(module)
+    from hf_synth.training import cpu_friendly_defaults
+
     config = SFTConfig if script == "sft" else DPOConfig
-    return TrlParser((module.DataArguments, config, ModelConfig))
+    parser = TrlParser((module.DataArguments, config, ModelConfig))
+    parser.set_defaults(**cpu_friendly_defaults())  # as the scripts do, so a CPU-only machine parses them
+    return parser
 
 
 def check_command_parses(command: str) -> str:
@@ -153,7 +158,7 @@ def check_command_parses(command: str) -> str:
         parser = _training_parser(Path(argv[1]).stem)
         try:
             parser.parse_args_and_config(args=argv[2:])
-        except SystemExit as exit_:
+        except (SystemExit, ValueError) as exit_:
             raise AssertionError(f"{argv[1]} refuses the arguments of: {command}") from exit_
         return argv[1]
     elif argv[0] == "make":
@@ -168,6 +173,44 @@ def check_command_parses(command: str) -> str:
     except SystemExit as exit_:
         raise AssertionError(f"hf-synth's parser refuses: {command}") from exit_
     return "hf-synth"
+
+
+def check_config(block: Block) -> list[str]:
+    """A YAML block's hf-synth sections, read as the commands read them (unknown keys and bad values fail)."""
+    import yaml
+
+    from hf_synth.augment.augment_config import NegativeConfig, ParaphraseConfig
+    from hf_synth.configuration import from_dict
+    from hf_synth.engine.engine_config import EngineConfig
+    from hf_synth.evol_instruct.evol_instruct_config import EvolInstructConfig
+    from hf_synth.filters import resolve_filters
+    from hf_synth.refine.refine_config import RefineConfig
+    from hf_synth.review.review_config import ReviewConfig
+    from hf_synth.self_instruct.self_instruct_config import SelfInstructConfig
+
+    sections = {
+        "engine": EngineConfig,
+        "self_instruct": SelfInstructConfig,
+        "evol_instruct": EvolInstructConfig,
+        "refine": RefineConfig,
+        "review": ReviewConfig,
+        "paraphrase": ParaphraseConfig,
+        "negatives": NegativeConfig,
+    }
+    data = yaml.safe_load(block.body) or {}
+    checked = []
+    for key, value in data.items() if isinstance(data, dict) else ():
+        try:
+            if key == "filters":
+                resolve_filters(value)
+            elif key in sections:
+                from_dict(sections[key], value, key)
+            else:
+                continue
+        except (ValueError, TypeError) as err:
+            raise AssertionError(f"{block.where()}: section {key!r} of {block.file_name}: {err}") from err
+        checked.append(key)
+    return checked
 
 
 def _env() -> dict[str, str]:
@@ -208,6 +251,9 @@ def run_block(block: Block, workspace: Path) -> str:
         target = workspace / block.file_name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(block.body, encoding="utf-8")
+        if block.lang in ("yaml", "yml"):
+            checked = check_config(block)
+            return f"wrote {block.file_name}" + (f" (checked: {', '.join(checked)})" if checked else "")
         return f"wrote {block.file_name}"
     if block.lang in SHELL_LANGS:
         body = "\n".join(line[2:] if line.startswith("$ ") else line for line in block.body.splitlines())
@@ -250,6 +296,12 @@ def test_extracts_languages_tags_and_file_names(tmp_path):
     assert (yaml_block.lang, yaml_block.file_name, yaml_block.not_run) == ("yaml", "conf.yaml", None)
     assert (tagged.lang, tagged.not_run, tagged.line) == ("bash", "needs a GPU", 8)
     assert listing.lang == ""
+    bad_yaml = Block(page, 1, "yaml", "self_instruct:\n  num_instructionz: 3\n", None, "bad.yaml")
+    with pytest.raises(AssertionError, match="num_instructionz"):
+        run_block(bad_yaml, tmp_path)
+    bad_filter = Block(page, 1, "yaml", "filters:\n  - {name: no_such_filter}\n", None, "bad.yaml")
+    with pytest.raises(AssertionError, match="no_such_filter"):
+        run_block(bad_filter, tmp_path)
     assert (
         run_block(yaml_block, tmp_path) == "wrote conf.yaml"
         and (tmp_path / "conf.yaml").read_text() == "a: 1\n"
@@ -286,6 +338,10 @@ def test_not_run_blocks_are_parsed():
     for bad in ("hf-synth push runs/a user/b --no-such-flag", "hf-synth self-instruct --num-instructions x"):
         with pytest.raises(AssertionError, match="parser refuses"):
             run_block(Block(README, 1, "bash", bad + "\n", "needs a GPU", None), ROOT)
+    sft = "python scripts/sft.py --dataset runs/a --output_dir out --max_steps 2 --use_peft --lora_r 8\n"
+    assert run_block(Block(README, 1, "bash", sft, "needs the Hub", None), ROOT).endswith("scripts/sft.py")
+    with pytest.raises(AssertionError, match="refuses the arguments"):
+        run_block(Block(README, 1, "bash", sft.replace("--lora_r", "--lora_rank"), "x", None), ROOT)
     with pytest.raises(AssertionError, match="no target"):
         run_block(Block(README, 1, "bash", "make no-such-target\n", "set-up", None), ROOT)
 
