@@ -227,7 +227,9 @@ def write_step_card(
 
     dropped: Counter = Counter()
     if rejected is not None and "filter_reasons" in rejected.column_names:
-        dropped.update(r for row in rejected["filter_reasons"] for r in row)
+        from ..filters import reason_key
+
+        dropped.update(reason_key(r) for row in rejected["filter_reasons"] for r in row)
     card = step_card(
         dataset,
         method=method,

@@ -18,7 +18,7 @@ logger = logging.getLogger("hf_synth")
 def cmd_filter(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from ..filters import resolve_filters, run_filters, split_filtered
+    from ..filters import contamination_counts, reason_key, resolve_filters, run_filters, split_filtered
     from ..io import load_seed_dataset, save_run
     from ..rows import fingerprint_rows
 
@@ -39,7 +39,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
         )
         scored = run_filters(dataset, config["filters"], checkpointer=checkpointer)
         kept, dropped = split_filtered(scored)
-        reasons: Counter = Counter(r for row in dropped["filter_reasons"] for r in row)
+        reasons: Counter = Counter(reason_key(r) for row in dropped["filter_reasons"] for r in row)
     else:
         logger.info("%s holds no rows: no filter ran", args.input)
         kept, dropped, reasons = dataset, dataset, Counter()
@@ -52,6 +52,9 @@ def cmd_filter(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - started, 2),
         "filters": config["filters"],
     }
+    if any(spec["name"] == "decontaminate" for spec in config["filters"]):
+        # rows dropped per evaluation set (a row matching two sets counts in both)
+        summary["decontamination"] = contamination_counts(summary["reasons"])
     paths = save_run(args.output, kept, dropped, summary=summary, config=config)
     write_step_card(
         args,
@@ -62,6 +65,16 @@ def cmd_filter(args: argparse.Namespace) -> int:
             f"Input: `{args.input}` ({len(dataset)} rows).",
             "Filters, in order (each adds scores and reasons and drops nothing; rows with any reason were "
             "dropped at the end): " + ", ".join(f"`{spec['name']}`" for spec in config["filters"]) + ".",
+            *(
+                [
+                    "Decontamination (rows sharing a long n-gram or a near-duplicate embedding with an "
+                    "evaluation set were dropped), rows dropped per set: "
+                    + (", ".join(f"`{k}` {v}" for k, v in summary["decontamination"].items()) or "none")
+                    + "."
+                ]
+                if "decontamination" in summary
+                else []
+            ),
         ],
         rejected=dropped,
         settings={
@@ -85,6 +98,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from datasets import load_dataset
 
     from ..curation import classify_skills, coverage_report, load_taxonomy, skill_labeller
+    from ..filters import reason_key
     from ..io import load_seed_dataset
 
     source = args.path or args.input
@@ -113,7 +127,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     drops = rejected if rejected is not None else dataset
     for column in ("filter_reasons", "elimination_reasons"):
         if column in drops.column_names:
-            report["filter_reasons"] = dict(Counter(r for row in drops[column] for r in row).most_common())
+            report["filter_reasons"] = dict(
+                Counter(reason_key(r) for row in drops[column] for r in row).most_common()
+            )
             break
     print(f"\n{report['rows']} rows, skill coverage (skills labelled by {report['labeller']}):")
     for name, row in sorted(report["skills"].items(), key=lambda kv: -kv[1]["count"]):

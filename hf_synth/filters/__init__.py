@@ -17,8 +17,17 @@ __getattr__, __dir__, __all__ = attach(
             "length_filter",
             "minhash_dedup_filter",
             "reading_grade",
+            "reason_key",
             "rouge_novelty_filter",
             "split_filtered",
+        ],
+        "decontaminate": [
+            "Decontaminator",
+            "EvaluationSet",
+            "contamination_counts",
+            "decontaminate_filter",
+            "load_evaluation_set",
+            "normalised_tokens",
         ],
         "heuristics": [
             "DEFAULT_BLOCKED_KEYWORDS",
@@ -54,8 +63,17 @@ if TYPE_CHECKING:  # pragma: no cover
         length_filter,
         minhash_dedup_filter,
         reading_grade,
+        reason_key,
         rouge_novelty_filter,
         split_filtered,
+    )
+    from .decontaminate import (
+        Decontaminator,
+        EvaluationSet,
+        contamination_counts,
+        decontaminate_filter,
+        load_evaluation_set,
+        normalised_tokens,
     )
     from .heuristics import (
         DEFAULT_BLOCKED_KEYWORDS,

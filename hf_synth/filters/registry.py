@@ -10,6 +10,7 @@ from datasets import Dataset
 
 from ..checkpoint import Checkpointer
 from .dataset_filters import complexity_filter, length_filter, minhash_dedup_filter, rouge_novelty_filter
+from .decontaminate import decontaminate_filter
 from .embedding import embedding_dedup_filter
 from .toxicity import toxicity_filter
 
@@ -53,6 +54,7 @@ FILTERS = {
     "complexity": complexity_filter,
     "toxicity": toxicity_filter,
     "judge": judge_with_model,
+    "decontaminate": decontaminate_filter,
 }
 
 
@@ -71,7 +73,7 @@ def resolve_filters(specs: Sequence[dict[str, Any]]) -> list[tuple[str, Any, dic
             raise ValueError(
                 f"Unknown filter {spec['name']!r} in filters[{position}]; valid: {', '.join(FILTERS)}"
             )
-        internal = ("dataset", "tokenizer", "checkpointer", "name")
+        internal = ("dataset", "tokenizer", "checkpointer", "name", "decontaminator")
         valid = [p for p in inspect.signature(function).parameters if p not in internal]
         unknown = sorted(set(params) - set(valid))
         if unknown:
