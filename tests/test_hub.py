@@ -2,6 +2,7 @@
 
 import io
 import logging
+import re
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
@@ -49,6 +50,11 @@ def fake_hub(monkeypatch):
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
         monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+        monkeypatch.setattr("datasets.config.HF_HUB_OFFLINE", False)  # load_dataset reads from the fake
+        monkeypatch.setattr("datasets.config.HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(
+            "datasets.config.HUB_DATASETS_URL", hub.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}"
+        )
         monkeypatch.delenv("HF_TOKEN", raising=False)
         yield hub
 
@@ -94,6 +100,12 @@ def test_existing_metadata_is_merged_not_overwritten(tmp_path, run_dir):
     assert "my-tag" in meta["tags"] and "synthetic" in meta["tags"] and meta["configs"]
 
 
+def _names(repo: dict) -> set[str]:
+    """The repo's file names, a content digest after the shard number left out (``train-00000-of-00001``
+    with or without ``-<digest>``)."""
+    return {re.sub(r"(-of-\d{5})-[0-9a-z]+\.parquet$", r"\1.parquet", p) for p in repo["files"]}
+
+
 def test_push_through_the_real_client(tmp_path, run_dir, fake_hub, caplog):
     out, result = run_dir
     caplog.set_level(logging.DEBUG)
@@ -116,8 +128,14 @@ def test_push_through_the_real_client(tmp_path, run_dir, fake_hub, caplog):
         )
     repo = fake_hub.repos["me/synthetic"]
     assert repo["type"] == "dataset" and repo["private"] is True
-    assert {"README.md", "data/train-00000-of-00001.parquet"} <= set(repo["files"])
+    assert {"README.md", "data/train-00000-of-00001.parquet"} <= _names(repo)
     assert any(p.startswith("rejected/") for p in repo["files"])
+    assert len(repo["commits"]) == 1  # one push, one commit
+    parquet = {p for p in repo["files"] if p.endswith(".parquet")}
+    assert repo["lfs_paths"] == parquet and fake_hub.lfs_uploads == len(parquet)  # the data went by LFS
+    cache = tmp_path / "datasets-cache"  # one cache for every load below: a later push must not read stale
+    loaded = load_dataset("me/synthetic", split="train", token=WRITE_TOKEN, cache_dir=str(cache))
+    assert loaded["id"] == result.dataset["id"] and loaded[0] == result.dataset[0]
     local = tmp_path / "downloaded"
     for path, data in repo["files"].items():
         (local / path).parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +151,8 @@ def test_push_through_the_real_client(tmp_path, run_dir, fake_hub, caplog):
     assert WRITE_TOKEN not in everything and "Pushed" in stdout.getvalue()
     # a second push updates the same repo and keeps metadata the owner added in between
     readme = repo["files"]["README.md"].decode().replace("license: other", "license: apache-2.0")
-    repo["files"]["README.md"] = readme.encode()
+    fake_hub.edit("me/synthetic", "README.md", readme.encode())
+    assert len(repo["commits"]) == 2
     push_to_hub(
         result.dataset,
         "me/synthetic",
@@ -143,9 +162,10 @@ def test_push_through_the_real_client(tmp_path, run_dir, fake_hub, caplog):
         rejected=result.rejected,
     )
     assert "license: apache-2.0" in repo["files"]["README.md"].decode()
-    assert sorted(p for p in repo["files"] if p.startswith("data/")) == [
+    assert sorted(p for p in _names(repo) if p.startswith("data/")) == [
         f"data/train-0000{i}-of-00003.parquet" for i in range(3)
     ]
+    assert len(repo["commits"]) == 3  # the owner's and one more
     # a third push of fewer rows, without rejected rows, leaves none of the earlier shards behind
     push_to_hub(
         result.dataset.select(range(2)),
@@ -153,8 +173,11 @@ def test_push_through_the_real_client(tmp_path, run_dir, fake_hub, caplog):
         card=DatasetCard.load(out / "README.md"),
         token=WRITE_TOKEN,
     )
-    assert sorted(p for p in repo["files"] if p != "README.md") == ["data/train-00000-of-00001.parquet"]
+    assert sorted(p for p in _names(repo) if p != "README.md") == ["data/train-00000-of-00001.parquet"]
     assert "rejected" not in repo["files"]["README.md"].decode().split("---")[1]
+    assert len(repo["commits"]) == 4
+    again = load_dataset("me/synthetic", split="train", token=WRITE_TOKEN, cache_dir=str(cache))
+    assert again["id"] == result.dataset["id"][:2]  # the latest push, through the same cache
 
 
 @pytest.mark.parametrize(
