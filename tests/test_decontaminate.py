@@ -176,3 +176,42 @@ def test_fast_on_50k_rows():
 def test_registered_for_yaml(eval_file):
     scored = run_filters(_rows(EVAL_TEXT, "fine"), [{"name": "decontaminate", "eval_sets": [str(eval_file)]}])
     assert [bool(r) for r in scored["filter_reasons"]] == [True, False]
+
+
+def test_refine_drops_generated_rows_sharing_a_13_gram_with_its_evaluation_file(tmp_path, tiny_model_dir):
+    from hf_synth import Refine, RefineConfig, SelfInstructConfig
+
+    from .conftest import ScriptedEngine
+    from .test_self_instruct import SEEDS, stateless_reply
+
+    leaked = "the reference answer of the evaluation task that a careless teacher copies word for word"
+
+    def teacher_reply(text: str) -> str:
+        reply = stateless_reply(text)
+        task = text.rsplit("Task:", 1)[-1]
+        return reply + " " + leaked if "Output:" in reply and sum(task.encode()) % 2 else reply  # about half
+
+    class NoIdea(ScriptedEngine):
+        def __init__(self, model_path):
+            super().__init__(lambda text: "no idea", model_id=model_path)
+
+    evaluation = [
+        {"instruction": "Describe the leak.", "output": leaked.capitalize() + "."},
+        {"instruction": "Translate 'thank you' into Italian.", "output": "Grazie"},
+    ]
+    config = RefineConfig(
+        rounds=1,
+        instructions_per_round=8,
+        max_steps=1,
+        train_batch_size=2,
+        eval_max_new_tokens=4,
+        student_model=str(tiny_model_dir),
+        generation=SelfInstructConfig(requests_per_round=4, max_rounds=6),
+    )
+    result = Refine(
+        ScriptedEngine(teacher_reply), config, tmp_path / "refine", load_student=lambda c: NoIdea(c.model)
+    ).run(Dataset.from_list(SEEDS), Dataset.from_list(evaluation))
+    dropped = result.report["rounds"][1]["generation"]["dropped"]
+    assert dropped.get("contaminated:evaluation", 0) > 0
+    assert not any(leaked in out for out in result.dataset["output"])
+    assert len(result.dataset) > 0

@@ -31,6 +31,7 @@ from ..checkpoint import Checkpointer, save_dataset
 from ..engine.default_model import DEFAULT_MODEL_ID
 from ..engine.engine_config import EngineConfig, SamplingParams
 from ..engine.protocol import Engine
+from ..filters.decontaminate import Decontaminator
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..progress import datasets_bars_off
 from ..rows import config_fingerprint, fingerprint_rows
@@ -248,11 +249,19 @@ class Refine:
         tmp.replace(file)
         return record
 
-    def _generate(self, k: int, seeds: Dataset, focus: list[str], accumulated: Dataset | None, eval_index):
+    def _generate(
+        self,
+        k: int,
+        seeds: Dataset,
+        focus: list[str],
+        accumulated: Dataset | None,
+        eval_index,
+        decontaminator,
+    ):
         folder = self.output / f"round-{k}"
         if (folder / "data" / "state.json").is_file():
             return load_from_disk(str(folder / "data")), json.loads((folder / "generate.json").read_text())
-        from ..filters import run_filters
+        from ..filters import decontaminate_filter, reason_key, run_filters
         from ..self_instruct import SelfInstruct
 
         config = self.config
@@ -282,15 +291,18 @@ class Refine:
                 why.append("repeats_earlier_round")
             reasons.append(why)
         new = new.add_column("refine_reasons", reasons)
+        # the filter step's decontamination: a 13-gram shared with any evaluation instruction, input or
+        # reference output (the ROUGE-L check above catches short paraphrased instructions, which have no 13-gram)
+        new = decontaminate_filter(new, decontaminator=decontaminator)
         if config.filters:
             new = run_filters(new, config.filters)
-            new = new.map(lambda r: {"refine_reasons": r["refine_reasons"] + list(r["filter_reasons"])})
+        new = new.map(lambda r: {"refine_reasons": r["refine_reasons"] + list(r["filter_reasons"])})
         kept = new.filter(lambda r: not r, input_columns="refine_reasons").select_columns(columns)
         dropped = new.filter(lambda r: bool(r), input_columns="refine_reasons")
         kept = kept.add_column("refine_round", [k] * len(kept))
         counts: dict[str, int] = {}
         for row in dropped["refine_reasons"]:
-            for reason in row:
+            for reason in map(reason_key, row):
                 counts[reason] = counts.get(reason, 0) + 1
         record = {
             "generated_kept_by_self_instruct": len(result.dataset),
@@ -347,6 +359,13 @@ class Refine:
         skills = default_skill_classifier().predict([r["instruction"] for r in rows])
         allowed = set(load_taxonomy())
         eval_index = RougeLIndex(r["instruction"] for r in rows)
+        decontaminator = Decontaminator(
+            {
+                "evaluation": [
+                    text for r in rows for text in (r["instruction"], r["input"], r["output"]) if text
+                ]
+            }
+        )
         report: dict[str, Any] = {
             "teacher": self.teacher.model_id,
             "student_base": base,
@@ -366,7 +385,9 @@ class Refine:
         accumulated: Dataset | None = None
         report["stopped"] = f"ran all {config.rounds} round(s)"
         for k in range(1, config.rounds + 1):
-            new, generation = self._generate(k, seeds, [s for s, _ in focus], accumulated, eval_index)
+            new, generation = self._generate(
+                k, seeds, [s for s, _ in focus], accumulated, eval_index, decontaminator
+            )
             generation["focus_reasons"] = {s: why for s, why in focus}
             accumulated = (
                 new
