@@ -62,7 +62,11 @@ def main() -> None:
     parser = TrlParser((DataArguments, SFTConfig, ModelConfig))
     # TRL turns activation (gradient) checkpointing on by default under the old name, which transformers
     # warns is deprecated; the same default under the current name
-    parser.set_defaults(**cpu_friendly_defaults(), activation_checkpointing=True)
+    # transformers leaves NaN/inf step losses out of train_loss by default (logging_nan_inf_filter), so a
+    # run whose every loss is NaN reports 0.0; counted as they are, the check below sees them.
+    parser.set_defaults(
+        **cpu_friendly_defaults(), activation_checkpointing=True, logging_nan_inf_filter=False
+    )
     data_args, training_args, model_args = parser.parse_args_and_config()
     if not data_args.verbose:  # the training bar stays; datasets' per-map and the weight-loading bars go
         quiet_libraries()

@@ -94,6 +94,58 @@ def test_sft_refuses_preference_data(tmp_path, tiny_model_dir):
     assert not (tmp_path / "o" / "model.safetensors").exists()
 
 
+def _sft_rows(n: int = 4, negative: list[bool] | None = None) -> Dataset:
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Write a poem {i}."},
+                {"role": "assistant", "content": "The quick brown fox."},
+            ]
+        }
+        for i in range(n)
+    ]
+    if negative is not None:
+        for row, flag in zip(rows, negative, strict=True):
+            row["is_negative"] = flag
+    return Dataset.from_list(rows)
+
+
+def test_sft_refuses_rows_marked_is_negative(tmp_path, tiny_model_dir):
+    """One negative example among ordinary rows is enough to refuse the data (no columns of DPO pairs)."""
+    _sft_rows(4, negative=[False, False, True, False]).save_to_disk(str(tmp_path / "mixed"))
+    proc = _run(
+        "sft.py", "--dataset", str(tmp_path / "mixed"), "--model_name_or_path", str(tiny_model_dir),
+        *_train_flags(tmp_path / "o"),
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Rows marked is_negative found" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "o" / "model.safetensors").exists()
+    _sft_rows(4, negative=[False] * 4).save_to_disk(str(tmp_path / "none-negative"))
+    proc = _run(
+        "sft.py", "--dataset", str(tmp_path / "none-negative"), "--model_name_or_path", str(tiny_model_dir),
+        *_train_flags(tmp_path / "ok"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]  # the column alone, all False, is ordinary data
+
+
+def test_sft_stops_on_a_non_finite_loss_and_saves_nothing(tmp_path, tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.fill_(float("nan"))  # every loss is NaN
+    model.save_pretrained(tmp_path / "nan-model")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "nan-model")
+    _sft_rows(4).save_to_disk(str(tmp_path / "data"))
+    out = tmp_path / "o"
+    proc = _run(
+        "sft.py", "--dataset", str(tmp_path / "data"), "--model_name_or_path", str(tmp_path / "nan-model"),
+        *_train_flags(out),
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Training loss is not finite" in proc.stderr, proc.stderr[-2000:]
+    assert not (out / "model.safetensors").exists() and not (out / "train_results.json").exists()
+
+
 def test_dpo_on_preference_pairs(tmp_path, tiny_model_dir):
     Dataset.from_list(
         [
