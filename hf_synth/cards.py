@@ -132,6 +132,7 @@ def build_card(
     history: str | None = None,
     settings: dict[str, Any] | None = None,
     review: dict[str, Any] | None = None,
+    diversity: dict[str, Any] | None = None,
     num_examples: int = 3,
     template: str = "dataset_card.md",
 ) -> DatasetCard:
@@ -142,7 +143,8 @@ def build_card(
     the engines that generated the rows (model, backend, dtype, device); ``model`` is None for steps that
     generate nothing (filters, blends). ``history`` is the input's own "How it was made" (see
     :func:`input_history`); ``settings`` the step's thresholds and options, shown as a table; ``review``
-    the figures of a human review (:func:`~hf_synth.review.review_figures`)."""
+    the figures of a human review (:func:`~hf_synth.review.review_figures`); ``diversity`` the figures of
+    :func:`~hf_synth.curation.diversity.dataset_diversity`."""
     data = DatasetCardData(
         license="other",
         language=["en"],
@@ -180,7 +182,17 @@ def build_card(
         history=history,
         settings=sorted((settings or {}).items()),
         review=review,
+        diversity=_diversity_rows(diversity),
+        diversity_reference=(diversity or {}).get("rouge_l_reference"),
     )
+
+
+def _diversity_rows(diversity: dict[str, Any] | None) -> list[tuple[str, Any]] | None:
+    if not diversity:
+        return None
+    from .curation.diversity import DIVERSITY_FIELDS
+
+    return [(k, diversity[k]) for k in DIVERSITY_FIELDS if diversity.get(k) is not None]
 
 
 def step_card(
@@ -246,6 +258,7 @@ def self_instruct_card(
         coverage=coverage,
         source_datasets=source_datasets,
         engines=summary.get("engines", ()),
+        diversity=summary.get("diversity"),
     )
 
 
@@ -304,4 +317,5 @@ def evol_instruct_card(
         coverage=coverage,
         source_datasets=source_datasets,
         engines=summary.get("engines", ()),
+        diversity=summary.get("diversity"),
     )

@@ -116,11 +116,22 @@ def verb_object(instruction: str, nlp: Any = None) -> tuple[str, str] | None:
 
 
 def _load_spacy() -> Any:
+    """spaCy's English pipeline, or None (the approximation is used and the report says so). Not
+    installed is the ordinary case; any other failure (no model, a broken install) is logged with its
+    error, so a parse that was asked for never silently turns into the approximation."""
     try:
         import spacy
-
+    except ImportError:
+        return None
+    try:
         return spacy.load("en_core_web_sm", disable=["ner"])
-    except Exception:  # noqa: BLE001 - optional; the approximation is used and the report says so
+    except Exception as err:  # noqa: BLE001 - optional: reported, then the approximation
+        logger.warning(
+            "spaCy is installed but its English model did not load (%s: %s); verb-object pairs use the "
+            "approximation. Install it with `python -m spacy download en_core_web_sm`.",
+            type(err).__name__,
+            err,
+        )
         return None
 
 
@@ -200,10 +211,12 @@ def build_report(
     seeds: Sequence[str] | None = None,
     coverage: dict[str, Any] | None = None,
     review: dict[str, Any] | None = None,
+    diversity: dict[str, Any] | None = None,
     title: str = "hf-synth dataset report",
     use_spacy: bool = True,
 ) -> tuple[str, dict[str, Any]]:
-    """Render the report; returns (HTML text, the numbers behind it)."""
+    """Render the report; returns (HTML text, the numbers behind it). ``diversity``: the figures of
+    :func:`~hf_synth.curation.diversity.dataset_diversity`, shown as a table."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,6 +354,13 @@ def build_report(
         f'<img alt="{html.escape(t)}" src="data:image/png;base64,{png}"></section>'
         for t, n, png in sections
     )
+    if diversity:
+        numbers["diversity"] = diversity
+        cells = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+            for k, v in diversity.items()
+        )
+        body = f'<section><h2>Diversity</h2><table class="diversity">{cells}</table></section>\n' + body
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}

@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", "--output", dest="out", help="Write the report here: .html (plots) or .json (numbers)"
     )
     rep.add_argument("--seeds", help="Seed file/folder: plot each instruction's ROUGE-L to its nearest seed")
+    rep.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN",
+        help="Print the diversity figures of these run folders (or datasets) side by side, one column each",
+    )
 
     rev = sub.add_parser(
         "review", help="Review rows in the browser (accept, reject, correct), then --apply the decisions"

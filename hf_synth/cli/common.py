@@ -141,6 +141,19 @@ def card_extras(dataset, source: str | None) -> dict[str, Any]:
     return extras
 
 
+def run_diversity(dataset, seeds=None) -> dict[str, Any] | None:
+    """The diversity figures of a run's kept instructions for summary.json and the card (best effort: when
+    the embedding model cannot be loaded only the embedding figures are left out, with a warning)."""
+    from ..curation.diversity import dataset_diversity
+
+    seeds = [t for t in seeds if t] if seeds is not None else None
+    try:
+        return dataset_diversity(dataset, seeds=seeds)
+    except Exception as err:  # noqa: BLE001 - the other figures do not need embeddings
+        logger.warning("Embedding figures left out of the diversity numbers: %s", err)
+        return dataset_diversity(dataset, seeds=seeds, embeddings=False)
+
+
 def parse_weights(text: str) -> dict[str, float]:
     weights = {}
     for part in text.split(","):
@@ -218,6 +231,7 @@ def write_step_card(
     engines: list[dict[str, Any]] | tuple = (),
     settings: dict[str, Any] | None = None,
     prompt_templates: list[str] | tuple = (),
+    diversity: dict[str, Any] | None = None,
 ) -> Path:
     """Write the dataset card of a step's output to ``--output``/README.md: what the step did, its settings,
     drops per reason (from ``rejected``'s ``filter_reasons``), and the input run's own history."""
@@ -242,6 +256,7 @@ def write_step_card(
         dropped=dict(dropped),
         settings=settings,
         prompt_templates=list(prompt_templates),
+        diversity=diversity,
     )
     path = Path(args.output) / "README.md"
     card.save(str(path))

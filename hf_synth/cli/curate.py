@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..configuration import load_yaml
-from .common import output_checkpointer, print_summary_counts, write_step_card
+from .common import output_checkpointer, print_summary_counts, run_diversity, write_step_card
 
 logger = logging.getLogger("hf_synth")
 
@@ -55,6 +55,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     if any(spec["name"] == "decontaminate" for spec in config["filters"]):
         # rows dropped per evaluation set (a row matching two sets counts in both)
         summary["decontamination"] = contamination_counts(summary["reasons"])
+    summary["diversity"] = run_diversity(kept)
     paths = save_run(args.output, kept, dropped, summary=summary, config=config)
     write_step_card(
         args,
@@ -83,6 +84,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
             for key, value in spec.items()
             if key != "name"
         },
+        diversity=summary["diversity"],
     )
     print(
         f"\nFiltered {len(dataset)} rows in {summary['seconds']}s: kept {len(kept)}, dropped {len(dropped)}"
@@ -101,6 +103,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..filters import reason_key
     from ..io import load_seed_dataset
 
+    if args.compare:
+        return _compare(args)
     source = args.path or args.input
     if not source:
         raise ValueError("Name the dataset to report on: hf-synth report PATH (or --input PATH).")
@@ -141,6 +145,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"  steer the next run: hf-synth self-instruct ... --focus-skills {focus}")
     for reason, count in report.get("filter_reasons", {}).items():
         print(f"  dropped {count:5d}  {reason}")
+    seed_texts = _seed_texts(args)
+    report["diversity"] = run_diversity(dataset, seeds=seed_texts)
+    if report["diversity"]:
+        print("  diversity: " + ", ".join(_diversity_cells(report["diversity"])))
     review = _review_figures(Path(source), dataset, rejected)
     if review:
         from ..review.apply import figures_lines
@@ -151,17 +159,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out and args.out.endswith((".html", ".htm")):
         from ..report import write_report
 
-        seeds = None
-        if args.seeds:
-            seed_data = load_seed_dataset(args.seeds)
-            seeds = (
-                [t for t in seed_data[args.column] if t] if args.column in seed_data.column_names else None
-            )
         write_report(
             args.out,
             dataset,
             rejected=rejected,
-            seeds=seeds,
+            seeds=seed_texts,
+            diversity=report["diversity"],
             coverage=report,
             review=review,
             title=f"hf-synth report: {source}",
@@ -169,6 +172,48 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"  report: {args.out}")
     elif args.out:
         Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+def _seed_texts(args: argparse.Namespace) -> list[str] | None:
+    if not args.seeds:
+        return None
+    from ..io import load_seed_dataset
+
+    seed_data = load_seed_dataset(args.seeds)
+    return [t for t in seed_data[args.column] if t] if args.column in seed_data.column_names else None
+
+
+def _diversity_cells(diversity: dict) -> list[str]:
+    from ..curation.diversity import DIVERSITY_FIELDS
+
+    return [f"{k} {diversity[k]}" for k in DIVERSITY_FIELDS[1:] if diversity.get(k) is not None]
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``hf-synth report --compare A B ...``: the diversity figures of each run side by side (from its
+    summary.json when the run recorded them, else computed from its rows)."""
+    from ..curation.diversity import comparison_table
+    from ..io import load_seed_dataset
+
+    seeds = _seed_texts(args)
+    runs: dict[str, dict] = {}
+    for source in args.compare:
+        summary = Path(source) / "summary.json"
+        recorded = json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else {}
+        if recorded.get("diversity") and not seeds:
+            runs[source] = recorded["diversity"]
+            continue
+        numbers = run_diversity(load_seed_dataset(source, split=args.split, allow_empty=True), seeds=seeds)
+        if numbers is None:
+            raise ValueError(f"{source} has no 'instruction' column: nothing to compare.")
+        runs[source] = numbers
+    print(comparison_table(runs))
+    references = {r.get("rouge_l_reference") for r in runs.values()} - {None}
+    if references:
+        print("ROUGE-L shares against: " + "; ".join(sorted(references)))
+    if args.out:
+        Path(args.out).write_text(json.dumps(runs, indent=2), encoding="utf-8")
     return 0
 
 

@@ -19,6 +19,7 @@ from .common import (
     parse_weights,
     print_rows,
     print_summary_counts,
+    run_diversity,
     write_step_card,
 )
 
@@ -53,6 +54,7 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     summary = result.summary.to_dict()
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     summary["model"] = engine.model_id
+    summary["diversity"] = run_diversity(result.dataset, seeds=pool["instruction"])
     paths = save_run(
         output,
         result.dataset,
@@ -138,6 +140,10 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     result = pipeline.run(dataset)
     summary = result.summary.to_dict()
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    column = config.instruction_column
+    summary["diversity"] = run_diversity(
+        result.dataset, seeds=dataset[column] if column in dataset.column_names else None
+    )
     output = Path(args.output)
     paths = save_run(
         output,
