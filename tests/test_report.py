@@ -180,3 +180,66 @@ def test_card_says_what_labelled_the_skills():
     card = build_card(data, method="test", tags=[], steps=["a step"], coverage=coverage)
     assert "labelled by a logistic-regression classifier on all-MiniLM-L6-v2 sentence embeddings" in card.text
     assert "embedding similarity" not in card.text
+
+
+def test_a_spacy_that_fails_to_load_is_reported_not_swallowed(monkeypatch, caplog):
+    """spaCy present but its model missing: the report says it used the approximation, and the error is
+    logged (the parse was wanted; it must not silently turn into the approximation)."""
+    import sys
+    import types
+
+    def load(name, **kwargs):
+        raise OSError(f"[E050] Can't find model '{name}'.")
+
+    spacy = types.ModuleType("spacy")  # installed, without its model (datasets looks up spacy.Language)
+    spacy.load, spacy.Language = load, type("Language", (), {})
+    monkeypatch.setitem(sys.modules, "spacy", spacy)
+    dataset = Dataset.from_list([{"instruction": "Write a poem about the sea.", "output": "Waves."}] * 3)
+    with caplog.at_level("WARNING", logger="hf_synth.report"):
+        page, numbers = build_report(dataset, use_spacy=True)
+    assert any("Can't find model 'en_core_web_sm'" in r.getMessage() for r in caplog.records), caplog.text
+    assert "approximation for imperative instructions" in page and numbers["verb_object"] == [
+        ("write poem", 3)
+    ]
+
+
+def test_the_acceptance_rate_plot_draws_one_bar_per_group(monkeypatch):
+    """The human-review section's figure: a bar per skill and operation, as long as its acceptance rate."""
+    from hf_synth import report
+
+    drawn = []
+    real_png = report._png
+
+    def capture(fig):
+        ax = fig.axes[0]
+        drawn.append(
+            (
+                ax.get_title(),
+                [t.get_text() for t in ax.get_yticklabels()],
+                [round(p.get_width(), 1) for p in ax.patches],
+            )
+        )
+        return real_png(fig)
+
+    monkeypatch.setattr(report, "_png", capture)
+    review = {
+        "reviewed": 4,
+        "rows_in_review": 5,
+        "accepted": 2,
+        "edited": 1,
+        "rejected": 1,
+        "acceptance_rate": 0.75,
+        "by_skill": {
+            "writing": {"reviewed": 3, "acceptance_rate": 2 / 3},
+            "math": {"reviewed": 1, "acceptance_rate": 1.0},
+        },
+        "by_operation": {"deepening": {"reviewed": 2, "acceptance_rate": 0.5}},
+    }
+    dataset = Dataset.from_list([{"instruction": "Write a poem.", "output": "x"}] * 5)
+    page, numbers = build_report(dataset, review=review, use_spacy=False)
+    assert numbers["review"] == review
+    assert "Human review" in page and "acceptance 75.0%" in page
+    title, labels, widths = next(d for d in drawn if d[0] == "Acceptance rate")
+    # barh draws the first label at the bottom: read top to bottom
+    assert labels[::-1] == ["skill writing (3)", "skill math (1)", "operation deepening (2)"]
+    assert widths[::-1] == [66.7, 100.0, 50.0]
