@@ -323,6 +323,22 @@ def test_apply_writes_the_reviewed_dataset_card_and_figures(tmp_path, capsys):
     assert "acceptance 50.0%" in printed
 
 
+def test_apply_with_every_row_rejected_saves_an_empty_dataset_with_its_columns(tmp_path):
+    run = self_instruct_run(tmp_path / "run")
+    review = ReviewSet(run, skills=False)
+    for item in review.items:
+        _decide(review, item.key, "rejected", reason="trivial_or_duplicate")
+    review.close()
+    save_reviewed(apply_review(run, skills=False), run, tmp_path / "out")
+    saved = load_from_disk(str(tmp_path / "out" / "dataset"))
+    assert len(saved) == 0 and {"instruction", "output", "review", "review_original"} <= set(
+        saved.column_names
+    )
+    assert len((tmp_path / "out" / "rejected.jsonl").read_text(encoding="utf-8").splitlines()) >= len(
+        review.items
+    )
+
+
 def test_apply_skips_decisions_on_changed_text(tmp_path):
     run = self_instruct_run(tmp_path / "run", n=3)
     review = ReviewSet(run)

@@ -247,7 +247,13 @@ def apply_review(run_dir: str | Path, *, skills: bool = True) -> ReviewedRun:
         )
         for row, original in zip(rows, originals, strict=True):
             row["review_original"] = original
-        dataset = Dataset.from_list(rows, features=features)
+        # every row rejected: an empty dataset that still has the columns (from_list([]) has none, and
+        # save_to_disk would then write features its arrow file lacks)
+        dataset = (
+            Dataset.from_list(rows, features=features)
+            if rows
+            else Dataset.from_dict({name: [] for name in features}, features=features)
+        )
         return ReviewedRun(dataset=dataset, rejected=rejected, figures=figures)
     finally:
         review.close()
