@@ -41,6 +41,7 @@ __getattr__, __dir__, __all__ = attach(
             "start_reasons",
             "word_count",
         ],
+        "learnability": ["learnability_filter", "learnability_with_models"],
         "registry": ["FILTERS", "resolve_filters", "run_filters"],
         "rouge": [
             "Match",
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # pragma: no cover
         start_reasons,
         word_count,
     )
+    from .learnability import learnability_filter, learnability_with_models
     from .registry import FILTERS, resolve_filters, run_filters
     from .rouge import (
         Match,

@@ -12,6 +12,7 @@ from ..checkpoint import Checkpointer
 from .dataset_filters import complexity_filter, length_filter, minhash_dedup_filter, rouge_novelty_filter
 from .decontaminate import decontaminate_filter
 from .embedding import embedding_dedup_filter
+from .learnability import learnability_with_models
 from .toxicity import toxicity_filter
 
 
@@ -55,6 +56,7 @@ FILTERS = {
     "toxicity": toxicity_filter,
     "judge": judge_with_model,
     "decontaminate": decontaminate_filter,
+    "learnability": learnability_with_models,
 }
 
 
