@@ -215,3 +215,11 @@ def test_refine_drops_generated_rows_sharing_a_13_gram_with_its_evaluation_file(
     assert dropped.get("contaminated:evaluation", 0) > 0
     assert not any(leaked in out for out in result.dataset["output"])
     assert len(result.dataset) > 0
+
+
+def test_an_n_gram_spanning_two_evaluation_texts_is_not_a_match():
+    first, second = " ".join(WORDS[:13]), " ".join(WORDS[13:]) + " alpha beta gamma delta"  # 13 words each
+    d = Decontaminator({"bench": [first, second]})
+    spanning = " ".join(WORDS[5:18])  # 8 words of the first text, 5 of the second: no text holds it
+    inside = " ".join(WORDS[13:]) + " alpha beta gamma delta"
+    assert d.ngram_matches([spanning, inside]) == [{}, {"bench": (inside, "row 1: " + repr(second))}]
