@@ -240,6 +240,8 @@ def run_block(block: Block, workspace: Path) -> str:
         if block.lang == "python":
             compile(block.body, block.where(), "exec")
             return f"not run ({block.not_run}); compiled"
+        if block.lang in ("yaml", "yml"):
+            return f"not run ({block.not_run}); checked: {', '.join(check_config(block)) or 'YAML syntax'}"
         return f"not run ({block.not_run})"
     if block.lang == "":
         return "output listing"
