@@ -1,5 +1,12 @@
 """Kill a real CLI run with SIGKILL mid-generation, run the same command again, and compare with an
-uninterrupted run: nothing lost, nothing duplicated, identical rows. Uses the real default model."""
+uninterrupted run: nothing lost, nothing duplicated, identical rows. Uses the real default model.
+
+Generation is deterministic, so equal rows alone would not show that the restart reused anything: each
+test also checks that every chunk finished before the kill is read back untouched, that the journal
+written before the kill is kept as it was, and that the teacher is never asked again for a journaled
+prompt (a completion the teacher makes is journaled, so a key journaled twice is a prompt asked twice).
+The kill point is drawn from a seed printed with every failure (rerun one with HF_SYNTH_KILL_SEED=N).
+"""
 
 import json
 import os
@@ -79,13 +86,58 @@ def _config(tmp_path: Path, section: str) -> Path:
     return path
 
 
+def _chunk_files(output: Path) -> dict[str, tuple[int, int]]:
+    """Every finished chunk's state file, with its inode and modification time (a chunk written again
+    is a new file: Checkpointer.save renames a fresh folder into place)."""
+    files = (output / "checkpoints").glob("**/chunk-*/state.json")
+    return {str(p.relative_to(output)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
+
+
+def _journal_keys(data: bytes) -> list[str]:
+    return [json.loads(line)["key"] for line in data.decode().splitlines() if line.strip()]
+
+
+def _finish(args: list[str]) -> None:
+    proc = subprocess.run(_cli(args), env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+
+
+def _kill_seed() -> int:
+    """The seed of a kill point: HF_SYNTH_KILL_SEED when set (to rerun a failure), else a fresh one."""
+    given = os.environ.get("HF_SYNTH_KILL_SEED")
+    return int(given) if given else random.SystemRandom().randrange(10**9)
+
+
 def _kill_resume_compare(tmp_path: Path, args: list[str], seed: int, progress=_finished_chunks) -> None:
+    print(f"kill seed {seed} (rerun with HF_SYNTH_KILL_SEED={seed})")  # shown by pytest with a failure
+    try:
+        _kill_resume_compare_seeded(tmp_path, args, seed, progress)
+    except AssertionError as err:
+        raise AssertionError(f"kill seed {seed} (HF_SYNTH_KILL_SEED={seed} reruns it): {err}") from err
+
+
+def _kill_resume_compare_seeded(tmp_path: Path, args: list[str], seed: int, progress) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     finished = _run_and_kill([*args, "--output", str(killed)], killed, random.Random(seed), progress)
     assert finished >= 1 and not (killed / "data.jsonl").exists()
-    subprocess.run(_cli([*args, "--output", str(killed)]), env=_env(), check=True, capture_output=True)
-    subprocess.run(_cli([*args, "--output", str(clean)]), env=_env(), check=True, capture_output=True)
+    chunks = _chunk_files(killed)
+    journal = killed / "checkpoints" / JOURNAL_FILE
+    before = journal.read_bytes() if journal.is_file() else b""
+    before = before[: before.rfind(b"\n") + 1]  # a line cut by the kill is not a journaled completion
+    journaled = set(_journal_keys(before))
+    assert chunks or journaled, "nothing was kept before the kill"
+    _finish([*args, "--output", str(killed)])
+    after = _chunk_files(killed)
+    assert {name: after.get(name) for name in chunks} == chunks, "a chunk finished before the kill was redone"
+    data = journal.read_bytes()
+    assert data.startswith(before), "the journal written before the kill was not kept"
+    asked_again = journaled & set(_journal_keys(data[len(before) :]))
+    assert not asked_again, f"{len(asked_again)} journaled prompt(s) were asked of the teacher again"
+    _finish([*args, "--output", str(clean)])
     _compare(killed, clean)
+    # The journaled completions were needed: the uninterrupted run asked the teacher for each of them.
+    clean_keys = set(_journal_keys((clean / "checkpoints" / JOURNAL_FILE).read_bytes()))
+    assert journaled <= clean_keys
 
 
 def test_self_instruct_survives_sigkill(tmp_path, seeds):
@@ -106,7 +158,7 @@ def test_self_instruct_survives_sigkill(tmp_path, seeds):
         "--config",
         str(_config(tmp_path, "self_instruct")),
     ]
-    _kill_resume_compare(tmp_path, args, seed=int(time.time()))
+    _kill_resume_compare(tmp_path, args, seed=_kill_seed())
 
 
 def test_evol_instruct_survives_sigkill(tmp_path, seeds):
@@ -123,7 +175,7 @@ def test_evol_instruct_survives_sigkill(tmp_path, seeds):
         "--config",
         str(_config(tmp_path, "evol_instruct")),
     ]
-    _kill_resume_compare(tmp_path, args, seed=int(time.time()) + 1)
+    _kill_resume_compare(tmp_path, args, seed=_kill_seed())
 
 
 def test_self_instruct_survives_sigkill_inside_one_engine_call(tmp_path, seeds):
@@ -144,7 +196,7 @@ def test_self_instruct_survives_sigkill_inside_one_engine_call(tmp_path, seeds):
         "--seed",
         "6",
     ]
-    _kill_resume_compare(tmp_path, args, seed=int(time.time()) + 2, progress=_journaled_completions)
+    _kill_resume_compare(tmp_path, args, seed=_kill_seed(), progress=_journaled_completions)
 
 
 def test_filter_with_a_yaml_judge_survives_sigkill(tmp_path):
@@ -164,6 +216,6 @@ def test_filter_with_a_yaml_judge_survives_sigkill(tmp_path):
     config = tmp_path / "judge.yaml"
     config.write_text("filters:\n  - name: judge\n    min_quality: 3\n")
     args = ["filter", "--input", str(data), "--config", str(config)]
-    _kill_resume_compare(tmp_path, args, seed=int(time.time()) + 3, progress=_journaled_completions)
+    _kill_resume_compare(tmp_path, args, seed=_kill_seed(), progress=_journaled_completions)
     keys = [json.loads(line)["key"] for line in (tmp_path / "killed" / "checkpoints" / JOURNAL_FILE).open()]
     assert len(keys) == len(set(keys)), "a verdict was asked for twice"
