@@ -161,3 +161,42 @@ def test_cli_refine_with_a_served_teacher_and_a_real_tiny_student(tmp_path, tiny
     assert [r["round"] for r in report["rounds"]] == [0, 1] and report["teacher"] == "fake-model"
     assert report["rounds"][1]["generation"]["added"] >= 3 and report["rounds"][1]["training"]["steps"] == 1
     assert "best round" in out and (tmp_path / "r" / "round-1" / "student" / "config.json").is_file()
+
+
+def test_a_refine_run_killed_in_the_middle_of_a_step_resumes_without_asking_twice(tmp_path, tiny_model_dir):
+    """A teacher that dies half-way through the run (inside round 1's generation step, in the middle of
+    its engine calls): rerun with the same folder, the loop ends where an uninterrupted run ends, and
+    every prompt is asked of the teachers together exactly as often as the uninterrupted run asked it."""
+    from collections import Counter
+
+    config = _config(student_model=str(tiny_model_dir))
+
+    def run(teacher, out):
+        refine = Refine(teacher, config, out, load_student=lambda c: RoundStudent(c.model))
+        return refine.run(Dataset.from_list(SEEDS), Dataset.from_list(EVAL))
+
+    reference_teacher = ScriptedEngine(stateless_reply)
+    reference = run(reference_teacher, tmp_path / "clean").report
+    calls = len(reference_teacher.calls)
+    assert calls >= 4
+    crashed = ScriptedEngine(stateless_reply, fail_after=calls // 2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(crashed, tmp_path / "killed")
+    assert not (tmp_path / "killed" / "refine_report.json").exists()  # it died before the end
+    resumed = ScriptedEngine(stateless_reply)
+    report = run(resumed, tmp_path / "killed").report
+    assert resumed.calls and len(resumed.calls) < calls  # work before the crash was reused
+    asked = Counter(p for call in crashed.calls + resumed.calls for p in call)
+    assert asked == Counter(p for call in reference_teacher.calls for p in call)  # nothing asked twice
+
+    def outcome(value, out):  # the results: no timings or this process's token counts, paths relative
+        if isinstance(value, dict):
+            return {
+                k: outcome(v, out) for k, v in value.items() if k not in ("tokens", "seconds", "training")
+            }
+        if isinstance(value, list):
+            return [outcome(v, out) for v in value]
+        return value.replace(str(out), "OUT") if isinstance(value, str) else value
+
+    assert outcome(report["rounds"], tmp_path / "killed") == outcome(reference["rounds"], tmp_path / "clean")
+    assert report["best_round"] == reference["best_round"] and report["stopped"] == reference["stopped"]
