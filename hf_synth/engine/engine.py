@@ -322,17 +322,17 @@ class GenerationEngine:
         self.stats.add(outputs, time.perf_counter() - bar.began)
         return outputs
 
-    def _output(self, request: Request) -> GenerationOutput:
-        return GenerationOutput(
-            text=self.tokenizer.decode(request.tokens, skip_special_tokens=True),
-            prompt_tokens=len(request.prompt_ids),
-            completion_tokens=len(request.tokens),
     def _encode(self, prompts: Sequence, formatted: bool = False) -> list[list[int]]:
         """Token ids of ``prompts`` (rendered with :meth:`format_prompt` unless ``formatted``)."""
         texts = list(prompts) if formatted else [self.format_prompt(p) for p in prompts]
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         return self.tokenizer(texts, add_special_tokens=not has_template)["input_ids"]
 
+    def _output(self, request: Request) -> GenerationOutput:
+        return GenerationOutput(
+            text=self.tokenizer.decode(request.tokens, skip_special_tokens=True),
+            prompt_tokens=len(request.prompt_ids),
+            completion_tokens=len(request.tokens),
             finish_reason="stop" if request.finished_by_stop else "length",
         )
 
