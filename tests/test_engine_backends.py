@@ -50,6 +50,36 @@ VARIANTS = {
 GREEDY = SamplingParams(max_new_tokens=24, temperature=0)
 
 
+def generate_reference(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy texts of transformers' own ``model.generate``, called directly, one prompt at a time: the
+    prompt rendered by the tokenizer's chat template, the completion decoded without special tokens. No
+    hf-synth code is involved, so a fault shared by all of hf-synth's backends cannot hide here."""
+    eos = model.generation_config.eos_token_id
+    eos = eos if eos is not None else tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    texts = []
+    for prompt in prompts:
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+        ids = tokenizer(rendered, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                repetition_penalty=1.0,
+                pad_token_id=pad,
+                eos_token_id=eos,
+            )
+        texts.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+    return texts
+
+
 def _engine(model, tokenizer, variant: str) -> GenerationEngine:
     backend, options = VARIANTS[variant]
     engine = GenerationEngine(model, tokenizer, model_id="tiny", batch_size=4, backend=backend)
@@ -67,8 +97,7 @@ def tiny_by_dtype():
     out = {}
     for name, dtype in DTYPES.items():
         model = build_tiny_model(tokenizer).to(dtype)
-        reference = GenerationEngine(model, tokenizer, batch_size=1, backend="transformers")
-        texts = [o.text for o in reference.generate(PROMPTS, GREEDY, progress=False)]
+        texts = generate_reference(model, tokenizer, PROMPTS, GREEDY.max_new_tokens)
         out[name] = (model, tokenizer, texts)
     return out
 
@@ -93,8 +122,7 @@ def test_static_steps_at_bucketed_shapes_keep_padding_rows_apart(tiny_model, tin
     engine = _engine(tiny_model, tiny_tokenizer, "continuous-static-bucketed")
     engine.runner.slots = 5
     prompts = PROMPTS[:13]
-    reference = GenerationEngine(tiny_model, tiny_tokenizer, batch_size=1, backend="transformers")
-    expected = [o.text for o in reference.generate(prompts, GREEDY, progress=False)]
+    expected = generate_reference(tiny_model, tiny_tokenizer, prompts, GREEDY.max_new_tokens)
     assert [o.text for o in engine.generate(prompts, GREEDY, progress=False)] == expected
     graphs = engine.runner.graphs
     assert graphs.bucketed and not graphs.capture and graphs.capacity % 256 == 0
@@ -104,8 +132,7 @@ def test_static_mode_copies_shared_prefixes_into_slots(tiny_model, tiny_tokenize
     preamble = "Write one new task for a language model. Here are some examples of tasks people asked for:\n"
     prompts = [preamble + f"{i}. A question about {t}" for i, t in enumerate(["rivers", "taxes", "chess"])]
     engine = _engine(tiny_model, tiny_tokenizer, "continuous-static-bucketed")
-    reference = GenerationEngine(tiny_model, tiny_tokenizer, batch_size=1, backend="transformers")
-    expected = [o.text for o in reference.generate(prompts, GREEDY, progress=False)]
+    expected = generate_reference(tiny_model, tiny_tokenizer, prompts, GREEDY.max_new_tokens)
     assert [o.text for o in engine.generate(prompts, GREEDY, progress=False)] == expected
     assert engine.runner.reused_prefix_tokens > 0
 
@@ -204,8 +231,8 @@ def test_default_model_in_half_precision_agrees_with_generate_on_every_backend(d
     ]
     params = SamplingParams(max_new_tokens=32, temperature=0)
     reference_engine = load_engine(EngineConfig(backend="transformers", dtype=dtype, batch_size=1))
-    reference = [o.text for o in reference_engine.generate(prompts, params, progress=False)]
     model, tokenizer = reference_engine.model, reference_engine.tokenizer
+    reference = generate_reference(model, tokenizer, prompts, params.max_new_tokens)
     rates = {}
     for backend in ("continuous", "transformers", "transformers-paged"):
         engine = GenerationEngine(model, tokenizer, batch_size=4, backend=backend)
