@@ -101,6 +101,29 @@ def test_missing_config_and_model_paths(tmp_path, capsys, no_model):
     assert not (tmp_path / "o").exists()
 
 
+UNCACHED = "hf-synth-tests/not-in-the-hub-cache"  # a Hub id no cache holds (the tests run offline)
+
+
+def test_an_uncached_hub_model_is_refused_offline_by_name_before_anything_is_written(
+    tmp_path, capsys, no_model
+):
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"instruction": "Name a colour.", "input": "", "output": "Blue."}) + "\n")
+    judge = tmp_path / "judge.yaml"
+    judge.write_text(f"filters:\n  - {{name: judge, model: {UNCACHED}}}\n")
+    commands = [
+        ["filter", "--input", str(data), "--config", str(judge)],
+        ["self-instruct", "--model", UNCACHED],
+        ["evol-instruct", "--input", str(data), "--judge-model", UNCACHED],
+    ]
+    for command in commands:
+        out = tmp_path / "out"
+        assert main([*command, "--output", str(out)]) == 2, command
+        err = _error(capsys)
+        assert UNCACHED in err and "HF_HUB_OFFLINE=1" in err and "hf download" in err, err
+        assert not out.exists(), command  # no checkpoints/fingerprint.json left behind
+
+
 def test_paraphrase_reads_config_and_max_new_tokens(tmp_path, tiny_model_dir, capsys):
     import yaml
 

@@ -19,6 +19,7 @@ import torch
 
 from .default_model import DEFAULT_MODEL_ID, default_model_path
 from .engine_config import EngineConfig, SamplingParams
+from .model_source import check_model_source
 from .protocol import EngineStats, GenerationOutput, GenerationProgress, Prompt, format_chat_prompt
 from .runner import Request, derive_seed
 from .selection import BackendChoice, choose_backend, default_batch_size, make_runner, vllm_installed
@@ -38,22 +39,15 @@ __all__ = [
 ]
 
 
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
-
-
 def model_id_of(config: EngineConfig) -> str:
     """The model id an engine for ``config`` records (in rows, cards and checkpoint fingerprints), known
-    before anything loads; a local folder that does not exist is a ``FileNotFoundError`` here."""
+    before anything loads; a model that cannot load (a missing folder, a Hub id not cached while the Hub
+    is offline) is a ``FileNotFoundError`` here."""
     if config.uses_server:
         return config.model or ""  # "": the server names it when asked (see ServerEngine.from_config)
     if config.model is None:
         return DEFAULT_MODEL_ID
-    if not Path(config.model).expanduser().exists() and _looks_like_path(config.model):
-        raise FileNotFoundError(
-            f"Model folder {config.model!r} does not exist; pass an existing folder or a Hub id "
-            "such as HuggingFaceTB/SmolLM2-360M-Instruct."
-        )
+    check_model_source(config.model, config.revision)
     return config.model
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..checkpoint import Checkpointer
+from ..engine.model_source import MODEL_PARAMETERS, check_model_source
 from .dataset_filters import complexity_filter, length_filter, minhash_dedup_filter, rouge_novelty_filter
 from .decontaminate import decontaminate_filter
 from .embedding import embedding_dedup_filter
@@ -82,6 +83,9 @@ def resolve_filters(specs: Sequence[dict[str, Any]]) -> list[tuple[str, Any, dic
             raise ValueError(
                 f"Unknown parameter(s) {', '.join(unknown)} for filter {spec['name']!r}; valid: {', '.join(valid)}"
             )
+        for key in MODEL_PARAMETERS:  # a model that cannot be had fails here, before anything runs
+            if isinstance(params.get(key), str):
+                check_model_source(params[key])
         resolved.append((spec["name"], function, params))
     return resolved
 
