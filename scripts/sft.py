@@ -64,8 +64,13 @@ def main() -> None:
     # warns is deprecated; the same default under the current name
     # transformers leaves NaN/inf step losses out of train_loss by default (logging_nan_inf_filter), so a
     # run whose every loss is NaN reports 0.0; counted as they are, the check below sees them.
+    # The training bar shows whatever the log level (transformers hides it when its logger is quieter than
+    # WARNING, which TRANSFORMERS_VERBOSITY=error in the environment makes it); --disable_tqdm true hides it.
     parser.set_defaults(
-        **cpu_friendly_defaults(), activation_checkpointing=True, logging_nan_inf_filter=False
+        **cpu_friendly_defaults(),
+        activation_checkpointing=True,
+        logging_nan_inf_filter=False,
+        disable_tqdm=False,
     )
     data_args, training_args, model_args = parser.parse_args_and_config()
     if not data_args.verbose:  # the training bar stays; datasets' per-map and the weight-loading bars go

@@ -48,7 +48,7 @@ def test_cli_self_instruct_writes_dataset_jsonl_card_and_summary(tmp_path, tiny_
     card = DatasetCard.load(out / "README.md")
     assert "synthetic" in card.data.tags and card.data.task_categories == ["text-generation"]
     assert "Self-Instruct" in card.text and str(tiny_model_dir) in card.text
-    assert "on the `continuous` backend (float32 on cpu)" in card.text
+    assert f"on the `continuous` backend (float32 on cpu; why this backend: {reason})" in card.text
     assert main(["show", str(out), "-n", "1"]) == 0
 
 

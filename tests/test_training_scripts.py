@@ -35,7 +35,12 @@ def _train_flags(out: Path, steps: int = 2) -> list[str]:
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    for name in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+    for name in (
+        "HF_DATASETS_DISABLE_PROGRESS_BARS",
+        "HF_HUB_DISABLE_PROGRESS_BARS",
+        "DATASETS_VERBOSITY",
+        "TRANSFORMERS_VERBOSITY",
+    ):
         env.pop(name, None)  # as in a user's shell (in-process CLI tests set these): the script quiets bars
     return subprocess.run(
         [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, env=env, timeout=300
