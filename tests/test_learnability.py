@@ -71,14 +71,17 @@ def test_partial_overlap_ranks_by_gap():
     assert [bool(r) for r in scored["filter_reasons"]] == [True, False, False]
 
 
-def test_bad_settings_name_the_fix():
+def test_bad_settings_name_the_fix(tmp_path):
     data = Dataset.from_list(ROWS).remove_columns(["output"])
     with pytest.raises(ValueError, match="teacher engine or an 'output' column"):
         learnability_filter(data, _student())
     with pytest.raises(ValueError, match="keep_fraction"):
         learnability_filter(Dataset.from_list(ROWS), _student(), keep_fraction=2)
-    [(name, _, params)] = resolve_filters([{"name": "learnability", "student_model": "x", "keep": 3}])
-    assert name == "learnability" and params == {"student_model": "x", "keep": 3}
+    student = str(tmp_path)  # a folder (a Hub id not in the cache is refused offline, as test_edges checks)
+    [(name, _, params)] = resolve_filters([{"name": "learnability", "student_model": student, "keep": 3}])
+    assert name == "learnability" and params == {"student_model": student, "keep": 3}
+    with pytest.raises(FileNotFoundError, match="'not/cached'"):
+        resolve_filters([{"name": "learnability", "teacher_model": "not/cached"}])
 
 
 def test_without_a_teacher_a_refusing_or_empty_output_is_below_the_floor():
