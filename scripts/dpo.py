@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from trl import DPOConfig, DPOTrainer, ModelConfig, TrlParser, get_peft_config
 
 from hf_synth.io import load_seed_dataset
-from hf_synth.training import cpu_friendly_defaults
+from hf_synth.training import script_defaults
 
 REQUIRED = ("prompt", "chosen", "rejected")
 
@@ -30,7 +30,7 @@ class DataArguments:
 
 def main() -> None:
     parser = TrlParser((DataArguments, DPOConfig, ModelConfig))
-    parser.set_defaults(**cpu_friendly_defaults())
+    parser.set_defaults(**script_defaults())
     data_args, training_args, model_args = parser.parse_args_and_config()
     dataset = load_seed_dataset(data_args.dataset, split=data_args.dataset_split)
     missing = [c for c in REQUIRED if c not in dataset.column_names]

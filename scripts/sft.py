@@ -24,7 +24,7 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
 from hf_synth.io import load_seed_dataset
 from hf_synth.progress import quiet_libraries
-from hf_synth.training import cpu_friendly_defaults
+from hf_synth.training import script_defaults
 
 logger = logging.getLogger("hf_synth.sft")
 
@@ -60,18 +60,7 @@ def check_not_preference_data(dataset) -> None:
 
 def main() -> None:
     parser = TrlParser((DataArguments, SFTConfig, ModelConfig))
-    # TRL turns activation (gradient) checkpointing on by default under the old name, which transformers
-    # warns is deprecated; the same default under the current name
-    # transformers leaves NaN/inf step losses out of train_loss by default (logging_nan_inf_filter), so a
-    # run whose every loss is NaN reports 0.0; counted as they are, the check below sees them.
-    # The training bar shows whatever the log level (transformers hides it when its logger is quieter than
-    # WARNING, which TRANSFORMERS_VERBOSITY=error in the environment makes it); --disable_tqdm true hides it.
-    parser.set_defaults(
-        **cpu_friendly_defaults(),
-        activation_checkpointing=True,
-        logging_nan_inf_filter=False,
-        disable_tqdm=False,
-    )
+    parser.set_defaults(**script_defaults())
     data_args, training_args, model_args = parser.parse_args_and_config()
     if not data_args.verbose:  # the training bar stays; datasets' per-map and the weight-loading bars go
         quiet_libraries()
