@@ -254,7 +254,13 @@ def run_block(block: Block, workspace: Path) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(block.body, encoding="utf-8")
         if block.lang in ("yaml", "yml"):
-            checked = check_config(block)
+            # a folder the file names (e.g. a filter's model) is relative to where the commands run
+            cwd = os.getcwd()
+            os.chdir(workspace)
+            try:
+                checked = check_config(block)
+            finally:
+                os.chdir(cwd)
             return f"wrote {block.file_name}" + (f" (checked: {', '.join(checked)})" if checked else "")
         return f"wrote {block.file_name}"
     if block.lang in SHELL_LANGS:
