@@ -15,8 +15,8 @@ from datasets import Dataset
 
 from hf_synth import EvolInstructConfig, SelfInstructConfig
 from hf_synth.evol_instruct.steps import build_evolution_requests, prepare_roots
+from hf_synth.rows import user_content
 from hf_synth.self_instruct import build_instruction_requests
-from hf_synth.self_instruct.steps import user_content
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"

@@ -1,4 +1,9 @@
-"""Small helpers shared by the pipelines for building and mapping datasets."""
+"""Small helpers shared by the pipelines for building, formatting and mapping datasets.
+
+Row formatting lives here and only here: :func:`user_content` is the user turn of a task (every step,
+``refine``'s evaluation prompts, the review's edited rows and the learnability filter build it with it),
+:func:`chat_messages` a row's ``messages`` and :func:`add_messages` that column for a whole dataset.
+"""
 
 from __future__ import annotations
 
@@ -138,3 +143,39 @@ def journaled(engine, checkpointer: Checkpointer | None):
     when a re-run asks again), so a step can send all its rows in one engine call; ``engine`` itself
     without a checkpoint folder."""
     return checkpointer.engine(engine) if checkpointer is not None else engine
+
+
+# ---------------------------------------------------------------------------- row formatting
+def user_content(instruction: str, input_text: str = "", *, skip_blank_input: bool = False) -> str:
+    """The user turn of a task: the instruction, then its input (if any) after a blank line.
+
+    ``skip_blank_input``: an input of only white space counts as none. Prompts asked of a model at
+    evaluation (``refine``, the learnability filter) are built so; training rows keep such an input as it is.
+    """
+    if not input_text or (skip_blank_input and not input_text.strip()):
+        return instruction
+    return f"{instruction}\n\n{input_text}"
+
+
+def chat_messages(instruction: str, input_text: str, output: str) -> list[dict[str, str]]:
+    """A row's ``messages`` in TRL's conversational format: user = instruction + input, assistant = output."""
+    return [
+        {"role": "user", "content": user_content(instruction, input_text)},
+        {"role": "assistant", "content": output},
+    ]
+
+
+def add_messages(dataset: Dataset) -> Dataset:
+    """Add ``messages`` in TRL's conversational format (user = instruction + input, assistant = output)."""
+
+    def _messages(batch: dict[str, list]) -> dict[str, list]:
+        return {
+            "messages": [
+                chat_messages(instruction, input_text, output)
+                for instruction, input_text, output in zip(
+                    batch["instruction"], batch["input"], batch["output"], strict=True
+                )
+            ]
+        }
+
+    return dataset.map(_messages, batched=True, keep_in_memory=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from hf_synth.io import save_run
-from hf_synth.self_instruct.steps import user_content
+from hf_synth.rows import user_content
 
 #: Text a browser would run if the page put it into HTML.
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> {{ 7*7 }} {% raw %}'

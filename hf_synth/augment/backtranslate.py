@@ -15,8 +15,7 @@ from ..filters.dataset_filters import split_filtered
 from ..filters.embedding import embed
 from ..filters.heuristics import hygiene_reasons, normalized_words
 from ..prompts import render_messages
-from ..rows import checkpointed_map, journaled, unique_ids
-from ..self_instruct.steps import add_messages
+from ..rows import add_messages, checkpointed_map, journaled, unique_ids
 
 TEMPLATE_TRANSLATE = "augment/translate"
 _LABEL = re.compile(r"^\s*[*_]*\s*(?:translation|text)\s*[*_]*\s*:\s*", re.IGNORECASE)

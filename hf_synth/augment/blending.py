@@ -10,7 +10,7 @@ from typing import Any
 from datasets import Dataset, concatenate_datasets
 
 from ..filters.heuristics import normalized_words
-from ..self_instruct.steps import add_messages
+from ..rows import add_messages
 
 logger = logging.getLogger(__name__)
 

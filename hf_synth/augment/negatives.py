@@ -12,8 +12,7 @@ from ..checkpoint import Checkpointer
 from ..engine import Engine
 from ..filters.heuristics import hygiene_reasons, normalized_words
 from ..prompts import render_messages
-from ..rows import checkpointed_map, journaled, unique_ids
-from ..self_instruct.steps import user_content
+from ..rows import checkpointed_map, journaled, unique_ids, user_content
 from .augment_config import NegativeConfig
 
 TEMPLATE_NEGATIVE = "augment/negative"

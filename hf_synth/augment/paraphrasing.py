@@ -15,8 +15,7 @@ from ..filters.dataset_filters import split_filtered
 from ..filters.heuristics import content_reasons, hygiene_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import checkpointed_map, journaled, unique_ids
-from ..self_instruct.steps import add_messages
+from ..rows import add_messages, checkpointed_map, journaled, unique_ids
 from .augment_config import ParaphraseConfig
 
 TEMPLATE_PARAPHRASE = "augment/paraphrase"

@@ -14,9 +14,8 @@ from datasets import Dataset
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
 from ..prompts import render_messages
-from ..rows import checkpointed_map, journaled
+from ..rows import add_messages, checkpointed_map, journaled
 from ..self_instruct.parsing import parse_instruction_list
-from ..self_instruct.steps import add_messages
 
 TEMPLATE_SLOT_VALUES = "augment/slot_values"
 _SLOT = re.compile(r"\[([A-Za-z][A-Za-z0-9_ ]{0,40})\]")

@@ -14,8 +14,7 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 from ..checkpoint import Checkpointer
 from ..engine import Engine, describe_engines
 from ..progress import datasets_bars_off
-from ..rows import BASE_FEATURES, config_fingerprint, empty_dataset, fingerprint_rows
-from ..self_instruct.steps import add_messages
+from ..rows import BASE_FEATURES, add_messages, config_fingerprint, empty_dataset, fingerprint_rows
 from .evol_instruct_config import OPERATIONS, EvolInstructConfig
 from .steps import (
     JUDGE_FEATURES,

@@ -30,8 +30,7 @@ from ..filters.heuristics import (
 )
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import checkpointed_map, iter_instructions, journaled, unique_ids
-from ..self_instruct.steps import user_content
+from ..rows import checkpointed_map, iter_instructions, journaled, unique_ids, user_content
 from .evol_instruct_config import IN_DEPTH, OPERATIONS, EvolInstructConfig
 from .parsing import JUDGE_QUESTIONS, combine_verdict, parse_evolved_instruction
 

@@ -21,15 +21,10 @@ from datasets import Dataset
 
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
-from ..rows import journaled
+from ..rows import journaled, user_content
 from .dataset_filters import _texts, add_filter_columns
 from .heuristics import refusal_reasons
 from .rouge import rouge_l_f, rouge_tokens
-
-
-def _prompt(instruction: str, input_text: str) -> str:
-    """The user message of a task: the instruction, and its input after a blank line (as ``refine``)."""
-    return instruction + (f"\n\n{input_text}" if input_text.strip() else "")
 
 
 def learnability_filter(
@@ -61,7 +56,7 @@ def learnability_filter(
             f"learnability needs a teacher engine or an {output_column!r} column standing for the teacher's "
             "answers; pass teacher_model=... or output_column=NAME."
         )
-    prompts = [_prompt(i, x) for i, x in zip(instructions, inputs, strict=True)]
+    prompts = [user_content(i, x, skip_blank_input=True) for i, x in zip(instructions, inputs, strict=True)]
     sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
     student_answers = [
         o.text.strip()

@@ -34,7 +34,7 @@ from ..engine.protocol import Engine
 from ..filters.decontaminate import Decontaminator
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..progress import datasets_bars_off
-from ..rows import config_fingerprint, fingerprint_rows
+from ..rows import config_fingerprint, fingerprint_rows, user_content
 from .refine_config import RefineConfig
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def eval_rows(dataset: Dataset) -> list[dict[str, str]]:
 
 def eval_prompt(row: dict[str, str]) -> str:
     """The user message of an evaluation task: the instruction, and its input after a blank line."""
-    return row["instruction"] + (f"\n\n{row['input']}" if row["input"].strip() else "")
+    return user_content(row["instruction"], row["input"], skip_blank_input=True)
 
 
 def score_answers(answers: Sequence[str], rows: Sequence[dict], skills: Sequence[str]) -> dict[str, Any]:

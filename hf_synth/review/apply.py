@@ -11,7 +11,7 @@ from typing import Any
 
 from datasets import Dataset, Features, List, Value
 
-from ..self_instruct.steps import user_content
+from ..rows import chat_messages
 from .decisions import EDITABLE, Decision
 from .review_set import ReviewItem, ReviewSet, drop_reasons, rate
 
@@ -182,10 +182,7 @@ def _edited(row: dict[str, Any], decision: Decision) -> dict[str, Any]:
     for name, text in decision.edits.items():
         row[name] = text
     if isinstance(row.get("messages"), list) and len(row["messages"]) == 2:  # user + assistant, rebuilt
-        row["messages"] = [
-            {"role": "user", "content": user_content(row["instruction"], row.get("input") or "")},
-            {"role": "assistant", "content": row["output"]},
-        ]
+        row["messages"] = chat_messages(row["instruction"], row.get("input") or "", row["output"])
     return row
 
 

@@ -18,7 +18,7 @@ from ..engine.protocol import engine_concurrency
 from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
 from ..progress import datasets_bars_off
-from ..rows import BASE_FEATURES, config_fingerprint, empty_dataset, fingerprint_rows
+from ..rows import BASE_FEATURES, add_messages, config_fingerprint, empty_dataset, fingerprint_rows
 from .self_instruct_config import SelfInstructConfig
 from .steps import (
     SOURCE,
@@ -26,7 +26,6 @@ from .steps import (
     TEMPLATE_INPUT_FIRST,
     TEMPLATE_INSTRUCTIONS,
     TEMPLATE_OUTPUT_FIRST,
-    add_messages,
     build_instruction_requests,
     classify_tasks,
     explode_instructions,

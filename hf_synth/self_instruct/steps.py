@@ -26,6 +26,7 @@ from ..filters.heuristics import (
 )
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
+from ..rows import add_messages as add_messages  # a Self-Instruct step too (README)
 from ..rows import checkpointed_map, fresh_fingerprint, iter_instructions, journaled, unique_ids
 from .parsing import (
     looks_like_classification,
@@ -418,31 +419,7 @@ def score_instances(
     )
 
 
-# ---------------------------------------------------------------------------- final rows
-def user_content(instruction: str, input_text: str) -> str:
-    """The user turn of a training example: the instruction, then its input (if any) after a blank line."""
-    return f"{instruction}\n\n{input_text}" if input_text else instruction
-
-
-def add_messages(dataset: Dataset) -> Dataset:
-    """Add ``messages`` in TRL's conversational format (user = instruction + input, assistant = output)."""
-
-    def _messages(batch: dict[str, list]) -> dict[str, list]:
-        return {
-            "messages": [
-                [
-                    {"role": "user", "content": user_content(instruction, input_text)},
-                    {"role": "assistant", "content": output},
-                ]
-                for instruction, input_text, output in zip(
-                    batch["instruction"], batch["input"], batch["output"], strict=True
-                )
-            ]
-        }
-
-    return dataset.map(_messages, batched=True, keep_in_memory=True)
-
-
+# ---------------------------------------------------------------------------- helpers
 def _run_map(
     dataset: Dataset, function, checkpointer, name: str, config: SelfInstructConfig, desc: str, width: int = 0
 ) -> Dataset:
