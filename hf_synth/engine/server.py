@@ -1,6 +1,7 @@
 """The ``server`` backend: generation through an inference server that speaks the chat-completions
 protocol: vLLM's or SGLang's OpenAI-compatible server (tensor parallel over many GPUs), Text Generation
-Inference, Inference Endpoints, llama.cpp's server. Built on ``huggingface_hub.AsyncInferenceClient``.
+Inference, Inference Endpoints, llama.cpp's server. Built on httpx (``httpx2``, the HTTP client
+huggingface_hub is built on), one pooled keep-alive connection per request in flight.
 
 * Requests go out concurrently (``EngineConfig.concurrency`` in flight, default 64) and come back in prompt
   order; each finished completion is reported at once (``on_output``), so the completion journal keeps it
@@ -23,7 +24,6 @@ Inference, Inference Endpoints, llama.cpp's server. Built on ``huggingface_hub.A
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -31,7 +31,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,8 +170,6 @@ class ServerEngine:
     def list_models(self) -> list[str]:
         """The model names the server serves (``GET /v1/models``)."""
         http = _http_module()
-        if http is None:  # pragma: no cover - an older huggingface_hub without httpx
-            raise ServerError("Name the served model with --model (this huggingface_hub cannot list them).")
         url = self._root() + "/v1/models"
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
@@ -213,34 +210,33 @@ class ServerEngine:
         return outputs
 
     async def _generate_all(self, prompts, sampling, desc, progress, on_output) -> list[GenerationOutput]:
-        from huggingface_hub import AsyncInferenceClient
-
+        http = _http_module()
         outputs: list[GenerationOutput | None] = [None] * len(prompts)
-        gate = asyncio.Semaphore(self.concurrency)
         bar = GenerationProgress(len(prompts), desc, progress)
-        async with AsyncExitStack() as stack:
-            session = await stack.enter_async_context(self._session())
-            clients = []
-            for url in self.urls:
-                client = await stack.enter_async_context(
-                    AsyncInferenceClient(base_url=url, api_key=self.api_key, timeout=self.timeout)
-                )
-                if session is not None:
-                    client._async_client = session  # see _session
-                clients.append(client)
+        urls = self.urls
+        endpoints = [url.removesuffix("/v1") + "/v1/chat/completions" for url in urls]
+        pending = iter(range(len(prompts)))
+        # One HTTP/1.1 client for the call: its pool keeps ``concurrency`` connections alive, so each worker
+        # reuses its connection from one request to the next. ``concurrency`` workers take the next prompt
+        # as they finish one (no task per prompt, no semaphore).
+        limits = http.Limits(max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency)
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        async with http.AsyncClient(
+            headers=headers, follow_redirects=True, timeout=self.timeout, limits=limits
+        ) as client:
 
-            async def one(index: int) -> None:
-                which = index % len(clients)
-                async with gate:
+            async def worker() -> None:
+                for index in pending:
+                    which = index % len(urls)
                     output = await self._with_retries(
-                        clients[which], self.urls[which], prompts[index], sampling
+                        client, endpoints[which], urls[which], prompts[index], sampling
                     )
-                outputs[index] = output
-                if on_output is not None:
-                    on_output(index, output)
-                bar.finished(output.completion_tokens)
+                    outputs[index] = output
+                    if on_output is not None:
+                        on_output(index, output)
+                    bar.finished(output.completion_tokens)
 
-            tasks = [asyncio.ensure_future(one(i)) for i in range(len(prompts))]
+            tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(prompts)))]
             try:
                 await asyncio.gather(*tasks)
             except BaseException:
@@ -252,29 +248,12 @@ class ServerEngine:
                 bar.close()
         return [o for o in outputs if o is not None]
 
-    def _session(self):
-        """The HTTP session of every request: sized for ``concurrency`` connections, and without
-        huggingface_hub's offline guard. ``HF_HUB_OFFLINE=1`` means "do not contact the Hub"; the server a
-        user names (often on localhost, on a cluster without Internet) is not the Hub. The response hook
-        that keeps error bodies readable is kept."""
-        http = _http_module()
-        if http is None:  # pragma: no cover - an older huggingface_hub (aiohttp): its own session
-            return contextlib.nullcontext()
-        try:
-            from huggingface_hub.utils._http import async_hf_response_event_hook
-
-            hooks = {"response": [async_hf_response_event_hook]}
-        except ImportError:  # pragma: no cover - another huggingface_hub layout
-            hooks = {}
-        limits = http.Limits(max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency)
-        return http.AsyncClient(event_hooks=hooks, follow_redirects=True, timeout=None, limits=limits)
-
     async def _with_retries(
-        self, client, url: str, prompt: Prompt, sampling: SamplingParams
+        self, client, endpoint: str, url: str, prompt: Prompt, sampling: SamplingParams
     ) -> GenerationOutput:
         for attempt in range(self.max_retries + 1):
             try:
-                return await self._request(client, url, prompt, sampling)
+                return await self._request(client, endpoint, url, prompt, sampling)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - sorted into retryable or not just below
@@ -308,31 +287,33 @@ class ServerEngine:
             hint = f" Is {self.served_model!r} the name the server serves (see {url.removesuffix('/v1')}/v1/models)?"
         return f"{url} refused the request (HTTP {status}): {detail}.{hint}"
 
-    async def _request(self, client, url: str, prompt: Prompt, sampling: SamplingParams) -> GenerationOutput:
+    async def _request(
+        self, client, endpoint: str, url: str, prompt: Prompt, sampling: SamplingParams
+    ) -> GenerationOutput:
         messages = _messages(prompt)
         prefill = prefill_of(prompt)
-        extra: dict[str, Any] = {}
+        body: dict[str, Any] = {
+            "model": self.served_model,
+            "messages": messages,
+            "max_tokens": sampling.max_new_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+        }
         if sampling.top_k:
-            extra["top_k"] = sampling.top_k
+            body["top_k"] = sampling.top_k
         if sampling.repetition_penalty != 1.0:
-            extra["repetition_penalty"] = sampling.repetition_penalty
+            body["repetition_penalty"] = sampling.repetition_penalty
         if prefill and self.continue_final_message:
-            extra.update(continue_final_message=True, add_generation_prompt=False)
+            body.update(continue_final_message=True, add_generation_prompt=False)
         elif prefill:
-            messages = messages[:-1]
+            body["messages"] = messages = messages[:-1]
+        if sampling.do_sample:  # greedy decoding has nothing to seed (vLLM's CPU build refuses seeds)
+            body["seed"] = derive_seed(sampling.seed, [json.dumps(messages, ensure_ascii=False)])
+        if body["model"] is None:
+            del body["model"]
         try:
-            reply = await client.chat_completion(
-                messages,
-                model=self.served_model,
-                max_tokens=sampling.max_new_tokens,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                # greedy decoding has nothing to seed (and vLLM's CPU build refuses per-request seeds)
-                seed=derive_seed(sampling.seed, [json.dumps(messages, ensure_ascii=False)])
-                if sampling.do_sample
-                else None,
-                extra_body=extra or None,
-            )
+            response = await client.post(endpoint, json=body)
+            response.raise_for_status()
         except Exception as err:
             if prefill and self.continue_final_message and _status(err) in (400, 422):
                 self.continue_final_message = False
@@ -341,21 +322,24 @@ class ServerEngine:
                     "prompts without it and removing the prefill from replies that repeat it",
                     url,
                 )
-                return await self._request(client, url, prompt, sampling)
+                return await self._request(client, endpoint, url, prompt, sampling)
             raise
-        return self._output(reply, prefill if not self.continue_final_message else "")
+        return self._output(response.json(), prefill if not self.continue_final_message else "")
 
     def _output(self, reply: Any, repeated_prefill: str) -> GenerationOutput:
         try:
-            choice = reply.choices[0]
-            text = choice.message.content or ""
-            finish = choice.finish_reason
+            choice = reply["choices"][0]
+            text = choice["message"]["content"] or ""
+            finish = choice.get("finish_reason")
+            usage = reply.get("usage")
         except (AttributeError, IndexError, TypeError, KeyError) as err:
             raise ValueError(f"malformed completion body ({type(err).__name__})") from None
         if repeated_prefill and text.lstrip().startswith(repeated_prefill.strip()):
             text = text.lstrip()[len(repeated_prefill.strip()) :]
-        usage = getattr(reply, "usage", None)
-        counts = [getattr(usage, name, None) for name in ("prompt_tokens", "completion_tokens")]
+        counts = [
+            usage.get(name) if isinstance(usage, dict) else None
+            for name in ("prompt_tokens", "completion_tokens")
+        ]
         counts = [c if isinstance(c, int) and not isinstance(c, bool) and c >= 0 else None for c in counts]
         if None in counts and "usage" not in self._warned:
             self._warned.add("usage")
@@ -375,11 +359,16 @@ class ServerEngine:
 
 
 def _http_module():
-    """The HTTP library huggingface_hub's async inference client is built on (httpx2, or httpx in
-    earlier releases), or None for the aiohttp era."""
-    from huggingface_hub.inference._generated import _async_client
+    """httpx2 (what huggingface_hub 1.x+ is built on, so always installed with it), or httpx where an
+    environment has only that; both are public packages with the same API."""
+    try:
+        import httpx2
 
-    return getattr(_async_client, "httpx2", None) or getattr(_async_client, "httpx", None)
+        return httpx2
+    except ImportError:  # pragma: no cover - an environment with httpx instead
+        import httpx
+
+        return httpx
 
 
 def _run(coroutine):
