@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,34 @@ def review_record(decision: Decision | None) -> dict[str, Any]:
     }
 
 
-def review_figures(review: ReviewSet) -> dict[str, Any]:
-    """Reviewed / accepted / edited / rejected and the acceptance rate, overall and by skill and by
-    evolution operation (rows the run kept); the reviewer's verdict on rows the run's filters dropped; the
-    reject reasons. For ``summary.json`` and the dataset card."""
+def _tally(verdicts: Iterable[tuple[str, str | None, str | None, str | None]]) -> dict[str, Any]:
+    """The counts of :func:`rate` overall, by skill and by evolution operation, and the reject reasons, of
+    ``(decision, skill, operation, reason)`` verdicts (a ``None`` skill or operation is counted overall only)."""
     overall: Counter = Counter()
     by_skill: dict[str, Counter] = {}
     by_op: dict[str, Counter] = {}
     reasons: Counter = Counter()
+    for decision, skill, operation, reason in verdicts:
+        overall[decision] += 1
+        if skill:
+            by_skill.setdefault(skill, Counter())[decision] += 1
+        if operation:
+            by_op.setdefault(operation, Counter())[decision] += 1
+        if reason:
+            reasons[reason] += 1
+    return {
+        **rate(overall),
+        "by_skill": {k: rate(v) for k, v in sorted(by_skill.items())},
+        "by_operation": {k: rate(v) for k, v in sorted(by_op.items())},
+        "reject_reasons": dict(reasons.most_common()),
+    }
+
+
+def review_figures(review: ReviewSet) -> dict[str, Any]:
+    """Reviewed / accepted / edited / rejected and the acceptance rate, overall and by skill and by
+    evolution operation (rows the run kept); the reviewer's verdict on rows the run's filters dropped; the
+    reject reasons. For ``summary.json`` and the dataset card."""
+    verdicts: list[tuple[str, str | None, str | None, str | None]] = []
     filtered: Counter = Counter()
     filtered_by_reason: dict[str, Counter] = {}
     reviewers: set[str] = set()
@@ -64,22 +85,14 @@ def review_figures(review: ReviewSet) -> dict[str, Any]:
             for reason in item.reasons or ["(none)"]:
                 filtered_by_reason.setdefault(reason, Counter())[verdict] += 1
             continue
-        overall[decision.decision] += 1
-        by_skill.setdefault(item.skill or "(unknown)", Counter())[decision.decision] += 1
-        if item.operation:
-            by_op.setdefault(item.operation, Counter())[decision.decision] += 1
-        if decision.reason:
-            reasons[decision.reason] += 1
+        verdicts.append((decision.decision, item.skill or "(unknown)", item.operation, decision.reason))
     kept_total = sum(1 for item in review.items if item.kind == "kept")
     figures: dict[str, Any] = {
         "rows_in_review": kept_total,
         "run_rows": len(review.dataset),
         "sample": review.session["sample"],
         "seed": review.session["seed"],
-        **rate(overall),
-        "by_skill": {k: rate(v) for k, v in sorted(by_skill.items())},
-        "by_operation": {k: rate(v) for k, v in sorted(by_op.items())},
-        "reject_reasons": dict(reasons.most_common()),
+        **_tally(verdicts),
         "reviewers": sorted(reviewers),
         "stale_decisions": review.stale_decisions(),
     }
@@ -126,10 +139,7 @@ def figures_lines(figures: dict[str, Any]) -> list[str]:
 def figures_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Review figures recomputed from the ``review`` column of a reviewed dataset's kept and rejected rows
     (for a dataset without the ``summary.json`` that ``--apply`` writes)."""
-    overall: Counter = Counter()
-    by_skill: dict[str, Counter] = {}
-    by_op: dict[str, Counter] = {}
-    reasons: Counter = Counter()
+    verdicts: list[tuple[str, str | None, str | None, str | None]] = []
     for row in rows:
         review = row.get("review") or {}
         decision = review.get("decision")
@@ -137,21 +147,10 @@ def figures_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         if decision == "rejected" and not any(str(r).startswith(HUMAN_PREFIX) for r in drop_reasons(row)):
             continue  # a filter-dropped row the reviewer agreed with: not one of the dataset's rows
-        overall[decision] += 1
-        if row.get("skill"):
-            by_skill.setdefault(row["skill"], Counter())[decision] += 1
-        if row.get("evolution_op"):
-            by_op.setdefault(row["evolution_op"], Counter())[decision] += 1
-        if review.get("reason"):
-            reasons[review["reason"]] += 1
+        verdicts.append((decision, row.get("skill"), row.get("evolution_op"), review.get("reason")))
+    tally = _tally(verdicts)
     kept = sum(1 for row in rows if "review" in row and row.get("review", {}).get("decision") != "rejected")
-    return {
-        "rows_in_review": kept + overall["rejected"],
-        **rate(overall),
-        "by_skill": {k: rate(v) for k, v in sorted(by_skill.items())},
-        "by_operation": {k: rate(v) for k, v in sorted(by_op.items())},
-        "reject_reasons": dict(reasons.most_common()),
-    }
+    return {"rows_in_review": kept + tally["rejected"], **tally}
 
 
 @dataclass
