@@ -97,6 +97,21 @@ def unique_ids(dataset: Dataset) -> list[str] | None:
     return [str(i) for i in ids]
 
 
+def as_texts(values: Iterable[Any]) -> list[str]:
+    """Values as text: ``None`` is the empty string, anything else its ``str``."""
+    return ["" if v is None else str(v) for v in values]
+
+
+def column_texts(dataset: Dataset, column: str) -> list[str]:
+    """A column's values as text (see :func:`as_texts`); a missing column is refused, naming the columns
+    there are."""
+    if column not in dataset.column_names:
+        raise ValueError(
+            f"No {column!r} column (columns: {', '.join(dataset.column_names)}); pass column=NAME."
+        )
+    return as_texts(dataset[column])
+
+
 def iter_instructions(dataset: Dataset, column: str, what: str) -> Iterator[tuple[int, dict, str]]:
     """Yield ``(row index, row, stripped instruction)`` for rows with a non-empty instruction.
 

@@ -12,8 +12,9 @@ import numpy as np
 import yaml
 from datasets import Dataset
 
-from ..filters.dataset_filters import _texts, add_filter_columns
+from ..filters.dataset_filters import add_filter_columns
 from ..filters.embedding import embed
+from ..rows import column_texts
 from .skill_classifier import SkillClassifier, default_skill_classifier
 
 DEFAULT_TAXONOMY = Path(__file__).parent / "skills.yaml"
@@ -53,7 +54,7 @@ def classify_skills(
             if examples is not None
             else default_skill_classifier(model)
         )
-    texts = _texts(dataset, column)
+    texts = column_texts(dataset, column)
     dataset = dataset.remove_columns([c for c in ("skill",) if c in dataset.column_names])
     if classifier is not None:
         probs = classifier.predict_proba(texts)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..filters.decontaminate import normalised_tokens
+from ..rows import as_texts
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def diversity_numbers(
     else, with ``embeddings``, they are computed with ``model`` (default: packaged all-MiniLM-L6-v2); the
     embedding figures are left out when ``embeddings`` is False.
     """
-    texts = ["" if t is None else str(t) for t in instructions]
+    texts = as_texts(instructions)
     numbers: dict[str, Any] = {
         "rows": len(texts),
         "distinct_1": round(distinct_n(texts, 1), 4),

@@ -13,7 +13,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from ..rows import fresh_fingerprint
+from ..rows import column_texts, fresh_fingerprint
 from .complexity import complexity_features
 from .heuristics import word_count
 from .rouge_fast import greedy_novelty_fast
@@ -69,14 +69,6 @@ def split_filtered(dataset: Dataset) -> tuple[Dataset, Dataset]:
     return kept, dropped
 
 
-def _texts(dataset: Dataset, column: str) -> list[str]:
-    if column not in dataset.column_names:
-        raise ValueError(
-            f"No {column!r} column (columns: {', '.join(dataset.column_names)}); pass column=NAME."
-        )
-    return ["" if t is None else str(t) for t in dataset[column]]
-
-
 def rouge_novelty_filter(
     dataset: Dataset, column: str = "instruction", threshold: float = 0.7, *, pool: Sequence[str] = ()
 ) -> Dataset:
@@ -87,7 +79,7 @@ def rouge_novelty_filter(
     for a kept row the highest F among pairs that needed an exact check, else 0) and
     ``scores.rouge_l_nearest_row`` (row index of that text in ``pool`` + dataset order, -1 if none).
     """
-    result = greedy_novelty_fast(_texts(dataset, column), threshold, pool=pool)
+    result = greedy_novelty_fast(column_texts(dataset, column), threshold, pool=pool)
     scores = [
         {"rouge_l_novelty": float(s), "rouge_l_nearest_row": int(n)}
         for s, n in zip(result.score, result.nearest, strict=True)
@@ -108,7 +100,7 @@ def length_filter(
 ) -> Dataset:
     """Word (and, with a ``tokenizer``, token) length bounds on ``column``. Adds ``scores.<column>_words``
     (and ``<column>_tokens``); reasons ``<column>_too_short`` / ``<column>_too_long``."""
-    texts = _texts(dataset, column)
+    texts = column_texts(dataset, column)
     words = [word_count(t) for t in texts]
     tokens = (
         [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if tokenizer else None
@@ -167,7 +159,7 @@ def complexity_filter(
     ``_grade`` = Flesch-Kincaid), with optional lower bounds (``<column>_too_simple``) and an upper bound
     on the reading grade (``<column>_too_hard_to_read``)."""
     scores, reasons = [], []
-    for text in _texts(dataset, column):
+    for text in column_texts(dataset, column):
         feats = complexity_features(text)
         grade = reading_grade(text)
         scores.append(
@@ -213,7 +205,7 @@ def minhash_dedup_filter(
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     scores, reasons = [], []
-    for i, text in enumerate(_texts(dataset, column)):
+    for i, text in enumerate(column_texts(dataset, column)):
         shingles = _shingles(text, ngram)
         if not shingles:
             scores.append({"minhash_duplicate_of": -1})

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from .dataset_filters import _texts, add_filter_columns
+from ..rows import column_texts
+from .dataset_filters import add_filter_columns
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +293,7 @@ def decontaminate_filter(
     matched: list[set[str]] = [set() for _ in range(len(dataset))]
     n = decontaminator.ngram
     for column in present:
-        texts = _texts(dataset, column)
+        texts = column_texts(dataset, column)
         for i, hits in enumerate(decontaminator.ngram_matches(texts)):
             for name, (gram, origin) in hits.items():
                 if name not in matched[i]:

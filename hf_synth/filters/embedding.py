@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from .dataset_filters import _texts, add_filter_columns
+from ..rows import column_texts
+from .dataset_filters import add_filter_columns
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def embedding_dedup_filter(
     Adds ``scores.embedding_max_cosine`` and ``scores.embedding_duplicate_of`` (row index, -1 if none).
     ``model``: any sentence-transformers model by path or Hub id; default: packaged all-MiniLM-L6-v2.
     """
-    texts = _texts(dataset, column)
+    texts = column_texts(dataset, column)
     if not texts:
         return add_filter_columns(dataset, [], [])
     keep, best, nearest = greedy_cosine_dedup(embed(texts, model, batch_size), threshold)

@@ -13,8 +13,8 @@ from ..answers import split_yes_no
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
 from ..prompts import render_messages
-from ..rows import checkpointed_map, journaled
-from .dataset_filters import _texts, add_filter_columns
+from ..rows import checkpointed_map, column_texts, journaled
+from .dataset_filters import add_filter_columns
 
 TEMPLATE_ADHERENCE = "judge/adherence"
 TEMPLATE_QUALITY = "judge/quality"
@@ -70,7 +70,8 @@ def judge_filter(
     """
     engine = journaled(engine, checkpointer)
     sampling = sampling or SamplingParams(max_new_tokens=48, temperature=0.0)
-    _texts(dataset, instruction_column), _texts(dataset, response_column)  # clear error on a missing column
+    for column in (instruction_column, response_column):
+        column_texts(dataset, column)  # a missing column is refused by name before the judge is asked
 
     def _ask(batch: dict[str, list]) -> dict[str, list]:
         prompts = []

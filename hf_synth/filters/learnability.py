@@ -21,8 +21,8 @@ from datasets import Dataset
 
 from ..checkpoint import Checkpointer
 from ..engine import Engine, SamplingParams
-from ..rows import journaled, user_content
-from .dataset_filters import _texts, add_filter_columns
+from ..rows import column_texts, journaled, user_content
+from .dataset_filters import add_filter_columns
 from .heuristics import refusal_reasons
 from .rouge import rouge_l_f, rouge_tokens
 
@@ -48,9 +48,11 @@ def learnability_filter(
         raise ValueError(f"keep must be >= 0 or None, got {keep}")
     if not 0 <= keep_fraction <= 1:
         raise ValueError(f"keep_fraction must be in [0, 1], got {keep_fraction}")
-    instructions = _texts(dataset, instruction_column)
-    inputs = _texts(dataset, input_column) if input_column in dataset.column_names else [""] * len(dataset)
-    references = _texts(dataset, output_column) if output_column in dataset.column_names else None
+    instructions = column_texts(dataset, instruction_column)
+    inputs = (
+        column_texts(dataset, input_column) if input_column in dataset.column_names else [""] * len(dataset)
+    )
+    references = column_texts(dataset, output_column) if output_column in dataset.column_names else None
     if teacher is None and references is None:
         raise ValueError(
             f"learnability needs a teacher engine or an {output_column!r} column standing for the teacher's "

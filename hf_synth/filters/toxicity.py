@@ -11,7 +11,8 @@ from typing import Any
 
 from datasets import Dataset
 
-from .dataset_filters import _texts, add_filter_columns
+from ..rows import as_texts, column_texts
+from .dataset_filters import add_filter_columns
 
 #: Labels of common toxicity models that mean "toxic" (compared in lower case).
 TOXIC_LABELS = (
@@ -36,7 +37,7 @@ def _pipeline(model: str) -> Any:
 
 def toxicity_scores(texts: Sequence[str], model: str | None = None, batch_size: int = 32) -> list[float]:
     """Probability-like toxicity in [0, 1] per text (empty text scores 0)."""
-    texts = ["" if t is None else str(t) for t in texts]
+    texts = as_texts(texts)
     if model is None:
         from profanity_check import predict_prob
 
@@ -67,7 +68,7 @@ def toxicity_filter(
     (``bench/eval_toxicity.py``) it flags no benign sentence (highest benign score 0.44) and 13 of 15
     toxic ones. Missing columns are an error naming the available ones."""
     columns = [columns] if isinstance(columns, str) else list(columns)
-    per_column = {c: toxicity_scores(_texts(dataset, c), model) for c in columns}
+    per_column = {c: toxicity_scores(column_texts(dataset, c), model) for c in columns}
     scores = [{f"toxicity_{c}": per_column[c][i] for c in columns} for i in range(len(dataset))]
     reasons = [[f"toxic:{c}" for c in columns if per_column[c][i] >= threshold] for i in range(len(dataset))]
     return add_filter_columns(dataset, scores, reasons)
