@@ -4,13 +4,13 @@ tiny random student, scripted or real evaluation, targeting, early stopping, res
 import json
 
 import pytest
-from datasets import Dataset
+from datasets import Dataset, load_from_disk
 
 from hf_synth import Refine, RefineConfig, SelfInstructConfig
 from hf_synth.cli import main
 from hf_synth.refine import choose_focus, score_answers
 
-from .conftest import ScriptedEngine
+from .conftest import ScriptedEngine, task_of
 from .test_self_instruct import SEEDS, stateless_reply
 
 EVAL = [
@@ -202,3 +202,117 @@ def test_a_refine_run_killed_in_the_middle_of_a_step_resumes_without_asking_twic
 
     assert outcome(report["rounds"], tmp_path / "killed") == outcome(reference["rounds"], tmp_path / "clean")
     assert report["best_round"] == reference["best_round"] and report["stopped"] == reference["stopped"]
+
+
+LEAK = "water evaporates from the warm sea rises cools into clouds falls as rain and flows back to the sea"
+LEARN_EVAL = [*EVAL, {"instruction": "Describe the water cycle in one sentence.", "output": LEAK}]
+
+
+def _teacher_reply(contaminated: str | None = None):
+    """The scripted Self-Instruct teacher; it answers a bare task (the learnability step asks it) as its
+    instances do, and writes the evaluation's long reference into the output of ``contaminated``."""
+
+    def reply(text: str) -> str:
+        if "\nTask: " not in text and "Continue it with" not in text:
+            return f"A helpful answer to: {text.lower()}"
+        if contaminated and "Continue it with" not in text and task_of(text) == contaminated:
+            return f" <none>\nOutput: As they say, {LEAK}."
+        return stateless_reply(text)
+
+    return reply
+
+
+class LearnStudent(ScriptedEngine):
+    """Scores 0 on the evaluation; on generated tasks it says what the teacher says, except on ``fails``."""
+
+    def __init__(self, model_path: str, fails: set[str]):
+        def reply(text: str) -> str:
+            if any(text.startswith(r["instruction"]) for r in LEARN_EVAL):
+                return "no idea"
+            return "I do not know." if text in fails else f"A helpful answer to: {text.lower()}"
+
+        super().__init__(reply, model_id=model_path)
+
+
+def test_learnability_keeps_exactly_the_rows_the_student_fails_and_counts_decontamination(
+    tmp_path, tiny_model_dir
+):
+    """refine --learnability: of the round's candidates (3 per kept row), the two rows the scripted student
+    gets wrong are kept, nothing else; their scores are in the rows; the candidate that copies an evaluation
+    reference is dropped by the decontamination step and counted per set in the report and its page."""
+    from dataclasses import replace
+
+    from hf_synth import SelfInstruct
+
+    config = _config(
+        rounds=1,
+        instructions_per_round=2,
+        learnability=True,
+        learnability_candidates=3,
+        focus_k=0,
+        student_model=str(tiny_model_dir),
+    )
+    # the candidates round 1 generates (untargeted, seed + 1): known before the loop runs
+    si = replace(config.generation, num_instructions=6, focus_skills=[], seed=config.seed + 1)
+    candidates = SelfInstruct(ScriptedEngine(_teacher_reply()), si).run(Dataset.from_list(SEEDS)).dataset
+    names = list(candidates["instruction"])
+    assert len(set(names)) == len(names) >= 4
+    contaminated, fails = names[0], {names[2], names[3]}
+    students: list[str] = []
+
+    def load_student(c):
+        students.append(c.model)
+        return LearnStudent(c.model, fails)
+
+    out = tmp_path / "learn"
+    result = Refine(ScriptedEngine(_teacher_reply(contaminated)), config, out, load_student=load_student).run(
+        Dataset.from_list(SEEDS), Dataset.from_list(LEARN_EVAL)
+    )
+    assert sorted(result.dataset["instruction"]) == sorted(fails)
+    assert all(s["learnability_gap"] == 1.0 for s in result.dataset["scores"])
+    assert all(s["learnability_teacher_quality"] == 1.0 for s in result.dataset["scores"])
+    generation = result.report["rounds"][1]["generation"]
+    learn = generation["learnability"]
+    assert (
+        learn["kept"] == 2
+        and learn["candidates"] == len(names) - 1
+        and learn["student"] == str(tiny_model_dir)
+    )
+    assert learn["already_answered"] == len(names) - 3 and learn["mean_gap_kept"] == 1.0
+    assert generation["decontamination"] == {"evaluation": 1}
+    assert result.report["decontamination"]["dropped_per_set"] == {"evaluation": 1}
+    assert generation["dropped"]["student_already_answers"] == len(names) - 3
+    rejected = {r["instruction"]: r for r in load_from_disk(str(out / "round-1" / "rejected"))}
+    assert rejected[contaminated]["refine_reasons"][0].startswith(
+        "contaminated:evaluation output shares 13-gram"
+    )
+    assert "learnability_gap" not in (rejected[contaminated]["scores"] or {}) or (
+        rejected[contaminated]["scores"]["learnability_gap"] is None
+    )
+    assert students.count(str(tiny_model_dir)) == 2  # round-0 evaluation and round 1's learnability answers
+    page = (out / "refine_report.html").read_text()
+    assert "evaluation: 1" in page and "Learnability: the kept rows" in page and "2 of 5" in page
+
+
+def test_learnability_settings_are_checked_and_reach_the_command_line():
+    with pytest.raises(ValueError, match="learnability_candidates must be >= 1"):
+        _config(learnability=True, learnability_candidates=0.5)
+    with pytest.raises(ValueError, match="learnability_min_teacher_quality"):
+        _config(learnability_min_teacher_quality=2)
+    from hf_synth.cli import build_parser
+
+    args = build_parser().parse_args(
+        [
+            "refine",
+            "--seeds",
+            "s",
+            "--eval",
+            "e",
+            "--output",
+            "o",
+            "--learnability",
+            "--learnability-candidates",
+            "4",
+        ]
+    )
+    assert args.learnability is True and args.learnability_candidates == 4

@@ -31,7 +31,7 @@ from ..checkpoint import Checkpointer, save_dataset
 from ..engine.default_model import DEFAULT_MODEL_ID
 from ..engine.engine_config import EngineConfig, SamplingParams
 from ..engine.protocol import Engine
-from ..filters.decontaminate import Decontaminator
+from ..filters.decontaminate import Decontaminator, contamination_counts
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..progress import datasets_bars_off
 from ..rows import config_fingerprint, fingerprint_rows, user_content
@@ -257,6 +257,7 @@ class Refine:
         accumulated: Dataset | None,
         eval_index,
         decontaminator,
+        student: str,
     ):
         folder = self.output / f"round-{k}"
         if (folder / "data" / "state.json").is_file():
@@ -265,9 +266,12 @@ class Refine:
         from ..self_instruct import SelfInstruct
 
         config = self.config
+        wanted = config.instructions_per_round
+        if config.learnability:  # candidates to choose from
+            wanted = math.ceil(config.learnability_candidates * config.instructions_per_round)
         si_config = replace(
             config.generation,
-            num_instructions=config.instructions_per_round,
+            num_instructions=wanted,
             focus_skills=list(focus),
             seed=config.seed + k,
         )
@@ -297,6 +301,11 @@ class Refine:
         if config.filters:
             new = run_filters(new, config.filters)
         new = new.map(lambda r: {"refine_reasons": r["refine_reasons"] + list(r["filter_reasons"])})
+        learnability = None
+        if config.learnability:
+            new, learnability = self._select_learnable(new, student, folder)
+            if "scores" not in columns:
+                columns = [*columns, "scores"]
         kept = new.filter(lambda r: not r, input_columns="refine_reasons").select_columns(columns)
         dropped = new.filter(lambda r: bool(r), input_columns="refine_reasons")
         kept = kept.add_column("refine_round", [k] * len(kept))
@@ -309,14 +318,75 @@ class Refine:
             "self_instruct_rejected": len(result.rejected),
             "added": len(kept),
             "dropped": counts,
+            # rows dropped per evaluation set (the decontaminate step's own count), zeros included
+            "decontamination": {s.name: 0 for s in decontaminator.sets} | contamination_counts(counts),
             "focus_skills": list(focus),
             "tokens": self.teacher.stats.completion_tokens - tokens_before,
             "seconds": round(time.perf_counter() - started, 1),
         }
+        if learnability is not None:
+            record["learnability"] = learnability
         save_dataset(dropped, folder / "rejected")
         save_dataset(kept, folder / "data")
         (folder / "generate.json").write_text(json.dumps(record, indent=2))
         return kept, record
+
+    def _select_learnable(self, new: Dataset, student: str, folder: Path) -> tuple[Dataset, dict[str, Any]]:
+        """Score the rows that survived curation with the learnability step (the current ``student`` and the
+        teacher answer each), keep the ``instructions_per_round`` the student gets most wrong: the others get
+        the step's reason in ``refine_reasons``; every scored row gets its scores in ``scores``."""
+        from ..filters import add_filter_columns, learnability_filter
+
+        config = self.config
+        survivors = [i for i, why in enumerate(new["refine_reasons"]) if not why]
+        record: dict[str, Any] = {
+            "student": student,
+            "candidates": len(survivors),
+            "min_teacher_quality": config.learnability_min_teacher_quality,
+        }
+        scores: list[dict[str, Any]] = [{} for _ in range(len(new))]
+        reasons: list[list[str]] = [[] for _ in range(len(new))]
+        if survivors:
+            scored = learnability_filter(
+                new.select(survivors).select_columns(
+                    [c for c in ("instruction", "input", "output") if c in new.column_names]
+                ),
+                self.load_student(EngineConfig(model=student)),
+                self.teacher,
+                keep=config.instructions_per_round,
+                min_teacher_quality=config.learnability_min_teacher_quality,
+                max_new_tokens=config.eval_max_new_tokens,
+                checkpointer=Checkpointer(folder / "learnability"),
+            )
+            for i, row_scores, row_reasons in zip(
+                survivors, scored["scores"], scored["filter_reasons"], strict=True
+            ):
+                scores[i] = {k: v for k, v in row_scores.items() if k.startswith("learnability_")}
+                reasons[i] = list(row_reasons)
+            gaps = [scores[i]["learnability_gap"] for i in survivors]
+            chosen = [scores[i]["learnability_gap"] for i in survivors if not reasons[i]]
+            record.update(
+                kept=len(chosen),
+                below_quality_floor=sum("teacher_below_quality_floor" in reasons[i] for i in survivors),
+                already_answered=sum("student_already_answers" in reasons[i] for i in survivors),
+                mean_gap_candidates=round(sum(gaps) / len(gaps), 4),
+                mean_gap_kept=round(sum(chosen) / len(chosen), 4) if chosen else None,
+                top=[
+                    {"instruction": new[i]["instruction"], **scores[i]}
+                    for i in sorted(
+                        (i for i in survivors if not reasons[i]), key=lambda i: -scores[i]["learnability_gap"]
+                    )[:10]
+                ],
+            )
+        else:
+            record.update(kept=0, below_quality_floor=0, already_answered=0)
+        new = add_filter_columns(new, scores, [[] for _ in range(len(new))])
+        new = new.map(
+            lambda why, i: {"refine_reasons": why + reasons[i]},
+            input_columns="refine_reasons",
+            with_indices=True,
+        )
+        return new, record
 
     # ------------------------------------------------------------------ the loop
     @datasets_bars_off
@@ -372,6 +442,13 @@ class Refine:
             "eval_rows": len(rows),
             "eval_rows_per_skill": {s: skills.count(s) for s in sorted(set(skills))},
             "measure": "ROUGE-L F of the student's greedy answer against the reference output",
+            "selection": (
+                f"learnability: the {config.instructions_per_round} of "
+                f"{config.learnability_candidates:g}x as many candidates the current student gets most wrong "
+                f"(teacher quality >= {config.learnability_min_teacher_quality:g})"
+                if config.learnability
+                else "every generated row that survives curation"
+            ),
             "rounds": [],
         }
         evaluation = self._evaluate("round-0", base, rows, skills)
@@ -385,8 +462,9 @@ class Refine:
         accumulated: Dataset | None = None
         report["stopped"] = f"ran all {config.rounds} round(s)"
         for k in range(1, config.rounds + 1):
+            previous_student = base if k == 1 else str(self.output / f"round-{k - 1}" / "student")
             new, generation = self._generate(
-                k, seeds, [s for s, _ in focus], accumulated, eval_index, decontaminator
+                k, seeds, [s for s, _ in focus], accumulated, eval_index, decontaminator, previous_student
             )
             generation["focus_reasons"] = {s: why for s, why in focus}
             accumulated = (
@@ -431,6 +509,14 @@ class Refine:
                     f"stopped after round {k}: no improvement for {stale} round(s) (patience {config.patience})"
                 )
                 break
+        decontaminated: dict[str, int] = {}
+        for entry in report["rounds"][1:]:
+            for name, n in entry["generation"].get("decontamination", {}).items():
+                decontaminated[name] = decontaminated.get(name, 0) + n
+        report["decontamination"] = {
+            "ngram": decontaminator.ngram,
+            "dropped_per_set": dict(sorted(decontaminated.items())),
+        }
         report["best_round"] = best_round
         report["best_rouge_l"] = best
         report["best_student"] = (

@@ -36,7 +36,15 @@ class RefineConfig:
         overlap_threshold: ROUGE-L F at or above which an evaluation instruction counts as also being in
             the seeds (the run is refused) or in generated data (the generated row is dropped before
             training, and counted in the report).
-        focus_k: How many weak skills the next round's generation is steered toward.
+        focus_k: How many weak skills the next round's generation is steered toward (0: no steering).
+        learnability: Select each round's rows by what the current student gets wrong: generate
+            ``learnability_candidates`` times ``instructions_per_round`` candidates, answer each (greedy,
+            ``eval_max_new_tokens``) with the current student (round 1: the untrained one) and with the
+            teacher, and keep the ``instructions_per_round`` with the largest gap, 1 - ROUGE-L F of the two
+            answers (the ``learnability`` filter step); the scores land in each row's ``scores``.
+        learnability_candidates: Candidates generated per kept row when ``learnability`` is on (>= 1).
+        learnability_min_teacher_quality: Floor on the teacher's own answer (ROUGE-L F to the row's
+            reference output; 0 when empty or a refusal): rows below it are never kept.
         filters: Curation applied to each round's new rows, as in ``hf-synth filter`` (a list of
             ``{name: ..., ...}`` specs); empty: Self-Instruct's own filters only.
         generation: Self-Instruct settings of each round (its num_instructions and focus_skills are set by
@@ -58,6 +66,9 @@ class RefineConfig:
     eval_max_new_tokens: int = option(128)
     overlap_threshold: float = 0.7
     focus_k: int = option(3)
+    learnability: bool = option(False)
+    learnability_candidates: float = option(2.0)
+    learnability_min_teacher_quality: float = option(0.1)
     filters: list[dict[str, Any]] = field(default_factory=list)
     generation: SelfInstructConfig = field(default_factory=_generation)
     seed: int = option(0)
@@ -71,5 +82,15 @@ class RefineConfig:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
         if not 0 < self.overlap_threshold <= 1:
             raise ValueError(f"overlap_threshold must be in (0, 1], got {self.overlap_threshold}")
+        if self.learnability_candidates < 1:
+            raise ValueError(
+                f"learnability_candidates must be >= 1 (candidates generated per kept row), got "
+                f"{self.learnability_candidates}"
+            )
+        if not 0 <= self.learnability_min_teacher_quality <= 1:
+            raise ValueError(
+                "learnability_min_teacher_quality must be a ROUGE-L F in [0, 1], got "
+                f"{self.learnability_min_teacher_quality}"
+            )
         if self.focus_k < 0 or self.train_batch_size < 1 or self.eval_max_new_tokens < 1:
             raise ValueError("focus_k must be >= 0, train_batch_size and eval_max_new_tokens >= 1")

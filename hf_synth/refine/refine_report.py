@@ -37,6 +37,36 @@ def _plot(report: dict[str, Any]) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _gap(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _sets(report: dict[str, Any]) -> str:
+    counts = report.get("decontamination", {}).get("dropped_per_set", {})
+    return ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none"
+
+
+def _learnability_rows(report: dict[str, Any], limit: int = 20) -> str:
+    """The kept rows with the largest learnability gaps of each round (read from the report's own
+    ``top_learnable`` lists), as table rows."""
+    e = html.escape
+    cells = []
+    for r in report["rounds"]:
+        for row in r.get("generation", {}).get("learnability", {}).get("top", [])[:limit]:
+            cells.append(
+                f"<tr><td>{r['round']}</td><td>{e(row['instruction'])}</td><td>{row['learnability_gap']:.3f}</td>"
+                f"<td>{row['learnability_student_rouge_l']:.3f}</td><td>{row['learnability_teacher_quality']:.3f}</td></tr>"
+            )
+    if not cells:
+        return ""
+    return (
+        "<h2>Learnability: the kept rows the student got most wrong</h2><table><tr><th>round</th>"
+        "<th>instruction</th><th>gap</th><th>student ROUGE-L to teacher</th><th>teacher quality</th></tr>"
+        + "".join(cells)
+        + "</table>"
+    )
+
+
 def write_html(report: dict[str, Any], path: str | Path) -> Path:
     """Write the report page to ``path``."""
     e = html.escape
@@ -45,11 +75,21 @@ def write_html(report: dict[str, Any], path: str | Path) -> Path:
         generation = r.get("generation", {})
         training = r.get("training", {})
         focus = r.get("next_focus") or {}
+        decontaminated = generation.get("decontamination", {})
+        learn = generation.get("learnability")
+        learn_cell = (
+            f"{learn['kept']} of {learn['candidates']}; gap {_gap(learn.get('mean_gap_kept'))} kept, "
+            f"{_gap(learn.get('mean_gap_candidates'))} all; {learn['below_quality_floor']} below the floor"
+            if learn
+            else ""
+        )
         rows.append(
             "<tr>"
             f"<td>{r['round']}</td><td>{r['eval']['rouge_l']:.4f}</td>"
             f"<td>{generation.get('added', '')}</td><td>{r.get('accumulated_rows', '')}</td>"
             f"<td>{e(', '.join(f'{k}: {v}' for k, v in generation.get('dropped', {}).items()))}</td>"
+            f"<td>{e(', '.join(f'{k}: {v}' for k, v in decontaminated.items()) or ('0' if generation else ''))}</td>"
+            f"<td>{e(learn_cell)}</td>"
             f"<td>{training.get('train_loss', '')}</td><td>{generation.get('seconds', '')}</td>"
             f"<td>{training.get('seconds', '')}</td><td>{r['eval'].get('seconds', '')}</td>"
             f"<td>{e(r['decision'])}</td>"
@@ -66,10 +106,15 @@ def write_html(report: dict[str, Any], path: str | Path) -> Path:
 <p><b>{e(report["stopped"])}</b>. Best: round {report["best_round"]} (ROUGE-L {report["best_rouge_l"]:.4f},
 <code>{e(report["best_student"])}</code>).</p>
 <img alt="scores per round" src="data:image/png;base64,{_plot(report)}">
+<p>Selection: {e(report.get("selection", "every generated row that survives curation"))}.
+Decontamination ({report.get("decontamination", {}).get("ngram", 13)}-grams shared with the evaluation file), rows
+dropped per set: {e(_sets(report))}.</p>
 <table><tr><th>round</th><th>ROUGE-L</th><th>rows added</th><th>rows in total</th><th>dropped</th>
+<th>decontaminated (per set)</th><th>learnability (kept of candidates; mean gap)</th>
 <th>train loss</th><th>generate s</th><th>train s</th><th>eval s</th><th>decision</th><th>next round's focus</th></tr>
 {"".join(rows)}
 </table>
+{_learnability_rows(report)}
 </body></html>
 """
     path = Path(path)
