@@ -13,14 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from rouge_score.tokenizers import DefaultTokenizer
 
-_TOKENIZER = DefaultTokenizer(use_stemmer=False)
-
-
-def rouge_tokens(text: str) -> list[str]:
-    """rouge_score's default tokens: lower-cased ASCII letters and digits, no stemming."""
-    return _TOKENIZER.tokenize(text or "")
+from .tokens import rouge_tokens
 
 
 def lcs_length(a: Sequence, b: Sequence) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .rouge import rouge_tokens
+from .tokens import rouge_tokens
 
 try:  # numba is a dependency; the import is guarded only to give a clear message if it is broken
     from numba import njit
