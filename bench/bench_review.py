@@ -55,7 +55,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from datasets import Dataset, disable_progress_bars, load_from_disk
 
-    from hf_synth.engine.cpu_info import cpu_info
+    from hf_synth.engine.cpu.info import cpu_info
     from hf_synth.io import save_run
     from hf_synth.review import ReviewConfig, ReviewSet, apply_review, save_reviewed, serve_review
 

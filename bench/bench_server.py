@@ -89,7 +89,7 @@ def main() -> None:
         default_model_path,
         load_engine,
     )
-    from hf_synth.engine.cpu_info import cpu_info
+    from hf_synth.engine.cpu.info import cpu_info
 
     cpu = cpu_info().to_dict()
     print(f"CPU: {cpu.get('model')}, ISA {cpu.get('used_isa', cpu)}", flush=True)

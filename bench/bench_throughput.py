@@ -34,7 +34,7 @@ def _peak_rss_mb() -> int:
 
 def isa_environment(isa: str) -> dict:
     """The environment of every engine process: capped at AVX2 for ``--isa avx2``."""
-    from hf_synth.engine.cpu_info import AVX2_ENVIRONMENT
+    from hf_synth.engine.cpu.info import AVX2_ENVIRONMENT
 
     env = dict(os.environ)
     if isa == "avx2":
@@ -44,7 +44,7 @@ def isa_environment(isa: str) -> dict:
 
 _PROBE = """
 import json, time, torch
-from hf_synth.engine.cpu_info import cpu_info
+from hf_synth.engine.cpu.info import cpu_info
 a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
 a @ b
 runs = []

@@ -143,8 +143,8 @@ class Checkpointer:
     # ------------------------------------------------------------------ completions
     def engine(self, engine):
         """``engine`` with every completion journaled under this folder as it finishes (and answered from
-        the journal when asked again): see :mod:`hf_synth.engine.journal`. Without a root, ``engine``."""
-        from .engine.journal import GenerationJournal, JournaledEngine
+        the journal when asked again): see :mod:`hf_synth.journal`. Without a root, ``engine``."""
+        from .journal import GenerationJournal, JournaledEngine
 
         if self.root is None:
             return engine

@@ -16,7 +16,6 @@ from hf_synth import GenerationEngine, SamplingParams
 from hf_synth.engine.continuous import (
     ContinuousBatcher,
     Request,
-    SamplingSpec,
     plan_prefixes,
     unsupported_reason,
 )
@@ -57,7 +56,7 @@ def test_greedy_tokens_equal_generate(tiny_model, tiny_tokenizer, kernel, slots)
     batcher.use_kernel = kernel
     prompts = _prompt_ids(tiny_tokenizer, 13)
     requests = [Request(ids, seed=0) for ids in prompts]
-    batcher.run(requests, SamplingSpec(max_new_tokens=20))
+    batcher.run(requests, SamplingParams(max_new_tokens=20, temperature=0.0))
     assert batcher.reused_prefix_tokens > 0  # the shared preamble was computed once
     for ids, request in zip(prompts, requests, strict=True):
         assert request.tokens == _reference(tiny_model, ids, 20, eos)
@@ -68,7 +67,7 @@ def test_greedy_with_repetition_penalty_equals_generate(tiny_model, tiny_tokeniz
     batcher = ContinuousBatcher(tiny_model, slots=4, eos_ids=[eos])
     prompts = _prompt_ids(tiny_tokenizer, 7)
     requests = [Request(ids, seed=0) for ids in prompts]
-    batcher.run(requests, SamplingSpec(max_new_tokens=15, repetition_penalty=1.5))
+    batcher.run(requests, SamplingParams(max_new_tokens=15, repetition_penalty=1.5, temperature=0.0))
     for ids, request in zip(prompts, requests, strict=True):
         assert request.tokens == _reference(tiny_model, ids, 15, eos, penalty=1.5)
 
@@ -79,20 +78,22 @@ def test_stops_at_eos_and_at_max_new_tokens(tiny_model, tiny_tokenizer):
     first = [_reference(tiny_model, ids, 1, -1)[0] for ids in prompts]
     batcher = ContinuousBatcher(tiny_model, slots=2, eos_ids=[first[0]])
     requests = [Request(ids, seed=0) for ids in prompts]
-    batcher.run(requests, SamplingSpec(max_new_tokens=6))
+    batcher.run(requests, SamplingParams(max_new_tokens=6, temperature=0.0))
     for token, request in zip(first, requests, strict=True):
         if token == first[0]:
             assert request.tokens == [token] and request.finished_by_stop
         else:
             assert first[0] in request.tokens or len(request.tokens) == 6
     requests = [Request(ids, seed=0) for ids in prompts]
-    ContinuousBatcher(tiny_model, slots=2, eos_ids=[-1]).run(requests, SamplingSpec(max_new_tokens=1))
+    ContinuousBatcher(tiny_model, slots=2, eos_ids=[-1]).run(
+        requests, SamplingParams(max_new_tokens=1, temperature=0.0)
+    )
     assert all(len(r.tokens) == 1 and not r.finished_by_stop for r in requests)
 
 
 def test_a_prompt_samples_the_same_text_whatever_shares_its_batch(tiny_model, tiny_tokenizer):
     prompts = _prompt_ids(tiny_tokenizer, 9)
-    spec = SamplingSpec(max_new_tokens=12, temperature=1.0, top_p=0.9)
+    spec = SamplingParams(max_new_tokens=12, temperature=1.0, top_p=0.9)
     together = [Request(ids, seed=100 + i) for i, ids in enumerate(prompts)]
     ContinuousBatcher(tiny_model, slots=4, eos_ids=[-1]).run(together, spec)
     alone = Request(prompts[5], seed=105)
@@ -103,7 +104,7 @@ def test_a_prompt_samples_the_same_text_whatever_shares_its_batch(tiny_model, ti
     assert other_seed.tokens != together[5].tokens
 
 
-def _hf_warp(logits, spec: SamplingSpec, input_ids=None):
+def _hf_warp(logits, spec: SamplingParams, input_ids=None):
     if spec.repetition_penalty != 1.0:
         logits = RepetitionPenaltyLogitsProcessor(spec.repetition_penalty)(input_ids, logits)
     logits = logits / spec.temperature
@@ -117,10 +118,10 @@ def _hf_warp(logits, spec: SamplingSpec, input_ids=None):
 @pytest.mark.parametrize(
     "spec",
     [
-        SamplingSpec(8, temperature=0.7, top_p=0.9),
-        SamplingSpec(8, temperature=1.3, top_k=50),
-        SamplingSpec(8, temperature=1.0, top_k=700, top_p=0.95),
-        SamplingSpec(8, temperature=0.5, repetition_penalty=1.3),
+        SamplingParams(8, temperature=0.7, top_p=0.9),
+        SamplingParams(8, temperature=1.3, top_k=50),
+        SamplingParams(8, temperature=1.0, top_k=700, top_p=0.95),
+        SamplingParams(8, temperature=0.5, repetition_penalty=1.3),
     ],
     ids=["top_p", "top_k", "top_k+top_p", "penalty"],
 )
@@ -153,7 +154,7 @@ def test_greedy_choice_and_penalty_match_processors():
     logits = torch.randn(3, 50)
     input_ids = torch.randint(0, 50, (3, 8))
     seen = torch.zeros(3, 50, dtype=torch.bool).scatter_(1, input_ids, True)
-    spec = SamplingSpec(4, temperature=0, repetition_penalty=1.7)
+    spec = SamplingParams(4, temperature=0, repetition_penalty=1.7)
     expected = RepetitionPenaltyLogitsProcessor(1.7)(input_ids, logits.clone()).argmax(-1)
     assert torch.equal(ContinuousBatcher.choose(logits, spec, seen, None), expected)
 

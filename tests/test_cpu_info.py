@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from hf_synth.engine.cpu_info import AVX2_ENVIRONMENT, cpu_info, detect_isa
+from hf_synth.engine.cpu.info import AVX2_ENVIRONMENT, cpu_info, detect_isa
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_this_cpu_is_described():
 
 _PROBE = """
 import json, torch
-from hf_synth.engine.cpu_info import cpu_info
+from hf_synth.engine.cpu.info import cpu_info
 torch.ops.mkldnn._linear_pointwise(torch.randn(4, 64), torch.randn(32, 64), None, "none", [], "")
 print("PROBE " + json.dumps(cpu_info().to_dict()))
 """

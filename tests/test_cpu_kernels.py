@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from hf_synth.engine import decode_attention as attention_module
-from hf_synth.engine.continuous import ContinuousBatcher, Request, SamplingSpec, _rms_norm, _rotate, _zeros
-from hf_synth.engine.decode_attention import decode_attention
-from hf_synth.engine.fused_cpu import add_rms_norm, rope, rope_store
+from hf_synth.engine import SamplingParams
+from hf_synth.engine.continuous import ContinuousBatcher, Request, _rms_norm, _rotate, _zeros
+from hf_synth.engine.cpu import decode_attention as attention_module
+from hf_synth.engine.cpu.decode_attention import decode_attention
+from hf_synth.engine.cpu.fused import add_rms_norm, rope, rope_store
 
 from .conftest import committed_pages
 
@@ -135,7 +136,8 @@ def test_clearing_a_slot_returns_its_pages_and_reads_zero():
 @pytest.mark.parametrize("why", ["no packing op", "too little memory"])
 def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer, monkeypatch, why):
     """Without packing the fused weights are views into the model's parameters (no copy), same tokens."""
-    from hf_synth.engine import continuous, cpu_tuning
+    from hf_synth.engine import continuous
+    from hf_synth.engine.cpu import tuning as cpu_tuning
 
     # Packed everywhere it is offered, whatever this machine's timing would choose.
     monkeypatch.setattr(
@@ -160,7 +162,7 @@ def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer
     results = []
     for batcher in (packed, plain):
         requests = [Request(ids, seed=0) for ids in prompts]
-        batcher.run(requests, SamplingSpec(max_new_tokens=12))
+        batcher.run(requests, SamplingParams(max_new_tokens=12, temperature=0.0))
         results.append([r.tokens for r in requests])
     assert results[0] == results[1]
 
@@ -185,7 +187,8 @@ def test_cpu_tuning_times_each_shape_once_per_machine_and_uses_the_fastest(
 ):
     """Each projection shape runs with the method measured fastest on this machine; the choice is cached
     per machine, so a second engine does not time anything."""
-    from hf_synth.engine import continuous, cpu_tuning
+    from hf_synth.engine import continuous
+    from hf_synth.engine.cpu import tuning as cpu_tuning
 
     monkeypatch.setattr(cpu_tuning, "tuning_file", lambda: tmp_path / "cpu_tuning.json")
     timed = []
@@ -213,7 +216,7 @@ def test_cpu_tuning_times_each_shape_once_per_machine_and_uses_the_fastest(
     assert len(timed) == 10  # another row count is another measurement
     prompt = tiny_tokenizer("Name a river.", add_special_tokens=False)["input_ids"]
     request = Request(prompt, seed=0)
-    batcher.run([request], SamplingSpec(max_new_tokens=10))
+    batcher.run([request], SamplingParams(max_new_tokens=10, temperature=0.0))
     with torch.inference_mode():
         reference = tiny_model.generate(
             torch.tensor([prompt]), max_new_tokens=10, do_sample=False, pad_token_id=eos, eos_token_id=eos
@@ -225,7 +228,7 @@ def test_cpu_tuning_times_each_shape_once_per_machine_and_uses_the_fastest(
 
 
 def test_cpu_tuning_really_times_the_methods(tmp_path, monkeypatch):
-    from hf_synth.engine import cpu_tuning
+    from hf_synth.engine.cpu import tuning as cpu_tuning
 
     calls = {"onednn": 0, "torch": 0}
     runner = cpu_tuning._runner
@@ -249,7 +252,8 @@ def test_cpu_tuning_really_times_the_methods(tmp_path, monkeypatch):
 
 
 def test_kernels_that_fail_their_self_check_are_not_used(tiny_model, tiny_tokenizer, monkeypatch, caplog):
-    from hf_synth.engine import continuous, decode_attention
+    from hf_synth.engine import continuous
+    from hf_synth.engine.cpu import decode_attention
 
     assert decode_attention.check_kernels(1, 2, 16) is None  # they work here
     monkeypatch.setattr(
@@ -263,7 +267,7 @@ def test_kernels_that_fail_their_self_check_are_not_used(tiny_model, tiny_tokeni
 
 
 def test_cpu_tuning_keeps_the_first_method_unless_another_is_clearly_faster(tmp_path, monkeypatch):
-    from hf_synth.engine import cpu_tuning
+    from hf_synth.engine.cpu import tuning as cpu_tuning
 
     monkeypatch.setattr(cpu_tuning, "tuning_file", lambda: tmp_path / "cpu_tuning.json")
     timings = {(8, 8): {"packed": 1.05, "torch": 1.0}, (16, 8): {"packed": 1.3, "torch": 1.0}}
@@ -277,7 +281,7 @@ def test_cpu_tuning_keeps_the_first_method_unless_another_is_clearly_faster(tmp_
 def test_tuning_and_kernels_live_in_the_sessions_cache(tiny_model, tiny_tokenizer):
     """The suite's engines time and compile into this session's HF_SYNTH_CACHE (tests/conftest.py), never
     into the user's ~/.cache/hf_synth, where a stale choice would decide which projection path runs."""
-    from hf_synth.engine import cpu_tuning
+    from hf_synth.engine.cpu import tuning as cpu_tuning
 
     from .conftest import SESSION_CACHE
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hf_synth.engine.cpu_threads import ThreadGovernor, read_cpu_times
+from hf_synth.engine.cpu.threads import ThreadGovernor, read_cpu_times
 
 
 class FakeMachine:
@@ -67,10 +67,10 @@ def test_stop_restores_every_thread_and_real_cpu_times_are_read():
 def test_only_the_first_thread_change_of_a_process_is_logged_at_info(monkeypatch, caplog):
     import logging
 
-    from hf_synth.engine import cpu_threads
+    from hf_synth.engine.cpu import threads as cpu_threads
 
     monkeypatch.setattr(cpu_threads, "_announced", False)
-    caplog.set_level(logging.DEBUG, logger="hf_synth.engine.cpu_threads")
+    caplog.set_level(logging.DEBUG, logger="hf_synth.engine.cpu.threads")
     for _ in range(2):  # two engine calls, a neighbour coming and going in each
         machine, applied = FakeMachine(), []
         governor = _governor(machine, applied)

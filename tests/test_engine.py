@@ -130,6 +130,23 @@ def test_model_without_chat_template_uses_plain_text():
     assert len(engine.generate(["Write a poem."], SamplingParams(max_new_tokens=2), progress=False)) == 1
 
 
+def test_from_config_chooses_the_backend_once(tiny_model_dir, monkeypatch):
+    """The backend is resolved before the weights load and not decided again by the engine."""
+    from hf_synth.engine import engine as engine_module
+
+    calls = []
+    real = engine_module.choose_backend
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "choose_backend", counted)
+    engine = GenerationEngine.from_config(EngineConfig(model=str(tiny_model_dir), device="cpu"))
+    assert calls == ["auto"]
+    assert engine.backend == "continuous" and engine.backend_reason.startswith("Llama-family architecture")
+
+
 def test_from_config_loads_a_local_folder(tiny_model_dir):
     engine = GenerationEngine.from_config(EngineConfig(model=str(tiny_model_dir), batch_size=3))
     assert engine.model_id == str(tiny_model_dir)

@@ -15,7 +15,7 @@ import torch
 
 from hf_synth.engine import GenerationEngine, SamplingParams
 from hf_synth.engine import continuous as continuous_module
-from hf_synth.engine.continuous import ContinuousBatcher, Request, SamplingSpec, _fused_rms_norm, _rms_norm
+from hf_synth.engine.continuous import ContinuousBatcher, Request, _fused_rms_norm, _rms_norm
 from hf_synth.engine.cuda_graphs import bytes_per_slot, row_bucket, row_buckets, slots_that_fit
 from hf_synth.engine.self_check import CHECK_PROMPTS, check_continuous, compare, tolerance
 
@@ -199,7 +199,7 @@ def test_batched_prefill_gives_the_tokens_of_one_prompt_at_a_time(tiny_tokenizer
         if batched:
             monkeypatch.setattr(continuous_module, "PADDED_PREFILL_PAIRS", 3 * 64 * 64)
         requests = [Request(ids, seed=0) for ids in prompts]
-        batcher.run(requests, SamplingSpec(max_new_tokens=12))
+        batcher.run(requests, SamplingParams(max_new_tokens=12, temperature=0.0))
         outputs[batched] = [r.tokens for r in requests]
         assert bool(calls) == batched and all(n >= 1 for n in calls)
         if batched:
@@ -211,7 +211,7 @@ def test_a_changed_batch_size_rebuilds_the_static_cache(tiny_tokenizer):
     model = build_tiny_model(tiny_tokenizer).to(torch.bfloat16)  # half precision: static on the CPU
     batcher = ContinuousBatcher(model, slots=4, eos_ids=[tiny_tokenizer.eos_token_id])
     assert batcher.static
-    spec = SamplingSpec(max_new_tokens=4)
+    spec = SamplingParams(max_new_tokens=4, temperature=0.0)
     batcher.run([Request(ids, seed=0) for ids in _prompt_ids(tiny_tokenizer, 6)], spec)
     first = batcher.graphs
     assert first.slots == 4
@@ -259,7 +259,7 @@ def test_sampling_without_host_reads_picks_the_same_tokens(top_p, top_k):
     torch.manual_seed(1)
     logits = torch.randn(16, 600) * 4
     logits[3, 10:] = float("-inf")  # a row whose tail has no mass
-    spec = SamplingSpec(max_new_tokens=1, temperature=0.8, top_p=top_p, top_k=top_k)
+    spec = SamplingParams(max_new_tokens=1, temperature=0.8, top_p=top_p, top_k=top_k)
     uniforms = torch.rand(16)
     uniforms[0] = 0.9999999
     plain = ContinuousBatcher.choose(logits, spec, None, uniforms)

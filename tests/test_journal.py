@@ -8,7 +8,7 @@ import pytest
 
 from hf_synth.checkpoint import JOURNAL_FILE, Checkpointer
 from hf_synth.engine import GenerationEngine, GenerationOutput, SamplingParams
-from hf_synth.engine.journal import GenerationJournal, JournaledEngine, request_key
+from hf_synth.journal import GenerationJournal, JournaledEngine, request_key
 
 from .conftest import ScriptedEngine
 

@@ -14,8 +14,8 @@ model weights with:
   packed once into oneDNN's blocked layout (1.2-1.5x the speed of unpacked oneDNN at these shapes, itself
   about twice MKL's; same float32 arithmetic, one extra copy of the weights), elsewhere the fused weights
   are views into the model's own parameters (no extra memory);
-* on the CPU, compiled kernels for decode attention (:mod:`.decode_attention`) and for the element-wise
-  steps of a layer (:mod:`.fused_cpu`);
+* on the CPU, compiled kernels for decode attention (:mod:`.cpu.decode_attention`) and for the element-wise
+  steps of a layer (:mod:`.cpu.fused`);
 * a KV cache in lazily committed zero pages on the CPU whose slot pages are handed back when a new
   sequence moves in, so memory follows the tokens really held;
 * sampling with transformers' semantics (repetition penalty, temperature, top-k, top-p) and one random
@@ -43,13 +43,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .cpu_threads import ThreadGovernor
+from .cpu.decode_attention import DecodeAttention, check_kernels
+from .cpu.decode_attention import available as compiled_kernels_available
+from .cpu.fused import add_rms_norm, rope, rope_store
+from .cpu.threads import ThreadGovernor
 from .cuda_graphs import StepGraphs
-from .decode_attention import DecodeAttention, check_kernels
-from .decode_attention import available as compiled_kernels_available
-from .fused_cpu import add_rms_norm, rope, rope_store
+from .engine_config import SamplingParams
 from .runner import Request
-from .selection import STATIC_ROPE_TYPES, SUPPORTED_MODEL_TYPES, config_problem
+from .support import STATIC_ROPE_TYPES, SUPPORTED_MODEL_TYPES, config_problem
 
 logger = logging.getLogger(__name__)
 
@@ -120,17 +121,6 @@ def unsupported_reason(model) -> str | None:
     if not hasattr(model.model, "rotary_emb"):
         return "the model has no shared rotary embedding module"
     return None
-
-
-@dataclass
-class SamplingSpec:
-    """The sampling knobs :class:`ContinuousBatcher` applies (see :class:`~hf_synth.engine.SamplingParams`)."""
-
-    max_new_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    repetition_penalty: float = 1.0
 
 
 def _onednn_linear_available(weight: torch.Tensor) -> bool:
@@ -292,7 +282,7 @@ class ContinuousBatcher:
         model: A loaded causal LM whose type is in :data:`SUPPORTED_MODEL_TYPES` (checked; see
             :func:`unsupported_reason`). Its q/k/v and gate/up weights become views of fused tensors.
             On the CPU each projection runs with the method measured fastest for its shape on this
-            machine (:mod:`.cpu_tuning`; ``methods`` records the choice).
+            machine (:mod:`.cpu.tuning`; ``methods`` records the choice).
         slots: How many sequences decode together (the batch size).
         eos_ids: Token ids that end a sequence.
         static: Every slot holds its whole sequence and a decode step attends it with one softmax (see the
@@ -304,7 +294,7 @@ class ContinuousBatcher:
         cuda_graphs: Capture static steps as CUDA graphs (on CUDA devices; set ``False`` to run eagerly).
         bucket_steps: Run static steps at bucketed shapes even when not capturing (the test suite uses it
             to check on the CPU what graphs replay on a GPU).
-        governor: On the CPU, the :class:`~.cpu_threads.ThreadGovernor` that gives threads up while other
+        governor: On the CPU, the :class:`~.cpu.threads.ThreadGovernor` that gives threads up while other
             processes keep cores busy (``None`` turns that off).
     """
 
@@ -390,7 +380,7 @@ class ContinuousBatcher:
         #: The attention kernels SDPA may use on CUDA, in order; cuDNN's is left out: it builds a plan per
         #: new shape (every prompt length of a prefill, every step of an eager decode).
         self.attention_backends = _cuda_attention_backends() if on_cuda else None
-        # On the CPU, fewer threads while other processes keep cores busy (see .cpu_threads).
+        # On the CPU, fewer threads while other processes keep cores busy (see .cpu.threads).
         self.governor = ThreadGovernor(torch.get_num_threads()) if self.device.type == "cpu" else None
         logger.info(
             "Continuous batching on %s in %s: %s, %s weights, %s attention",
@@ -409,10 +399,10 @@ class ContinuousBatcher:
 
     def _choose_methods(self, model, slots: int, pack) -> dict[str, str]:
         """How each projection runs: on the CPU with oneDNN, the fastest of the methods this build offers
-        at ``slots`` rows, timed once per machine (:mod:`.cpu_tuning`); elsewhere ``F.linear``."""
+        at ``slots`` rows, timed once per machine (:mod:`.cpu.tuning`); elsewhere ``F.linear``."""
         if not self.use_onednn:
             return dict.fromkeys(PROJECTIONS, "torch")
-        from .cpu_tuning import choose_methods
+        from .cpu.tuning import choose_methods
 
         layer = model.model.layers[0]
         attn, mlp = layer.self_attn, layer.mlp
@@ -695,7 +685,7 @@ class ContinuousBatcher:
     @staticmethod
     def choose(
         logits: torch.Tensor,
-        spec: SamplingSpec,
+        spec: SamplingParams,
         seen: torch.Tensor | None,
         uniforms: torch.Tensor | None,
         sync_free: bool = False,
@@ -736,7 +726,7 @@ class ContinuousBatcher:
     def run(
         self,
         requests: Sequence[Request],
-        spec: SamplingSpec,
+        spec: SamplingParams,
         on_finish: Callable[[Request], None] | None = None,
     ) -> None:
         """Generate every request's tokens (stored on the request); ``on_finish`` is called per request."""
@@ -969,7 +959,7 @@ class _Schedule:
     arena), then copied into each member's slot, so a decode step needs no per-prefix work.
     """
 
-    def __init__(self, batcher: ContinuousBatcher, requests, spec: SamplingSpec, on_finish) -> None:
+    def __init__(self, batcher: ContinuousBatcher, requests, spec: SamplingParams, on_finish) -> None:
         self.b = batcher
         self.inline = batcher.static
         self.prefill_tokens = batcher.prefill_chunk
@@ -1178,7 +1168,6 @@ __all__ = [
     "SUPPORTED_MODEL_TYPES",
     "ContinuousBatcher",
     "Request",
-    "SamplingSpec",
     "plan_prefixes",
     "unsupported_reason",
 ]

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,9 @@ class GenerationEngine:
     was ``auto`` and the check fails, the engine falls back to ``transformers-paged`` (or ``transformers``
     where this transformers lacks ``generate_batch``) with one logged warning; a ``continuous`` asked for
     by name runs anyway, with the check's result logged. ``backend_reason`` says afterwards why the
-    backend that runs was chosen (recorded by :meth:`describe`).
+    backend that runs was chosen (recorded by :meth:`describe`). ``choice``: the backend
+    :func:`~hf_synth.engine.selection.choose_backend` already resolved for this model (``from_config``
+    decides it before the weights load, so it is decided once per load); ``None`` resolves ``backend``.
     """
 
     model: Any
@@ -93,8 +95,11 @@ class GenerationEngine:
     stats: EngineStats = field(default_factory=EngineStats)
     self_check: bool | None = None
     backend_reason: str = ""
+    #: The backend already resolved for this model (by :meth:`from_config`, which decides it before the
+    #: weights load); ``None``: resolved here from ``backend``.
+    choice: InitVar[BackendChoice | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, choice: BackendChoice | None) -> None:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         self.tokenizer.padding_side = "left"
@@ -112,7 +117,8 @@ class GenerationEngine:
                 "GenerationEngine.from_config(EngineConfig(backend='vllm'))"
             )
         requested = self.backend
-        choice = choose_backend(requested, self.device.type, getattr(self.model, "config", None))
+        if choice is None:
+            choice = choose_backend(requested, self.device.type, getattr(self.model, "config", None))
         if self.backend_reason:  # e.g. why vLLM did not start (from from_config)
             choice = BackendChoice(choice.name, f"{self.backend_reason}; {choice.reason}")
         self._default_batch = self.batch_size is None
@@ -212,8 +218,8 @@ class GenerationEngine:
                 if config.backend != "auto":
                     raise
                 vllm_problem = f"vLLM failed to start ({type(err).__name__}: {err})"
-                fallback = choose_backend("auto", device.type, model_config)
-                logger.warning("Backend %s instead of vllm: %s", fallback.name, vllm_problem)
+                choice = choose_backend("auto", device.type, model_config)
+                logger.warning("Backend %s instead of vllm: %s", choice.name, vllm_problem)
         dtype = resolve_dtype(config.dtype, device)
         started = time.perf_counter()
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -224,8 +230,9 @@ class GenerationEngine:
             tokenizer=tokenizer,
             model_id=model_id,
             batch_size=config.batch_size,
-            backend=config.backend,  # decided again, identically, with its reason logged once
+            backend=config.backend,  # what was asked for: under "auto" a failed self-check falls back
             backend_reason=vllm_problem,
+            choice=choice,
         )
 
     # ------------------------------------------------------------------ description

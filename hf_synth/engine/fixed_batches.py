@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from .runner import Request, Sampling, derive_seed, is_out_of_memory, truncate_at_stop
+from .engine_config import SamplingParams
+from .runner import Request, derive_seed, is_out_of_memory, truncate_at_stop
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class FixedBatchRunner:
     def run(
         self,
         requests: Sequence[Request],
-        sampling: Sampling,
+        sampling: SamplingParams,
         on_finish: Callable[[Request], None] | None = None,
     ) -> None:
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prompt_ids))
@@ -63,7 +64,7 @@ class FixedBatchRunner:
             start += len(batch)
 
     @torch.inference_mode()
-    def generate_batch(self, batch: Sequence[Request], sampling: Sampling) -> None:
+    def generate_batch(self, batch: Sequence[Request], sampling: SamplingParams) -> None:
         """One left-padded ``model.generate`` call; the batch's seed derives from its members' seeds."""
         device = next(self.model.parameters()).device
         width = max(len(r.prompt_ids) for r in batch)

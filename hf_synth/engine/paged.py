@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .runner import Request, Sampling, derive_seed, truncate_at_stop
+from .engine_config import SamplingParams
+from .runner import Request, derive_seed, truncate_at_stop
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class PagedRunner:
     def run(
         self,
         requests: Sequence[Request],
-        sampling: Sampling,
+        sampling: SamplingParams,
         on_finish: Callable[[Request], None] | None = None,
     ) -> None:
         from transformers import GenerationConfig

@@ -15,6 +15,8 @@ from typing import Protocol
 
 import torch
 
+from .engine_config import SamplingParams
+
 
 @dataclass
 class Request:
@@ -27,16 +29,6 @@ class Request:
     index: int = 0  # position in the caller's list of prompts
 
 
-class Sampling(Protocol):
-    """The sampling knobs a runner applies (:class:`~hf_synth.engine.SamplingParams` has them)."""
-
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    top_k: int
-    repetition_penalty: float
-
-
 class TokenRunner(Protocol):
     """A backend's token loop. ``run`` fills each request's ``tokens``/``finished_by_stop`` in place and
     calls ``on_finish`` once per request as it completes (in any order)."""
@@ -44,7 +36,7 @@ class TokenRunner(Protocol):
     def run(
         self,
         requests: Sequence[Request],
-        sampling: Sampling,
+        sampling: SamplingParams,
         on_finish: Callable[[Request], None] | None = None,
     ) -> None: ...
 

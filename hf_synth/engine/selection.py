@@ -17,15 +17,9 @@ import logging
 from dataclasses import dataclass
 
 from .engine_config import BACKENDS
+from .support import config_problem
 
 logger = logging.getLogger(__name__)
-
-#: ``config.model_type`` values whose decoder layers hf-synth's continuous batcher runs itself (pre-norm,
-#: RMSNorm, rotary attention with optional q/k/v bias, gated SiLU MLP).
-SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2"})
-
-#: Rotary embedding variants whose tables do not depend on the sequence (precomputed once on a GPU).
-STATIC_ROPE_TYPES = frozenset({"default", "linear", "llama3"})
 
 
 @dataclass(frozen=True)
@@ -38,20 +32,6 @@ class BackendChoice:
 
 def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
-
-
-def config_problem(config) -> str | None:
-    """Why a model with this ``PretrainedConfig`` cannot use continuous batching, or ``None``."""
-    model_type = getattr(config, "model_type", None)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        return f"model type {model_type!r} is not one of {sorted(SUPPORTED_MODEL_TYPES)}"
-    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
-        return "sliding-window attention is not supported"
-    if getattr(config, "hidden_act", "silu") != "silu":
-        return f"activation {config.hidden_act!r} is not silu"
-    if getattr(config, "mlp_bias", False):
-        return "MLP projections with bias are not supported"
-    return None
 
 
 def choose_backend(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .engine_config import SamplingParams
 from .runner import Request
 
 logger = logging.getLogger(__name__)
@@ -109,15 +110,13 @@ def check_continuous(runner, model, prompt_ids: list[list[int]], eos_ids, tokens
     """Run ``prompt_ids`` through ``runner`` (a :class:`~hf_synth.engine.continuous.ContinuousBatcher`)
     and ``model.generate`` greedily for ``tokens`` tokens; a :class:`CheckResult`. Exceptions of the
     batcher are a failed check, not raised."""
-    from .continuous import SamplingSpec
-
     started = time.perf_counter()
     eos = frozenset(int(t) for t in eos_ids)
     dtype = next(model.parameters()).dtype
     tol = tolerance(dtype)
     requests = [Request(list(ids), seed=0, index=i) for i, ids in enumerate(prompt_ids)]
     try:
-        runner.run(requests, SamplingSpec(max_new_tokens=tokens, temperature=0.0))
+        runner.run(requests, SamplingParams(max_new_tokens=tokens, temperature=0.0))
     except Exception as err:  # whatever breaks on this GPU/torch: the engine falls back
         logger.debug("The continuous batcher failed its self-check", exc_info=True)
         return CheckResult(False, f"{type(err).__name__}: {err}", time.perf_counter() - started)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .cpu_info import cpu_info
+from .info import cpu_info
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ MARGIN = 1.1
 
 
 def tuning_file() -> Path:
-    from .default_model import cache_root
+    from ..default_model import cache_root
 
     return cache_root() / "cpu_tuning.json"
 

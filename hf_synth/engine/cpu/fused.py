@@ -9,10 +9,10 @@ one call each:
 * :func:`rope` (prefill): the rotary embedding of queries and keys (``x * cos + rotate_half(x) * sin``);
 * :func:`rope_store` (decode): the same, plus the new keys and values written into each row's KV-cache
   slot at its position and the queries laid out per key/value head for
-  :class:`~hf_synth.engine.decode_attention.DecodeAttention`.
+  :class:`~hf_synth.engine.cpu.decode_attention.DecodeAttention`.
 
 Results equal PyTorch's up to float rounding (the tests compare both). Where these kernels can run is
-:func:`hf_synth.engine.decode_attention.available` (the same conditions: numba, CPU, float32).
+:func:`hf_synth.engine.cpu.decode_attention.available` (the same conditions: numba, CPU, float32).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What CPU the engine runs on: model name, detected instruction sets, and what the libraries really use.
 
 The CPU runtime's choices (packed or unpacked weights per shape, slot count) are made from this and from
-a short calibration (:mod:`.cpu_tuning`), and every benchmark prints it beside its figures. An AVX-512
+a short calibration (:mod:`.tuning`), and every benchmark prints it beside its figures. An AVX-512
 host can be made to behave like an AVX2 one for torch, oneDNN, MKL and numba with the variables of
 :data:`AVX2_ENVIRONMENT` (set before the process starts; :func:`cpu_info` reports whether they took).
 """

@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .engine_config import SamplingParams
-from .protocol import EngineStats, GenerationOutput, Prompt, engine_concurrency
+from .engine.engine_config import SamplingParams
+from .engine.protocol import EngineStats, GenerationOutput, Prompt, engine_concurrency
 
 logger = logging.getLogger(__name__)
 
