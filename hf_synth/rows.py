@@ -80,6 +80,24 @@ def checkpointed_map(
     return dataset.map(function, keep_in_memory=True, **kwargs)
 
 
+def map_in_one_batch(dataset: Dataset, function: Callable[..., dict[str, Any]], **kwargs: Any) -> Dataset:
+    """``dataset.map(function, batched=True, with_indices=True)`` over all rows in one batch, in memory.
+
+    datasets types new columns from the first batch it writes (1,000 rows by default): a column whose first
+    rows are all empty lists would be typed list<null>, and the first value of a later batch would fail to
+    cast. ``kwargs`` go to ``Dataset.map``."""
+    whole = max(1, len(dataset))
+    return dataset.map(
+        function,
+        batched=True,
+        batch_size=whole,
+        with_indices=True,
+        keep_in_memory=True,
+        writer_batch_size=whole,
+        **kwargs,
+    )
+
+
 def config_fingerprint(config: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
     """A dataclass config as JSON-safe data, without the fields in ``exclude`` (fields that only decide when
     a run stops, so that a longer run may reuse the checkpoints of a shorter one)."""

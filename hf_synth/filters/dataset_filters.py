@@ -13,7 +13,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from ..rows import column_texts, fresh_fingerprint
+from ..rows import column_texts, fresh_fingerprint, map_in_one_batch
 from .complexity import complexity_features
 from .heuristics import word_count
 from .rouge_fast import greedy_novelty_fast
@@ -38,18 +38,8 @@ def add_filter_columns(
             ],
         }
 
-    # One batch for the whole column: with datasets' default of 1,000 rows, a first batch whose rows all
-    # lack reasons is typed list<null>, and the first reason of a later batch then fails to cast.
-    whole = max(1, len(dataset))
-    return dataset.map(
-        _merge,
-        batched=True,
-        batch_size=whole,
-        with_indices=True,
-        keep_in_memory=True,
-        writer_batch_size=whole,
-        new_fingerprint=fresh_fingerprint(),
-    )
+    # One batch for the whole column: a first batch whose rows all lack reasons must not type the column.
+    return map_in_one_batch(dataset, _merge, new_fingerprint=fresh_fingerprint())
 
 
 def reason_key(reason: str) -> str:

@@ -294,20 +294,19 @@ def decontaminate_filter(
     n = decontaminator.ngram
     for column in present:
         texts = column_texts(dataset, column)
-        for i, hits in enumerate(decontaminator.ngram_matches(texts)):
-            for name, (gram, origin) in hits.items():
-                if name not in matched[i]:
-                    matched[i].add(name)
-                    reasons[i].append(
-                        f"{REASON_PREFIX}{name} {column} shares {n}-gram {gram!r} with {origin}"
-                    )
-        for i, hits in enumerate(decontaminator.embedding_matches(texts)):
-            for name, (cosine, origin) in hits.items():
-                if name not in matched[i]:
-                    matched[i].add(name)
-                    reasons[i].append(
-                        f"{REASON_PREFIX}{name} {column} has embedding cosine {cosine:.3f} with {origin}"
-                    )
+        found = [  # n-gram matches first: a row's reason for a set is the first match found
+            (i, name, f"shares {n}-gram {gram!r} with {origin}")
+            for i, hits in enumerate(decontaminator.ngram_matches(texts))
+            for name, (gram, origin) in hits.items()
+        ] + [
+            (i, name, f"has embedding cosine {cosine:.3f} with {origin}")
+            for i, hits in enumerate(decontaminator.embedding_matches(texts))
+            for name, (cosine, origin) in hits.items()
+        ]
+        for i, name, why in found:
+            if name not in matched[i]:
+                matched[i].add(name)
+                reasons[i].append(f"{REASON_PREFIX}{name} {column} {why}")
     scores = [{"contaminated_sets": len(m)} for m in matched]
     return add_filter_columns(dataset, scores, reasons)
 

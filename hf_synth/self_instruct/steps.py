@@ -27,7 +27,14 @@ from ..filters.heuristics import (
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
 from ..rows import add_messages as add_messages  # a Self-Instruct step too (README)
-from ..rows import checkpointed_map, fresh_fingerprint, iter_instructions, journaled, unique_ids
+from ..rows import (
+    checkpointed_map,
+    fresh_fingerprint,
+    iter_instructions,
+    journaled,
+    map_in_one_batch,
+    unique_ids,
+)
 from .parsing import (
     looks_like_classification,
     normalize_space,
@@ -408,15 +415,7 @@ def score_instances(
 
     # Batched (a per-row map costs more than the checks), one batch per round's rows: column types are
     # taken from the first batch, so a first batch with no reason at all must not fix them.
-    whole = max(1, len(dataset))
-    return dataset.map(
-        _score_batch,
-        with_indices=True,
-        batched=True,
-        batch_size=whole,
-        writer_batch_size=whole,
-        keep_in_memory=True,
-    )
+    return map_in_one_batch(dataset, _score_batch)
 
 
 # ---------------------------------------------------------------------------- helpers
