@@ -67,8 +67,31 @@ def load_seed_dataset(
     text = str(source)
     if looks_local(text):
         raise FileNotFoundError(f"Seed file or folder {text!r} does not exist.")
+    check_dataset_source(text)
     logger.info("Loading %s from the Hugging Face Hub", text)
     return _pick_split(load_dataset(text), split, text)
+
+
+def check_dataset_source(source: str) -> None:
+    """Refuse a Hub dataset id that cannot load, before anything runs: with the Hub offline
+    (``HF_HUB_OFFLINE=1``), an id that is not a local path and that datasets' own cache
+    (``HF_DATASETS_CACHE``, where ``load_dataset`` keeps what it loaded) does not hold. Raises
+    ``FileNotFoundError`` naming the id and the fix; a local path, or any id with the Hub reachable, is left
+    to the loader."""
+    from datasets import config
+
+    if Path(source).expanduser().exists() or not config.HF_HUB_OFFLINE:
+        return
+    # load_dataset's offline fallback reads <cache>/<namespace>___<name>/<config>/<version>/<hash>
+    cached = Path(config.HF_DATASETS_CACHE).expanduser() / source.replace("/", "___")
+    if cached.is_dir() and any(p.is_dir() for p in cached.glob("*/*/*")):
+        return
+    raise FileNotFoundError(
+        f"Dataset {source!r} is not a local file or folder and not in the datasets cache "
+        f"({config.HF_DATASETS_CACHE}), and the Hub is offline (HF_HUB_OFFLINE=1): load it once with the Hub "
+        f"reachable (HF_HUB_OFFLINE=0 python -c \"import datasets; datasets.load_dataset('{source}')\"), "
+        "or pass a local file or folder instead."
+    )
 
 
 @datasets_bars_off

@@ -18,6 +18,9 @@ from hf_synth.filters import (
     split_filtered,
 )
 
+from .hub_server import WRITE_TOKEN
+from .test_hub import fake_hub  # noqa: F401 (the local fake Hub, a fixture)
+
 EVAL_TEXT = (
     "Explain why the moon always shows the same face to the earth while it orbits our planet every month, "
     "in two sentences."
@@ -223,3 +226,57 @@ def test_an_n_gram_spanning_two_evaluation_texts_is_not_a_match():
     spanning = " ".join(WORDS[5:18])  # 8 words of the first text, 5 of the second: no text holds it
     inside = " ".join(WORDS[13:]) + " alpha beta gamma delta"
     assert d.ngram_matches([spanning, inside]) == [{}, {"bench": (inside, "row 1: " + repr(second))}]
+
+
+UNCACHED = "hf-synth-tests/not-a-cached-benchmark"  # a Hub dataset id no cache holds (the tests run offline)
+
+
+def test_an_uncached_hub_evaluation_set_is_refused_offline_by_name_before_anything_runs(tmp_path, capsys):
+    from hf_synth.cli import main
+
+    with pytest.raises(FileNotFoundError, match=UNCACHED) as err:
+        decontaminate_filter(_rows(EVAL_TEXT), [UNCACHED])
+    assert "HF_HUB_OFFLINE=1" in str(err.value) and "load_dataset" in str(err.value)
+    with pytest.raises(FileNotFoundError, match=UNCACHED):  # a filter spec is checked when it is resolved
+        resolve_filters([{"name": "decontaminate", "eval_sets": [{"path": UNCACHED, "config": "main"}]}])
+    with pytest.raises(FileNotFoundError, match="missing_eval.jsonl.*does not exist"):
+        resolve_filters([{"name": "decontaminate", "eval_sets": [str(tmp_path / "missing_eval.jsonl")]}])
+    data = _write_jsonl(tmp_path / "data.jsonl", [{"instruction": EVAL_TEXT, "input": "", "output": "a"}])
+    config = tmp_path / "filters.yaml"
+    config.write_text(f"filters:\n  - {{name: decontaminate, eval_sets: [{UNCACHED}]}}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["filter", "--input", str(data), "--config", str(config), "--output", str(out)]) == 2
+    assert UNCACHED in capsys.readouterr().err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_a_hub_evaluation_set_loads_through_load_dataset_and_then_offline_from_the_cache(
+    tmp_path,
+    monkeypatch,
+    fake_hub,  # noqa: F811
+):
+    """A Hub id goes through datasets.load_dataset (here against the local fake Hub, nothing downloads);
+    once loaded, it is in the datasets cache and loads again with the Hub offline."""
+    from huggingface_hub import HfApi
+
+    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    api = HfApi(endpoint=fake_hub.endpoint, token=WRITE_TOKEN)
+    api.create_repo("me/astro-bench", repo_type="dataset")
+    rows = [{"question": EVAL_TEXT, "answer": "Tidal locking."}, {"question": "2+2?", "answer": "4"}]
+    api.upload_file(
+        path_or_fileobj="".join(json.dumps(r) + "\n" for r in rows).encode(),
+        path_in_repo="data/test.jsonl",
+        repo_id="me/astro-bench",
+        repo_type="dataset",
+    )
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    online = decontaminate_filter(_rows(EVAL_TEXT, "fine"), ["me/astro-bench"])
+    assert [reason_key(r[0]) if r else None for r in online["filter_reasons"]] == [
+        "contaminated:me/astro-bench",  # a Hub set is named by its id
+        None,
+    ]
+    assert "row 0 (question)" in online["filter_reasons"][0][0]
+    monkeypatch.setattr("datasets.config.HF_HUB_OFFLINE", True)  # the server is gone: the cache answers
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    offline = decontaminate_filter(_rows(EVAL_TEXT, "fine"), ["me/astro-bench"])
+    assert offline["filter_reasons"] == online["filter_reasons"]

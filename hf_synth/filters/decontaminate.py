@@ -119,6 +119,25 @@ def evaluation_set_from_dataset(
     return EvaluationSet(name, texts, origins)
 
 
+def check_evaluation_sources(eval_sets: Sequence[str | Mapping[str, Any]] | str | Mapping[str, Any]) -> None:
+    """Refuse an evaluation set that cannot be had, before anything runs: a local path that does not exist,
+    or a Hub dataset id that is not cached while the Hub is offline (:func:`hf_synth.io.check_dataset_source`);
+    each error names the set and the fix."""
+    from ..input_files import looks_local
+    from ..io import check_dataset_source
+
+    specs = [eval_sets] if isinstance(eval_sets, str | Mapping) else list(eval_sets)
+    for spec in specs:
+        source = spec.get("path") if isinstance(spec, Mapping) else spec
+        if not isinstance(source, str) or Path(source).expanduser().exists():
+            continue
+        if looks_local(source):
+            raise FileNotFoundError(
+                f"Evaluation set {source!r} does not exist; pass an existing file or folder, or a Hub dataset id."
+            )
+        check_dataset_source(source)
+
+
 def load_evaluation_set(spec: str | Mapping[str, Any], columns: Sequence[str] | None = None) -> EvaluationSet:
     """One evaluation set from a file (JSONL/JSON/CSV/Parquet), a dataset folder or a Hub id.
 
@@ -135,6 +154,7 @@ def load_evaluation_set(spec: str | Mapping[str, Any], columns: Sequence[str] | 
             f"name, split, config, columns (unknown keys: {', '.join(unknown) or 'none'})."
         )
     source, split = str(spec["path"]), spec.get("split")
+    check_evaluation_sources([source])
     if spec.get("config"):
         from datasets import load_dataset
 

@@ -11,7 +11,7 @@ from datasets import Dataset
 from ..checkpoint import Checkpointer
 from ..engine.model_source import MODEL_PARAMETERS, check_model_source
 from .dataset_filters import complexity_filter, length_filter, minhash_dedup_filter, rouge_novelty_filter
-from .decontaminate import decontaminate_filter
+from .decontaminate import check_evaluation_sources, decontaminate_filter
 from .embedding import embedding_dedup_filter
 from .learnability import learnability_with_models
 from .toxicity import toxicity_filter
@@ -86,6 +86,8 @@ def resolve_filters(specs: Sequence[dict[str, Any]]) -> list[tuple[str, Any, dic
         for key in MODEL_PARAMETERS:  # a model that cannot be had fails here, before anything runs
             if isinstance(params.get(key), str):
                 check_model_source(params[key])
+        if spec["name"] == "decontaminate" and params.get("eval_sets"):  # so does an evaluation set
+            check_evaluation_sources(params["eval_sets"])
         resolved.append((spec["name"], function, params))
     return resolved
 
