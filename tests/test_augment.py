@@ -175,6 +175,7 @@ def test_cli_blend_paraphrase_and_negatives(tmp_path, tiny_model_dir, capsys):
     )
     summary = json.loads((tmp_path / "mix" / "summary.json").read_text())
     assert [s["selected"] for s in summary["sources"]] == [6, 2] and "share" in capsys.readouterr().out
+    assert summary["diversity"]["rows"] == 8
     assert main(["blend", "--source", f"a={a}", "--ratio", "a=x", "--output", str(tmp_path / "m2")]) == 2
     assert "is not a number" in capsys.readouterr().err
 
@@ -184,6 +185,8 @@ def test_cli_blend_paraphrase_and_negatives(tmp_path, tiny_model_dir, capsys):
     )
     para = json.loads((tmp_path / "para" / "summary.json").read_text())
     assert para["paraphrases"] == 16 and para["kept"] + para["rejected"] == 16
+    assert para["diversity"]["rows"] == para["kept"]
+    assert para["diversity"]["rouge_l_reference"] == "nearest of 8 seeds"  # against the input instructions
     assert (
         main(
             [
@@ -207,6 +210,10 @@ def test_cli_blend_paraphrase_and_negatives(tmp_path, tiny_model_dir, capsys):
         card = DatasetCard.load(tmp_path / folder / "README.md")  # every output kind has a card
         assert card.data.pretty_name == f"hf-synth {method} dataset" and "## How it was made" in card.text
     assert "`k` | `2`" in DatasetCard.load(tmp_path / "para" / "README.md").text
+    mix_card = DatasetCard.load(tmp_path / "mix" / "README.md").text
+    assert (
+        "## Diversity" in mix_card and f"| `distinct_2` | {summary['diversity']['distinct_2']} |" in mix_card
+    )
     assert "on the teacher model" in DatasetCard.load(tmp_path / "neg" / "README.md").text
     assert main(["negatives", "--input", str(a), "--output", str(tmp_path / "n2"), "--kinds", "rude"]) == 2
 
@@ -303,6 +310,8 @@ def test_cli_slots_and_backtranslate(tmp_path, tiny_model_dir, capsys):
     rows = [json.loads(line) for line in (tmp_path / "s" / "data.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and len({r["slot_values"] for r in rows}) == 4
     assert all(r["instruction"].startswith("Explain ") for r in rows)
+    slots_diversity = json.loads((tmp_path / "s" / "summary.json").read_text())["diversity"]
+    assert slots_diversity["rows"] == 4 and slots_diversity["root_verbs"] == 1  # all "Explain ..."
     assert (
         main(["slots", "--template", "Explain [X].", "--values", "Q=a", "--output", str(tmp_path / "s2")])
         == 2
@@ -313,11 +322,13 @@ def test_cli_slots_and_backtranslate(tmp_path, tiny_model_dir, capsys):
     assert main(["backtranslate", "--input", str(data), "--output", str(tmp_path / "b"), *common]) == 0
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["rows"] == 1 and summary["kept"] + sum(summary["rejected"].values()) == 1
+    assert summary["diversity"]["rows"] == summary["kept"]
     from huggingface_hub import DatasetCard
 
     for folder, method in (("s", "template slots"), ("b", "back-translation")):
         card = DatasetCard.load(tmp_path / folder / "README.md")
         assert card.data.pretty_name == f"hf-synth {method} dataset" and "## How it was made" in card.text
+    assert f"| `rows` | {slots_diversity['rows']} |" in DatasetCard.load(tmp_path / "s" / "README.md").text
 
 
 def test_paraphrase_judge_rejects_changed_tasks():

@@ -17,6 +17,7 @@ from .common import (
     output_checkpointer,
     parse_pairs,
     print_rows,
+    run_diversity,
     step_config,
     write_step_card,
 )
@@ -55,6 +56,7 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
         "rejected": len(rejected),
         "engine": engine.stats.to_dict(),
         "engines": describe_engines([engine, judge or engine]),
+        "diversity": run_diversity(kept, seeds=_column(dataset, "instruction")),
     }
     paths = save_run(args.output, kept, rejected, summary=summary, config={"paraphrase": to_dict(config)})
     write_step_card(
@@ -71,6 +73,7 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
         rejected=rejected,
         engines=summary["engines"],
         settings=to_dict(config),
+        diversity=summary["diversity"],
     )
     print(
         f"\nParaphrased {len(dataset)} rows: {len(kept)} kept, {len(rejected)} rejected -> {paths['dataset']}"
@@ -132,7 +135,8 @@ def cmd_blend(args: argparse.Namespace) -> int:
         dedup=not args.no_dedup,
         seed=args.seed,
     )
-    save_run(args.output, mixed, summary={"sources": summary, "rows": len(mixed)})
+    diversity = run_diversity(mixed)
+    save_run(args.output, mixed, summary={"sources": summary, "rows": len(mixed), "diversity": diversity})
     write_step_card(
         args,
         mixed,
@@ -144,6 +148,7 @@ def cmd_blend(args: argparse.Namespace) -> int:
             + (". Exact duplicates across sources were removed." if not args.no_dedup else "."),
         ],
         settings={"seed": args.seed, "total": args.total},
+        diversity=diversity,
     )
     print(f"\nBlended {len(mixed)} rows:")
     print("  source               available   asked  selected   share")
@@ -201,6 +206,7 @@ def cmd_slots(args: argparse.Namespace) -> int:
         checkpointer=checkpointer,
     )
     checkpointer.close()
+    diversity = run_diversity(rows)
     save_run(
         args.output,
         rows,
@@ -209,6 +215,7 @@ def cmd_slots(args: argparse.Namespace) -> int:
             "slot_values": given,
             "rows": len(rows),
             "engines": describe_engines([engine]),
+            "diversity": diversity,
         },
     )
     write_step_card(
@@ -224,6 +231,7 @@ def cmd_slots(args: argparse.Namespace) -> int:
         ],
         engines=describe_engines([engine]),
         settings={"num": args.num, "count": args.count, "seed": args.seed},
+        diversity=diversity,
     )
     print(f"\n{len(rows)} instructions from the template; slot values:")
     for slot, values in given.items():
@@ -266,6 +274,7 @@ def cmd_backtranslate(args: argparse.Namespace) -> int:
         else SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.3, top_p=0.95),
     )
     reasons = Counter(r for row in rejected["filter_reasons"] for r in row)
+    diversity = run_diversity(kept, seeds=_column(dataset, "instruction"))
     save_run(
         args.output,
         kept,
@@ -275,6 +284,7 @@ def cmd_backtranslate(args: argparse.Namespace) -> int:
             "kept": len(kept),
             "rejected": dict(reasons),
             "engines": describe_engines([engine]),
+            "diversity": diversity,
         },
     )
     write_step_card(
@@ -294,8 +304,14 @@ def cmd_backtranslate(args: argparse.Namespace) -> int:
             "min_similarity": args.min_similarity,
             "max_similarity": args.max_similarity,
         },
+        diversity=diversity,
     )
     print(
         f"\nBack-translated {len(dataset)} instructions via {args.pivot}: {len(kept)} kept; rejected: {dict(reasons)}"
     )
     return 0
+
+
+def _column(dataset, name: str) -> list | None:
+    """The input's ``name`` column (the reference of the ROUGE-L shares), None when it has none."""
+    return dataset[name] if name in dataset.column_names else None
