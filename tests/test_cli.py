@@ -49,6 +49,9 @@ def test_cli_self_instruct_writes_dataset_jsonl_card_and_summary(tmp_path, tiny_
     assert "synthetic" in card.data.tags and card.data.task_categories == ["text-generation"]
     assert "Self-Instruct" in card.text and str(tiny_model_dir) in card.text
     assert f"on the `continuous` backend (float32 on cpu; why this backend: {reason})" in card.text
+    diversity = summary["diversity"]  # the kept instructions' diversity, ROUGE-L against the seeds
+    assert diversity["rows"] == len(dataset) and diversity["rouge_l_reference"].startswith("nearest of ")
+    assert "## Diversity" in card.text and f"| `rows` | {len(dataset)} |" in card.text
     assert main(["show", str(out), "-n", "1"]) == 0
 
 
@@ -235,6 +238,9 @@ def test_cli_evol_instruct_on_a_self_instruct_style_folder(tmp_path, tiny_model_
     assert all(r["evolution_op"] in ("deepening", "breadth") for r in rows)
     card = DatasetCard.load(out / "README.md")
     assert "evol-instruct" in card.data.tags and "Evol-Instruct" in card.text
+    diversity = summary["diversity"]  # ROUGE-L shares against the 3 input instructions
+    assert diversity["rows"] == summary["kept"] and diversity["rouge_l_reference"] == "nearest of 3 seeds"
+    assert "## Diversity" in card.text and f"| `rows` | {summary['kept']} |" in card.text
 
 
 def test_cli_evol_instruct_rejects_bad_operations(tmp_path, capsys):

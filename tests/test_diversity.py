@@ -115,3 +115,46 @@ def test_filter_run_records_diversity_in_summary_card_and_report_compare(tmp_pat
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["figure", str(runs[0]), str(runs[1])]
     assert next(line for line in lines if line.startswith("rows")).split() == ["rows", "1", "3"]
+
+
+def test_report_prints_diversity_and_writes_it_to_json_and_html_and_compare_recomputes_with_seeds(
+    tmp_path, capsys
+):
+    from hf_synth.cli import main
+
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(
+        "".join(
+            json.dumps({"instruction": t, "output": "x"}) + "\n"
+            for t in ("Write a poem about the sea.", "Explain how tides work.")
+        ),
+        encoding="utf-8",
+    )
+    rows = [
+        {"instruction": "Write a poem about the sea.", "output": "Waves."},  # a seed, word for word
+        {"instruction": "Write a poem about the sea at night.", "output": "Moon."},  # ROUGE-L 0.83
+        {"instruction": "List three prime numbers.", "output": "2, 3, 5."},  # far from both
+    ]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = tmp_path / "report.json"
+    assert main(["report", str(data), "--seeds", str(seeds), "--out", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "diversity: distinct_1 " in printed and "rouge_l_ge_0.7 0.6667" in printed
+    numbers = json.loads(report.read_text())["diversity"]
+    assert numbers["rows"] == 3 and numbers["rouge_l_ge_0.7"] == 0.6667
+    assert numbers["rouge_l_reference"] == "nearest of 2 seeds" and numbers["root_verbs"] == 2
+    html = tmp_path / "report.html"
+    assert main(["report", str(data), "--seeds", str(seeds), "--out", str(html)]) == 0
+    page = html.read_text(encoding="utf-8")
+    assert "<h2>Diversity</h2>" in page and "vendi_score" in page
+    capsys.readouterr()
+    table = tmp_path / "compare.json"
+    assert (
+        main(["report", "--compare", str(seeds), str(data), "--seeds", str(seeds), "--out", str(table)]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    share = next(line for line in lines if line.startswith("rouge_l_ge_0.7")).split()
+    assert share == ["rouge_l_ge_0.7", "1", "0.6667"]  # the seeds against themselves, then the rows
+    assert lines[-1] == "ROUGE-L shares against: nearest of 2 seeds"
+    assert json.loads(table.read_text())[str(data)]["rows"] == 3
