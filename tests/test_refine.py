@@ -161,6 +161,8 @@ def test_cli_refine_with_a_served_teacher_and_a_real_tiny_student(tmp_path, tiny
     assert [r["round"] for r in report["rounds"]] == [0, 1] and report["teacher"] == "fake-model"
     assert report["rounds"][1]["generation"]["added"] >= 3 and report["rounds"][1]["training"]["steps"] == 1
     assert "best round" in out and (tmp_path / "r" / "round-1" / "student" / "config.json").is_file()
+    card = (tmp_path / "r" / "README.md").read_text()  # the card of the accumulated data
+    assert "rows dropped per set: `evaluation` 0" in card and "Selection: every generated row" in card
 
 
 def test_a_refine_run_killed_in_the_middle_of_a_step_resumes_without_asking_twice(tmp_path, tiny_model_dir):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ..configuration import from_dict, given_options
-from .common import load_engine, load_sections
+from .common import load_engine, load_sections, write_step_card
 
 logger = logging.getLogger("hf_synth")
 
@@ -32,6 +33,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
     teacher = load_engine(args, engine_config)
     result = Refine(teacher, config, args.output, overwrite=args.overwrite).run(seeds, eval_set)
     report = result.report
+    _write_card(args, result, teacher, config)
     print(
         f"\nRefine: {report['stopped']}; best round {report['best_round']} (ROUGE-L {report['best_rouge_l']:.4f})"
     )
@@ -45,3 +47,63 @@ def cmd_refine(args: argparse.Namespace) -> int:
     print(f"  report: {args.output}/refine_report.html, {args.output}/refine_report.json")
     print(f"  best student: {report['best_student']}")
     return 0
+
+
+def _write_card(args: argparse.Namespace, result, teacher, config) -> None:
+    """The dataset card of the loop's accumulated training data (``--output``/README.md): the rounds, the
+    rows dropped per reason (decontamination per evaluation set among them) and the learnability figures."""
+    from datasets import Dataset, load_from_disk
+
+    report = result.report
+    reasons: list[list[str]] = []
+    steps = [
+        f"Seeds: `{args.seeds}`; evaluation tasks: `{args.eval}` ({report['eval_rows']} rows), never shown "
+        "to generation.",
+        f"Each round generated rows with Self-Instruct (teacher `{report['teacher']}`)"
+        + (
+            f", steered toward the {config.focus_k} skills the student's last evaluation found weakest"
+            if config.focus_k
+            else ", untargeted"
+        )
+        + "; rows overlapping an evaluation instruction or an earlier round were dropped.",
+        f"Decontamination against the evaluation file ({report['decontamination']['ngram']}-grams of its "
+        "instructions, inputs and references), rows dropped per set: "
+        + (", ".join(f"`{k}` {v}" for k, v in report["decontamination"]["dropped_per_set"].items()) or "none")
+        + ".",
+        f"Selection: {report['selection']}.",
+    ]
+    for entry in report["rounds"][1:]:
+        folder = Path(args.output) / f"round-{entry['round']}" / "rejected"
+        if folder.is_dir():
+            reasons.extend(load_from_disk(str(folder))["refine_reasons"])
+        learn = entry["generation"].get("learnability")
+        if learn:
+            steps.append(
+                f"Round {entry['round']} learnability (student `{learn['student']}`): kept {learn['kept']} of "
+                f"{learn['candidates']} candidates; mean gap of the kept rows {learn.get('mean_gap_kept')}, of "
+                f"all candidates {learn.get('mean_gap_candidates')}; {learn['below_quality_floor']} below "
+                "the teacher-quality floor. The rows' `scores` hold learnability_gap, "
+                "learnability_student_rouge_l and learnability_teacher_quality."
+            )
+    steps.append(
+        f"{report['stopped']}; best round {report['best_round']} (evaluation ROUGE-L "
+        f"{report['best_rouge_l']:.4f}); every round's scores are in refine_report.json / .html."
+    )
+    write_step_card(
+        args,
+        result.dataset,
+        method="refine",
+        tags=["refine"],
+        steps=steps,
+        rejected=Dataset.from_dict({"filter_reasons": reasons}) if reasons else None,
+        engines=[teacher.describe()],
+        settings={
+            "rounds": config.rounds,
+            "instructions_per_round": config.instructions_per_round,
+            "focus_k": config.focus_k,
+            "learnability": config.learnability,
+            "learnability_candidates": config.learnability_candidates,
+            "learnability_min_teacher_quality": config.learnability_min_teacher_quality,
+            "overlap_threshold": config.overlap_threshold,
+        },
+    )
