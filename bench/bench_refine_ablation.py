@@ -300,7 +300,9 @@ class Ablation:
         if arm == "B":
             return free[:n], info
         candidates = free[: self.args.candidates * n]
-        from hf_synth import load_engine
+        import hashlib
+
+        from hf_synth import Checkpointer, load_engine
         from hf_synth.engine import EngineConfig
         from hf_synth.filters.learnability import learnability_filter
 
@@ -314,6 +316,10 @@ class Ablation:
             keep=n,
             min_teacher_quality=self.args.min_teacher_quality,
             max_new_tokens=self.args.eval_max_new_tokens,
+            # one journal per student: the untrained student's answers are shared by every seed's round 1
+            checkpointer=Checkpointer(
+                self.out / "journal" / hashlib.sha256(student.encode()).hexdigest()[:16]
+            ),
         )
         chosen = []
         for row, reasons, scores in zip(candidates, scored["filter_reasons"], scored["scores"], strict=True):
@@ -328,6 +334,7 @@ class Ablation:
         return chosen, info
 
     def run_arm(self, arm: str, seed: int, rounds: int, base: str, round0: dict) -> None:
+        """Rounds 1..``rounds`` of one arm and seed; finished rounds are read back, not redone."""
         from hf_synth.refine import RefineConfig
         from hf_synth.refine.refine import fine_tune
 
@@ -552,11 +559,12 @@ def main() -> None:
     arms, seeds, rounds = args.arms, range(args.seeds), args.rounds
     if args.pilot:
         arms, seeds, rounds = "C", range(1), 1
-    for seed in seeds:  # seed-major: a cut run leaves whole seeds of every arm
-        for arm in arms:
-            t = time.perf_counter()
-            ablation.run_arm(arm, seed, rounds, base, round0)
-            logger.info("arm %s seed %d done in %.0fs", arm, seed, time.perf_counter() - t)
+    for k in range(1, rounds + 1):  # round-major: a cut run leaves whole rounds of every arm and seed
+        for seed in seeds:
+            for arm in arms:
+                t = time.perf_counter()
+                ablation.run_arm(arm, seed, k, base, round0)
+                logger.info("arm %s seed %d round %d done in %.0fs", arm, seed, k, time.perf_counter() - t)
     results = collect(out, args.rounds)
     results.update(
         {"cpu": cpu, "args": vars(args), "wall_seconds_this_invocation": time.perf_counter() - started}
