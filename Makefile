@@ -14,7 +14,7 @@ VLLM_STAMP := $(VLLM_VENV)/.hf-synth-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-pipeline-cost bench-server bench-review bench-gpu clean
+.PHONY: install browser demo test test-fast test-vllm lint bench bench-throughput bench-pipeline bench-pipeline-cost bench-server bench-review bench-diversity bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,11 @@ bench-server: $(STAMP) $(VLLM_STAMP)
 # The review page on 40,972 rows (needs ../shared/data; numbers in BENCHMARKS.md).
 bench-review: $(STAMP)
 	$(PY) bench/bench_review.py
+
+# Diversity of Self-Instruct, Evol-Instruct, paraphrase, back-translation and a blend side by side at equal
+# size, from the 175 Self-Instruct seeds (needs ../shared/data; resumable; numbers in BENCHMARKS.md).
+bench-diversity: $(STAMP)
+	nice -n 19 $(PY) bench/bench_diversity.py
 
 # Every backend on a GPU (numbers in BENCHMARKS.md; bench/gpu_check.sh runs it through the device tool).
 bench-gpu: $(STAMP)
