@@ -310,8 +310,11 @@ def test_apply_writes_the_reviewed_dataset_card_and_figures(tmp_path, capsys):
     out = tmp_path / "reviewed"
     save_reviewed(result, run, out)
     assert load_from_disk(str(out / "dataset")).num_rows == 4
-    assert json.loads((out / "summary.json").read_text())["review"]["reviewed"] == 4
+    reviewed_summary = json.loads((out / "summary.json").read_text())
+    assert reviewed_summary["review"]["reviewed"] == 4
+    assert reviewed_summary["diversity"]["rows"] == 4  # of the rows the review kept, not the run's 6
     card = (out / "README.md").read_text()
+    assert "## Diversity" in card and "| `rows` | 4 |" in card
     assert "A person checked **4** of the 6 rows" in card
     assert "| creative_writing | 1 | 0 | 0 | 1 | 0.0% |" in card
     assert "`human:unsafe_or_toxic`" in card

@@ -255,6 +255,16 @@ def apply_review(run_dir: str | Path, *, skills: bool = True) -> ReviewedRun:
         review.close()
 
 
+def _diversity(dataset: Dataset) -> dict[str, Any] | None:
+    from ..curation.diversity import dataset_diversity
+
+    try:
+        return dataset_diversity(dataset)
+    except Exception as err:  # noqa: BLE001 - the other figures do not need embeddings
+        logger.warning("Embedding figures left out of the diversity numbers: %s", err)
+        return dataset_diversity(dataset, embeddings=False)
+
+
 def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Path) -> dict[str, Path]:
     """Write a reviewed run like any run folder: ``dataset/``, ``data.jsonl``, ``rejected.jsonl``,
     ``summary.json`` (the run's summary plus ``review``), ``config.yaml`` and a dataset card that tells how
@@ -266,6 +276,7 @@ def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Pa
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     summary["review"] = result.figures
+    summary["diversity"] = _diversity(result.dataset)  # of the rows left after the review
     config_path = run_dir / "config.yaml"
     paths = save_run(out, result.dataset, None, summary=summary)
     if config_path.is_file():
@@ -299,6 +310,7 @@ def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Pa
         rejected=len(result.rejected),
         dropped=dict(dropped),
         review=figures,
+        diversity=summary["diversity"],
         columns=[
             (
                 "review",
