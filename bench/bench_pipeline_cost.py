@@ -11,8 +11,10 @@ measured and subtracted). Parts, each printed as a Markdown table and written to
 * ``evol``: Evol-Instruct over 10,000 roots x 3 rounds with the judge and answers: own ms per evolved row.
 * ``filters``: the ``filter`` chain (ROUGE-L novelty, MinHash, length, toxicity) over 50,000 rows.
 * ``wide``: a simulated wide engine (N slots, a fixed time per decode step whatever the number of live rows,
-  prefill by tokens; a virtual clock) under a whole Self-Instruct + Evol-Instruct run: slot utilisation =
-  decoded row-steps / (N x (engine time + hf-synth's own time)).
+  prefill by tokens; run in real time by a scheduler thread, so hf-synth's own time overlaps it only where
+  the pipeline really overlaps) under a whole Self-Instruct + Evol-Instruct run: slot utilisation =
+  decoded row-steps / (N x decode steps the run's wall time holds), with the engine taking concurrent
+  calls (a served pool: rounds and chunks overlap) and one call at a time (in-process engines).
 
     make bench-pipeline-cost            # everything
     .venv/bin/python bench/bench_pipeline_cost.py --parts self-instruct --sizes 1000,5000
@@ -21,6 +23,7 @@ measured and subtracted). Parts, each printed as a Markdown table and written to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import resource
@@ -277,65 +280,118 @@ def part_filters(n: int) -> dict:
 
 
 class WideEngine(InstantTeacher):
-    """A fake GPU on a virtual clock: ``slots`` sequences decode together, each decode step costs
-    ``step_s`` whatever the number of live rows, and a prompt's prefill costs ``prefill_s_per_token``
-    per prompt token in the step that admits it. Replies are the instant teacher's."""
+    """A fake GPU in real time: ``slots`` sequences decode together, each decode step takes ``step_s`` of
+    wall time whatever the number of live rows, and the prompts admitted in a step add
+    ``prefill_s_per_token`` per prompt token to it. A scheduler thread runs the steps; ``generate`` queues
+    its prompts (replies are the instant teacher's, made at once) and returns when the last one has
+    decoded. Free slots take the next queued prompt at each step, from whatever call queued it: with
+    ``concurrent_calls`` the pipeline may have several calls queued (as with a served pool); without it,
+    calls run one at a time (as in-process engines do). So the engine waits for hf-synth exactly when no
+    prompt is queued: hf-synth's own time overlaps the engine only where the pipeline really overlaps."""
 
     backend = "simulated-wide"
 
-    def __init__(self, slots: int, step_s: float, prefill_s_per_token: float) -> None:
-        super().__init__("wide", max_concurrency=slots)
+    def __init__(self, slots: int, step_s: float, prefill_s_per_token: float, concurrent: bool) -> None:
+        import threading
+
+        super().__init__("wide", max_concurrency=slots, concurrent_calls=concurrent)
         self.slots, self.step_s, self.prefill = slots, step_s, prefill_s_per_token
-        self.virtual_s = 0.0
         self.prefill_s = 0.0
+        self.idle_s = 0.0
         self.row_steps = 0
         self.steps = 0
+        self._queue: list = []  # [prompt_tokens, tokens, done event holder]
+        self._cond = threading.Condition()
+        self._one_call = threading.Lock()
+        threading.Thread(target=self._schedule, name="wide-engine", daemon=True).start()
 
-    def generate(self, prompts, sampling=None, **kwargs):
-        outputs = super().generate(prompts, sampling, **kwargs)
-        queue = [(o.prompt_tokens, o.completion_tokens) for o in outputs]
-        queue.reverse()
-        live: list[int] = []
-        while queue or live:
+    def _schedule(self) -> None:
+        from collections import deque
+
+        queue = deque()
+        live: list[list] = []
+        step_start = time.perf_counter()
+        while True:
+            with self._cond:
+                while not self._queue and not queue and not live:
+                    waited = time.perf_counter()
+                    self._cond.wait()
+                    self.idle_s += time.perf_counter() - waited
+                    step_start = max(step_start, time.perf_counter())
+                queue.extend(self._queue)
+                self._queue.clear()
             admitted = 0
             while queue and len(live) < self.slots:
-                prompt_tokens, tokens = queue.pop()
-                admitted += prompt_tokens
-                live.append(tokens)
-            self.virtual_s += self.step_s + admitted * self.prefill
+                item = queue.popleft()
+                admitted += item[0]
+                live.append(item)
+            duration = self.step_s + admitted * self.prefill
+            step_end = step_start + duration
+            delay = step_end - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
             self.prefill_s += admitted * self.prefill
             self.row_steps += len(live)
             self.steps += 1
-            live = [t - 1 for t in live if t > 1]
+            still = []
+            for item in live:
+                item[1] -= 1
+                if item[1] > 0:
+                    still.append(item)
+                else:
+                    call = item[2]
+                    call[0] -= 1
+                    if call[0] == 0:
+                        call[1].set()
+            live = still
+            step_start = step_end  # late steps catch up: the engine's clock is the wall's
+
+    def generate(self, prompts, sampling=None, *, on_output=None, **kwargs):
+        import threading
+
+        outputs = super().generate(prompts, sampling, **kwargs)
+        if not outputs:
+            return outputs
+        with contextlib.nullcontext() if self.concurrent_calls else self._one_call:
+            call = [len(outputs), threading.Event()]
+            with self._cond:
+                self._queue.extend([o.prompt_tokens, o.completion_tokens, call] for o in outputs)
+                self._cond.notify()
+            call[1].wait()
+        if on_output is not None:
+            for index, output in enumerate(outputs):
+                on_output(index, output)
         return outputs
 
 
-def part_wide(slots: int, n: int, step_s: float, prefill: float, seeds, chunk: int) -> dict:
+def part_wide(slots: int, n: int, step_s: float, prefill: float, seeds, chunk: int, concurrent: bool) -> dict:
     from hf_synth import EvolInstruct, EvolInstructConfig, SelfInstruct, SelfInstructConfig
 
-    engine = WideEngine(slots, step_s, prefill)
+    engine = WideEngine(slots, step_s, prefill, concurrent)
     began = time.perf_counter()
     si = SelfInstruct(engine, SelfInstructConfig(num_instructions=n, checkpoint_every=chunk)).run(seeds)
+    si_wall = time.perf_counter() - began
     roots = si.dataset.select_columns(["instruction"])
     evol = EvolInstructConfig(rounds=2, judge_self_check="off", checkpoint_every=chunk)
     EvolInstruct(engine, evol).run(roots)
     wall = time.perf_counter() - began
-    own = wall - engine.seconds
     decode_s = engine.steps * step_s
     row = {
         "slots": slots,
+        "concurrent_calls": concurrent,
         "self_instruct_target": n,
         "checkpoint_every": chunk,
         "step_ms": step_s * 1000,
         "prefill_us_per_token": prefill * 1e6,
+        "wall_s": round(wall, 1),
+        "self_instruct_wall_s": round(si_wall, 1),
         "decode_s": round(decode_s, 1),
         "prefill_s": round(engine.prefill_s, 1),
-        "own_s": round(own, 1),
-        # Decoded row-steps over the slot-steps of the run's decode time plus the time the engine
-        # waited for hf-synth (prefill time is the engine busy, not slots idle, and is left out).
-        "slot_utilization": round(engine.row_steps * step_s / (slots * (decode_s + own)), 3),
+        "engine_idle_s": round(engine.idle_s, 1),
+        # Decoded row-steps over the slot-steps the run's wall time holds, prefill time left out (the
+        # engine is busy then, not its slots idle).
+        "slot_utilization": round(engine.row_steps * step_s / (slots * (wall - engine.prefill_s)), 3),
         "slot_utilization_decoding": round(engine.row_steps / (slots * engine.steps), 3),
-        "engine_busy_share": round(engine.virtual_s / (engine.virtual_s + own), 3),
         **call_stats(engine.calls),
     }
     logging.getLogger("bench").warning("wide %s", json.dumps(row))
@@ -380,10 +436,16 @@ def main() -> None:
     parser.add_argument("--evol-rounds", type=int, default=3)
     parser.add_argument("--filter-rows", type=int, default=50_000)
     parser.add_argument("--wide-slots", type=int, default=256)
-    parser.add_argument("--wide-target", type=int, default=5000)
+    parser.add_argument("--wide-target", type=int, default=2000)
     parser.add_argument("--wide-step-ms", type=float, default=25.0)
     parser.add_argument("--wide-prefill-us", type=float, default=20.0)
-    parser.add_argument("--wide-chunks", default="1024,4096", help="checkpoint_every values to compare")
+    parser.add_argument("--wide-chunks", default="1024", help="checkpoint_every values to compare")
+    parser.add_argument(
+        "--wide-modes",
+        default="concurrent,one-call",
+        help="concurrent: the engine takes concurrent calls (a served pool; the pipeline overlaps rounds and "
+        "chunks); one-call: one call at a time (as in-process engines; no overlap)",
+    )
     parser.add_argument("--out", default="runs/bench_pipeline_cost.json")
     args = parser.parse_args()
 
@@ -435,8 +497,10 @@ def main() -> None:
                 args.wide_prefill_us / 1e6,
                 seeds,
                 int(chunk),
+                mode == "concurrent",
             )
             for chunk in args.wide_chunks.split(",")
+            for mode in args.wide_modes.split(",")
         ]
         save()
         print(json.dumps(results["wide"]), flush=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import threading
 from collections.abc import Sequence
 
 from hf_synth.engine.engine_config import SamplingParams
@@ -94,18 +95,25 @@ class InstantTeacher:
     """An :class:`~hf_synth.engine.Engine` that answers every prompt at once with :func:`reply_for`.
 
     ``max_concurrency`` is the width it reports (how many sequences a real engine would decode at once);
-    ``calls`` records ``(desc, number of prompts)`` of each ``generate`` call.
+    ``concurrent_calls`` whether it says ``generate`` may run in several threads at once (as ``server``
+    does); ``calls`` records ``(desc, number of prompts)`` of each ``generate`` call and ``events``
+    ``("start" | "end", desc)`` in the order they happened.
     """
 
     backend = "instant"
 
-    def __init__(self, model_id: str = "instant-teacher", max_concurrency: int = 256) -> None:
+    def __init__(
+        self, model_id: str = "instant-teacher", max_concurrency: int = 256, concurrent_calls: bool = False
+    ) -> None:
         self.model_id = model_id
         self.max_concurrency = max_concurrency
+        self.concurrent_calls = concurrent_calls
         self.stats = EngineStats()
         self.calls: list[tuple[str, int]] = []
+        self.events: list[tuple[str, str]] = []
         self.seconds = 0.0
         self.seconds_by_desc: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def describe(self) -> dict:
         return {"model": self.model_id, "backend": self.backend, "dtype": "none", "device": "none"}
@@ -125,7 +133,9 @@ class InstantTeacher:
         import time
 
         began = time.perf_counter()
-        self.calls.append((desc, len(prompts)))
+        with self._lock:
+            self.calls.append((desc, len(prompts)))
+            self.events.append(("start", desc))
         outputs = []
         for prompt in prompts:
             text = prompt_text(prompt)
@@ -142,7 +152,9 @@ class InstantTeacher:
             for index, output in enumerate(outputs):
                 on_output(index, output)
         seconds = time.perf_counter() - began
-        self.seconds += seconds
-        self.seconds_by_desc[desc] = self.seconds_by_desc.get(desc, 0.0) + seconds
+        with self._lock:
+            self.events.append(("end", desc))
+            self.seconds += seconds
+            self.seconds_by_desc[desc] = self.seconds_by_desc.get(desc, 0.0) + seconds
         self.stats.add(outputs, seconds)
         return outputs

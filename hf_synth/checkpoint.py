@@ -9,12 +9,16 @@ on disk is always complete. A folder written under another configuration is refu
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,28 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_FILE = "fingerprint.json"
 #: Completions of every engine call under a checkpoint folder, one JSON line each, as they finish.
 JOURNAL_FILE = "generations.jsonl"
+
+
+def map_in_threads(function: Callable[[Any], Any], items, workers: int) -> list:
+    """``[function(item) for item in items]``, with up to ``workers`` items at once in threads (in order;
+    the first error is raised once the items already running have finished)."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    results = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf-synth-step") as pool:
+        upcoming = iter(items)
+        running = deque(pool.submit(function, item) for item in itertools.islice(upcoming, workers))
+        while running:
+            try:
+                results.append(running.popleft().result())
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+            for item in itertools.islice(upcoming, 1):  # one finished: the next one starts
+                running.append(pool.submit(function, item))
+    return results
 
 
 def save_dataset(dataset: Dataset, path: str | Path) -> None:
@@ -104,6 +130,7 @@ class Checkpointer:
         self.chunk_size = chunk_size
         self.reused_chunks = 0
         self._journal = None
+        self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -148,8 +175,9 @@ class Checkpointer:
 
         if self.root is None:
             return engine
-        if self._journal is None:
-            self._journal = GenerationJournal(self.root / JOURNAL_FILE)
+        with self._lock:  # steps running at once (concurrent_calls engines) open it once
+            if self._journal is None:
+                self._journal = GenerationJournal(self.root / JOURNAL_FILE)
         if isinstance(engine, JournaledEngine) and engine.journal is self._journal:
             return engine
         return JournaledEngine(engine, self._journal)
@@ -200,11 +228,15 @@ class Checkpointer:
         assert self.root is not None
         return json.loads((self.root / name).read_text())
 
-    def map(self, dataset: Dataset, function: Callable, name: str, **map_kwargs: Any) -> Dataset:
+    def map(
+        self, dataset: Dataset, function: Callable, name: str, *, workers: int = 1, **map_kwargs: Any
+    ) -> Dataset:
         """``dataset.map(function, **map_kwargs)``, run chunk by chunk with each finished chunk on disk.
 
         Chunks live under ``name`` plus a hash of the rows' keys (the ``id`` or ``request_id`` column, or
-        the row count), so a different input never picks up chunks written for another one.
+        the row count), so a different input never picks up chunks written for another one. With
+        ``workers`` > 1, that many chunks are mapped at once (each in a thread; for an engine that takes
+        concurrent calls, the next chunk's prompts are queued while one drains); the result is the same.
         """
         map_kwargs.setdefault("keep_in_memory", True)
         if self.root is None or len(dataset) == 0:
@@ -212,18 +244,20 @@ class Checkpointer:
         key_column = next((c for c in ("id", "request_id") if c in dataset.column_names), None)
         keys = list(dataset[key_column]) if key_column else [str(len(dataset))]
         name = f"{name}-{hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:12]}"
-        parts = []
         n_chunks = (len(dataset) + self.chunk_size - 1) // self.chunk_size
-        for i in range(n_chunks):
+
+        def chunk(i: int) -> Dataset:
             chunk_name = f"{name}/chunk-{i:05d}"
             if self.has(chunk_name):
-                parts.append(self.load(chunk_name))
-                self.reused_chunks += 1
-                continue
+                with self._lock:
+                    self.reused_chunks += 1
+                return self.load(chunk_name)
             rows = range(i * self.chunk_size, min((i + 1) * self.chunk_size, len(dataset)))
             part = dataset.select(rows).map(function, **map_kwargs)
             self.save(part, chunk_name)
-            parts.append(part)
+            return part
+
+        parts = map_in_threads(chunk, range(n_chunks), workers)
         return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
 
     @staticmethod

@@ -18,13 +18,20 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .engine.engine_config import SamplingParams
-from .engine.protocol import EngineStats, GenerationOutput, Prompt, engine_concurrency
+from .engine.protocol import (
+    EngineStats,
+    GenerationOutput,
+    Prompt,
+    engine_concurrency,
+    engine_takes_concurrent_calls,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +56,7 @@ class GenerationJournal:
         self.entries: dict[str, GenerationOutput] = {}
         self._handle = None
         self._synced = time.monotonic()
+        self._lock = threading.Lock()  # calls running at once (concurrent_calls engines) append together
         if self.path.is_file():
             self._read()
 
@@ -73,6 +81,10 @@ class GenerationJournal:
         return self.entries.get(key)
 
     def append(self, key: str, output: GenerationOutput) -> None:
+        with self._lock:
+            self._append(key, output)
+
+    def _append(self, key: str, output: GenerationOutput) -> None:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across calls
@@ -81,19 +93,24 @@ class GenerationJournal:
         self._handle.flush()
         self.entries[key] = output
         if time.monotonic() - self._synced >= SYNC_EVERY:
-            self.sync()
+            self._sync()
 
     def sync(self) -> None:
+        with self._lock:
+            self._sync()
+
+    def _sync(self) -> None:
         if self._handle is not None:
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self._synced = time.monotonic()
 
     def close(self) -> None:
-        if self._handle is not None:
-            self.sync()
-            self._handle.close()
-            self._handle = None
+        with self._lock:
+            if self._handle is not None:
+                self._sync()
+                self._handle.close()
+                self._handle = None
 
 
 class JournaledEngine:
@@ -120,6 +137,10 @@ class JournaledEngine:
     @property
     def max_concurrency(self) -> int:
         return engine_concurrency(self.engine)
+
+    @property
+    def concurrent_calls(self) -> bool:
+        return engine_takes_concurrent_calls(self.engine)
 
     def format_prompt(self, prompt: Prompt) -> str:
         return self.engine.format_prompt(prompt)

@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from .checkpoint import Checkpointer
+from .checkpoint import Checkpointer, map_in_threads
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +62,14 @@ def checkpointed_map(
     batch_size: int,
     desc: str,
     features: Features | None = None,
+    workers: int = 1,
 ) -> Dataset:
     """A batched ``Dataset.map`` that keeps each finished chunk on disk when ``checkpointer`` is enabled.
 
     ``features`` fixes the output types, so chunks whose new columns happen to be all null still
-    concatenate with the others.
+    concatenate with the others. With ``workers`` > 1 (:func:`~hf_synth.engine.protocol.engine_workers`:
+    an engine that takes concurrent calls), that many batches are mapped at once in threads, so the next
+    batch's prompts reach the engine while the last wave of one still decodes; the rows are the same.
     """
     kwargs = {
         "batched": True,
@@ -76,8 +79,18 @@ def checkpointed_map(
         "features": features,
     }
     if checkpointer is not None and checkpointer.enabled:
-        return checkpointer.map(dataset, function, name, **kwargs)
-    return dataset.map(function, keep_in_memory=True, **kwargs)
+        return checkpointer.map(dataset, function, name, workers=workers, **kwargs)
+    if workers <= 1 or len(dataset) <= batch_size:
+        return dataset.map(function, keep_in_memory=True, **kwargs)
+    starts = range(0, len(dataset), batch_size)
+    parts = map_in_threads(
+        lambda start: dataset.select(range(start, min(start + batch_size, len(dataset)))).map(
+            function, keep_in_memory=True, **kwargs
+        ),
+        starts,
+        workers,
+    )
+    return concatenate_datasets(parts)
 
 
 def map_in_one_batch(dataset: Dataset, function: Callable[..., dict[str, Any]], **kwargs: Any) -> Dataset:

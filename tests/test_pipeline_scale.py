@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -66,6 +67,103 @@ def test_rounds_fill_the_engine_and_reach_the_target_without_max_rounds():
     assert result.summary.rounds == len(instruction_calls) <= 10
 
 
+class GatedTeacher(InstantTeacher):
+    """An instant teacher that takes concurrent calls and holds round k's instance call until round k+1's
+    instruction call has started (or 5 s pass): it records whether the next round's requests were really
+    sent before this round's instances were back (one call per step and round: fewer than 1,024 rows)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(concurrent_calls=True, **kwargs)
+        self.changed = threading.Condition()
+        self.instruction_calls = 0
+        self.overlapped: list[bool] = []
+
+    def generate(self, prompts, sampling=None, *, desc="Generating", **kwargs):
+        if desc == "Instructions":
+            with self.changed:
+                self.instruction_calls += 1
+                self.changed.notify_all()
+        elif desc == "Instances":
+            with self.changed:  # one call per step and round here: this is round k's, k = len + 1
+                later = len(self.overlapped) + 2
+                self.overlapped.append(self.changed.wait_for(lambda: self.instruction_calls >= later, 5.0))
+        return super().generate(prompts, sampling, desc=desc, **kwargs)
+
+
+def _parents_by_round(result):
+    rounds = {r["id"]: r["round"] for r in result.dataset}
+    return [(r["round"], [rounds.get(p, 0) for p in r["parent_ids"]]) for r in result.dataset]
+
+
+def test_overlap_sends_the_next_rounds_requests_during_this_rounds_instances():
+    config = SelfInstructConfig(num_instructions=1000, filter_toxicity=False)
+    teacher = GatedTeacher(max_concurrency=32)
+    result = SelfInstruct(teacher, config).run(_seeds())
+    assert len(result.dataset) == 1000 and result.summary.stopped_early == ""
+    rounds = result.summary.rounds
+    assert rounds >= 4
+    # Every round but the last one(s) (expected to reach the target: nothing to send ahead) overlapped.
+    assert sum(teacher.overlapped) >= rounds - 2 and all(teacher.overlapped[: rounds - 2])
+    # The few-shot machine examples of round k come from the pool kept up to round k-2 ...
+    parents = _parents_by_round(result)
+    assert all(p <= max(0, k - 2) for k, ps in parents for p in ps)
+    assert any(p == k - 2 > 0 for k, ps in parents for p in ps)
+    # ... where without overlap (or with an engine taking one call at a time) they reach round k-1.
+    plain = SelfInstruct(InstantTeacher(max_concurrency=32), config).run(_seeds())
+    assert any(p == k - 1 > 0 for k, ps in _parents_by_round(plain) for p in ps)
+    off = SelfInstructConfig(num_instructions=1000, filter_toxicity=False, overlap_rounds=False)
+    unlapped = SelfInstruct(InstantTeacher(max_concurrency=32, concurrent_calls=True), off).run(_seeds())
+    assert unlapped.dataset["instruction"] == plain.dataset["instruction"]
+    # Deterministic for a given seed, whatever the threads' timing.
+    again = SelfInstruct(InstantTeacher(max_concurrency=32, concurrent_calls=True), config).run(_seeds())
+    assert again.dataset.to_list() == result.dataset.to_list()
+    assert again.rejected.to_list() == result.rejected.to_list()
+
+
+class CountingTeacher(InstantTeacher):
+    """Records the most calls it had in flight at once."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.in_flight = self.most_in_flight = 0
+
+    def generate(self, prompts, sampling=None, **kwargs):
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.01)  # long enough for a second call to start while this one runs
+            return super().generate(prompts, sampling, **kwargs)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def test_chunks_streamed_through_the_steps_give_the_same_rows():
+    """With an engine that takes concurrent calls, Self-Instruct's instance steps and Evol-Instruct's
+    rounds run as streams of chunks, several at once; the rows are those of one call at a time."""
+    from hf_synth import EvolInstruct, EvolInstructConfig
+
+    config = SelfInstructConfig(
+        num_instructions=600, filter_toxicity=False, checkpoint_every=64, overlap_rounds=False
+    )
+    streamed_teacher = CountingTeacher(max_concurrency=16, concurrent_calls=True)
+    streamed = SelfInstruct(streamed_teacher, config).run(_seeds())
+    plain = SelfInstruct(InstantTeacher(max_concurrency=16), config).run(_seeds())
+    assert streamed_teacher.most_in_flight >= 2
+    assert streamed.dataset.to_list() == plain.dataset.to_list()
+    assert streamed.rejected.to_list() == plain.rejected.to_list()
+    roots = plain.dataset.select(range(300)).select_columns(["instruction"])
+    evol = EvolInstructConfig(rounds=2, judge_self_check="off", checkpoint_every=32)
+    evol_teacher = CountingTeacher(max_concurrency=16, concurrent_calls=True)
+    evolved = EvolInstruct(evol_teacher, evol).run(roots)
+    reference = EvolInstruct(InstantTeacher(max_concurrency=16), evol).run(roots)
+    assert evol_teacher.most_in_flight >= 3  # chunks at different steps at once
+    assert len(evolved.dataset) > 100
+    assert evolved.dataset.to_list() == reference.dataset.to_list()
+    assert evolved.rejected.to_list() == reference.rejected.to_list()
+
+
 def test_a_run_that_keeps_nothing_stops_and_says_why(caplog):
     engine = ScriptedEngine(lambda text: "")
     result = SelfInstruct(engine, SelfInstructConfig(num_instructions=50, stall_rounds=2)).run(_seeds())
@@ -74,10 +172,12 @@ def test_a_run_that_keeps_nothing_stops_and_says_why(caplog):
     assert "the last 2 rounds kept nothing" in caplog.text
 
 
-def test_novelty_equals_the_python_reference_over_rounds():
+@pytest.mark.parametrize("concurrent", [False, True], ids=["one-call-at-a-time", "overlapped"])
+def test_novelty_equals_the_python_reference_over_rounds(concurrent):
     """Every instruction's rouge_l_max / rouge_l_nearest and keep decision, recomputed with the Python
-    index against the seeds + earlier rounds' kept rows + this round's earlier novel candidates."""
-    teacher = InstantTeacher(max_concurrency=16)
+    index against the seeds + earlier rounds' kept rows + this round's earlier novel candidates (also when
+    rounds overlap: only the few-shot examples lag, never the novelty pool)."""
+    teacher = InstantTeacher(max_concurrency=16, concurrent_calls=concurrent)
     seeds = _seeds()
     config = SelfInstructConfig(num_instructions=400, filter_toxicity=False, num_new_per_request=6)
     result = SelfInstruct(teacher, config).run(seeds)
@@ -124,7 +224,8 @@ from hf_synth import SelfInstruct, SelfInstructConfig
 disable_progress_bar()
 seeds = Dataset.from_list([json.loads(l) for l in open({seeds!r})])
 config = SelfInstructConfig(num_instructions={n}, checkpoint_every=32, filter_toxicity=False)
-result = SelfInstruct(InstantTeacher(max_concurrency=32), config, checkpoint_dir={ckpt!r}).run(seeds)
+teacher = InstantTeacher(max_concurrency=32, concurrent_calls={concurrent})
+result = SelfInstruct(teacher, config, checkpoint_dir={ckpt!r}).run(seeds)
 with open({out!r}, "w") as f:
     for part in (result.dataset, result.rejected):
         for row in part:
@@ -132,8 +233,9 @@ with open({out!r}, "w") as f:
 """
 
 
-def _script(tmp: Path, name: str, n: int) -> list[str]:
+def _script(tmp: Path, name: str, n: int, concurrent: bool = False) -> list[str]:
     code = _RUN.format(
+        concurrent=concurrent,
         root=str(ROOT),
         seeds=str(SEED_TASKS),
         n=n,
@@ -148,10 +250,11 @@ def _env() -> dict:
 
 
 @pytest.mark.slow
-def test_kill_9_and_resume_gives_the_same_rows(tmp_path):
+@pytest.mark.parametrize("concurrent", [False, True], ids=["one-call-at-a-time", "overlapped"])
+def test_kill_9_and_resume_gives_the_same_rows(tmp_path, concurrent):
     n = 3000
-    subprocess.run(_script(tmp_path, "clean", n), env=_env(), check=True, timeout=900)
-    proc = subprocess.Popen(_script(tmp_path, "killed", n), env=_env())
+    subprocess.run(_script(tmp_path, "clean", n, concurrent), env=_env(), check=True, timeout=900)
+    proc = subprocess.Popen(_script(tmp_path, "killed", n, concurrent), env=_env())
     chunks = tmp_path / "killed" / "ckpt"
     deadline = time.time() + 600
     # Die once a few chunks are saved, in the middle of a round.
@@ -162,7 +265,7 @@ def test_kill_9_and_resume_gives_the_same_rows(tmp_path):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert not (tmp_path / "killed.jsonl").exists()
-    subprocess.run(_script(tmp_path, "killed", n), env=_env(), check=True, timeout=900)
+    subprocess.run(_script(tmp_path, "killed", n, concurrent), env=_env(), check=True, timeout=900)
     clean = (tmp_path / "clean.jsonl").read_text().splitlines()
     resumed = (tmp_path / "killed.jsonl").read_text().splitlines()
     ids = [json.loads(line)["id"] for line in resumed]

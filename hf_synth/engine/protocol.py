@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ class GenerationOutput:
     finish_reason: str
 
 
+_STATS_LOCK = threading.Lock()
+
+
 @dataclass
 class EngineStats:
     """Running totals over every call of one engine."""
@@ -50,11 +54,14 @@ class EngineStats:
     seconds: float = 0.0
 
     def add(self, outputs: Sequence[GenerationOutput], seconds: float) -> None:
-        """Count one batch of outputs that took ``seconds``."""
-        self.prompts += len(outputs)
-        self.prompt_tokens += sum(o.prompt_tokens for o in outputs)
-        self.completion_tokens += sum(o.completion_tokens for o in outputs)
-        self.seconds += seconds
+        """Count one batch of outputs that took ``seconds`` (safe from calls running at once)."""
+        prompt_tokens = sum(o.prompt_tokens for o in outputs)
+        completion_tokens = sum(o.completion_tokens for o in outputs)
+        with _STATS_LOCK:
+            self.prompts += len(outputs)
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+            self.seconds += seconds
 
     @property
     def tokens_per_second(self) -> float:
@@ -80,7 +87,10 @@ class Engine(Protocol):
         stats: Running totals of prompts, tokens and seconds.
 
     An engine may also say how many sequences it decodes at once with a ``max_concurrency`` attribute
-    (optional; :func:`engine_concurrency` reads it, 256 where it is missing).
+    (optional; :func:`engine_concurrency` reads it, 256 where it is missing), and that ``generate`` may be
+    called from several threads at once, the calls sharing its slots, with ``concurrent_calls = True``
+    (optional; :func:`engine_takes_concurrent_calls` reads it, False where it is missing): pipelines then
+    submit the next chunk, and the next round's instruction requests, while a call is still decoding.
     """
 
     model_id: str
@@ -142,6 +152,19 @@ def engine_concurrency(engine: Engine) -> int:
     flight of ``server``), or :data:`DEFAULT_CONCURRENCY` for an engine that does not say."""
     width = getattr(engine, "max_concurrency", None)
     return int(width) if isinstance(width, int) and width >= 1 else DEFAULT_CONCURRENCY
+
+
+def engine_takes_concurrent_calls(engine: Engine) -> bool:
+    """Whether ``generate`` of ``engine`` may run in several threads at once, the calls sharing the
+    engine's slots (its ``concurrent_calls``: True for ``server``, whose requests go to a server that
+    batches whatever is in flight). In-process engines decode one call at a time on the calling thread."""
+    return getattr(engine, "concurrent_calls", False) is True
+
+
+def engine_workers(engine: Engine) -> int:
+    """Engine calls a step keeps in flight: 2 where ``engine`` takes concurrent calls (the next chunk is
+    queued while one drains, so its slots refill across call boundaries), else 1."""
+    return 2 if engine_takes_concurrent_calls(engine) else 1
 
 
 def describe_engines(engines: Sequence[Engine]) -> list[dict[str, Any]]:

@@ -144,6 +144,10 @@ class ServerEngine:
         return engine
 
     # ------------------------------------------------------------------ description
+    #: ``generate`` may run in several threads at once: each call has its own event loop and connections,
+    #: and the server batches whatever is in flight, so a step queues its next chunk while one drains.
+    concurrent_calls = True
+
     @property
     def max_concurrency(self) -> int:
         """Requests in flight at once (``concurrency``), the width a step fills per call."""

@@ -11,8 +11,9 @@ from typing import Any
 
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from ..checkpoint import Checkpointer
+from ..checkpoint import Checkpointer, map_in_threads
 from ..engine import Engine, describe_engines
+from ..engine.protocol import engine_concurrency, engine_workers
 from ..progress import datasets_bars_off
 from ..rows import BASE_FEATURES, add_messages, config_fingerprint, empty_dataset, fingerprint_rows
 from .evol_instruct_config import OPERATIONS, EvolInstructConfig
@@ -246,6 +247,28 @@ class EvolInstruct:
         seconds_before = sum(e.stats.seconds for e in engines)
         config = self.config
         requests = build_evolution_requests(parents, config, round_index)
+        # Every step decides each row alone, so with engines that take concurrent calls the round runs as
+        # a stream of chunks, each through evolve -> check -> judge -> respond, several at once: the engine
+        # gets the next chunk's prompts while one drains and while hf-synth checks and judges another.
+        workers = max(engine_workers(e) for e in engines)
+        size = max(config.checkpoint_every, *(engine_concurrency(e) for e in engines))
+        if workers > 1 and len(requests) > size:
+            starts = range(0, len(requests), size)
+            chunks = [requests.select(range(s, min(s + size, len(requests)))) for s in starts]
+            rows = concatenate_datasets(
+                map_in_threads(lambda chunk: self._steps(chunk, name), chunks, workers + 1)
+            )
+        else:
+            rows = self._steps(requests, name)
+        tokens = sum(e.stats.completion_tokens for e in engines) - tokens_before
+        seconds = sum(e.stats.seconds for e in engines) - seconds_before
+        ckpt.save(rows, f"{name}/rows")
+        ckpt.save_json({"completion_tokens": tokens, "generation_seconds": seconds}, f"{name}/stats.json")
+        return rows, tokens, seconds
+
+    def _steps(self, requests: Dataset, name: str) -> Dataset:
+        """Evolve ``requests``, check, judge and answer the evolutions: the round's rows, finalised."""
+        config, ckpt = self.config, self.checkpointer
         rows = evolve_instructions(requests, self.engine, config, checkpointer=ckpt, name=f"{name}/evolve")
         rows = check_evolutions(rows, config)
         rows = judge_evolutions(
@@ -259,12 +282,7 @@ class EvolInstruct:
         rows = generate_responses(
             rows, self.response_engine, config, checkpointer=ckpt, name=f"{name}/respond"
         )
-        rows = self._finalize(rows)
-        tokens = sum(e.stats.completion_tokens for e in engines) - tokens_before
-        seconds = sum(e.stats.seconds for e in engines) - seconds_before
-        ckpt.save(rows, f"{name}/rows")
-        ckpt.save_json({"completion_tokens": tokens, "generation_seconds": seconds}, f"{name}/stats.json")
-        return rows, tokens, seconds
+        return self._finalize(rows)
 
     def _finalize(self, rows: Dataset) -> Dataset:
         provenance = {

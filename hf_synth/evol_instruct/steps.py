@@ -19,7 +19,7 @@ from datasets import Dataset, Features, List, Value
 from ..answers import parse_yes_no
 from ..checkpoint import Checkpointer
 from ..engine import Engine
-from ..engine.protocol import engine_concurrency, with_prefill
+from ..engine.protocol import engine_concurrency, engine_workers, with_prefill
 from ..filters.complexity import complexity_features
 from ..filters.heuristics import (
     STOP_WORDS,
@@ -143,6 +143,7 @@ def evolve_instructions(
         checkpointer,
         name,
         batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
+        workers=engine_workers(engine),
         desc="Evolving instructions",
     )
 
@@ -303,6 +304,7 @@ def judge_evolutions(
         checkpointer,
         name,
         batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
+        workers=engine_workers(engine),
         desc="Judging evolutions",
         features=_with_judge(dataset.features),
     )
@@ -372,6 +374,7 @@ def generate_responses(
         checkpointer,
         name,
         batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
+        workers=engine_workers(engine),
         desc="Generating responses",
         features=features,
     )

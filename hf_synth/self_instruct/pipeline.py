@@ -6,15 +6,16 @@ import itertools
 import json
 import logging
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from ..checkpoint import Checkpointer
+from ..checkpoint import Checkpointer, map_in_threads
 from ..engine import Engine, describe_engines
-from ..engine.protocol import engine_concurrency
+from ..engine.protocol import engine_concurrency, engine_takes_concurrent_calls, engine_workers
 from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
 from ..progress import datasets_bars_off
@@ -225,35 +226,58 @@ class SelfInstruct:
         machine: list[dict] = []
         width = engine_concurrency(self.engine)
         stalled = 0
-        for round_index in itertools.count(1):  # round 0: the seeds
-            if len(machine) >= config.num_instructions:
-                break
-            if config.max_rounds is not None and round_index > config.max_rounds:
-                summary.stopped_early = f"max_rounds={config.max_rounds} reached"
-                break
-            if stalled >= config.stall_rounds:
-                summary.stopped_early = f"the last {stalled} rounds kept nothing"
-                break
-            count = round_requests(
-                config, config.num_instructions - len(machine), width, len(machine), summary.requests
-            )
-            kept, rejected, stats = self._round(round_index, seed_rows, machine, index, index_ids, count)
-            summary.add(stats)
-            stalled = 0 if stats["kept"] else stalled + 1
-            for row in kept.select_columns(["id", "instruction"]):
-                index.add(row["instruction"])
-                index_ids.append(row["id"])
-                machine.append(row)
-            kept_parts.append(kept)
-            rejected_parts.append(rejected)
-            logger.info(
-                "Round %d: %d instructions generated, %d kept (total %d/%d)",
-                round_index,
-                stats["generated"],
-                stats["kept"],
-                len(machine),
-                config.num_instructions,
-            )
+        # With overlap, round k+1's instruction step runs in a thread from the start of round k, its
+        # few-shot examples drawn from the pool as it stands then (kept up to round k-1).
+        ahead = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-synth-next-round")
+            if config.overlap_rounds and engine_takes_concurrent_calls(self.engine)
+            else None
+        )
+        upcoming: tuple[int, int, Future] | None = None  # (round, requests, its instruction step)
+        try:
+            for round_index in itertools.count(1):  # round 0: the seeds
+                if len(machine) >= config.num_instructions:
+                    break
+                if config.max_rounds is not None and round_index > config.max_rounds:
+                    summary.stopped_early = f"max_rounds={config.max_rounds} reached"
+                    break
+                if stalled >= config.stall_rounds:
+                    summary.stopped_early = f"the last {stalled} rounds kept nothing"
+                    break
+                if upcoming is not None and upcoming[0] == round_index:
+                    _, count, requests = upcoming
+                else:
+                    count = round_requests(
+                        config, config.num_instructions - len(machine), width, len(machine), summary.requests
+                    )
+                    requests = None
+                upcoming = None
+                if ahead is not None:
+                    upcoming = self._start_next_round(
+                        ahead, round_index + 1, count, seed_rows, machine, summary
+                    )
+                kept, rejected, stats = self._round(
+                    round_index, seed_rows, machine, index, index_ids, count, requests
+                )
+                summary.add(stats)
+                stalled = 0 if stats["kept"] else stalled + 1
+                for row in kept.select_columns(["id", "instruction"]):
+                    index.add(row["instruction"])
+                    index_ids.append(row["id"])
+                    machine.append(row)
+                kept_parts.append(kept)
+                rejected_parts.append(rejected)
+                logger.info(
+                    "Round %d: %d instructions generated, %d kept (total %d/%d)",
+                    round_index,
+                    stats["generated"],
+                    stats["kept"],
+                    len(machine),
+                    config.num_instructions,
+                )
+        finally:
+            if ahead is not None:  # a next round started but not needed: its completions are journaled
+                ahead.shutdown(wait=True, cancel_futures=True)
         dataset = concatenate_datasets(kept_parts) if kept_parts else empty_dataset(OUTPUT_FEATURES)
         if len(dataset) > config.num_instructions:
             extra = dataset.select(range(config.num_instructions, len(dataset)))
@@ -289,7 +313,9 @@ class SelfInstruct:
         index: RougeLIndex,
         index_ids: list[str],
         count: int,
+        requests: Future | None = None,
     ) -> tuple[Dataset, Dataset, dict]:
+        """One round; ``requests`` is its instruction step already started (overlap), else it runs here."""
         name = f"round-{round_index:03d}"
         ckpt = self.checkpointer
         if ckpt.has(f"{name}/kept") and ckpt.has(f"{name}/rejected"):
@@ -302,10 +328,10 @@ class SelfInstruct:
 
         config = self.config
         tokens_before, seconds_before = self.engine.stats.completion_tokens, self.engine.stats.seconds
-        ckpt_or_none = ckpt if ckpt.enabled else None
-        requests = build_instruction_requests(seeds, machine, config, round_index, count=count)
-        requests = generate_instructions(
-            requests, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/instructions"
+        requests = (
+            requests.result()
+            if requests is not None
+            else self._instructions(round_index, seeds, machine, count)
         )
         failed = requests.filter(lambda error: bool(error), input_columns="parse_error", keep_in_memory=True)
         candidates = explode_instructions(requests)
@@ -324,16 +350,20 @@ class SelfInstruct:
             )
             rejected_parts.append(_as_rejected(dropped_instr, "instruction"))
         if len(survivors):
-            typed = classify_tasks(
-                survivors, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/task_types"
-            )
-            stats["task_type_fallbacks"] = sum(s == "heuristic_fallback" for s in typed["task_type_source"])
-            instances = generate_instances(
-                typed, self.engine, config, seeds, checkpointer=ckpt_or_none, name=f"{name}/instances"
-            )
-            final, dropped_inst = split_filtered(score_instances(instances, config, seeds))
-            rejected_parts.append(_as_rejected(dropped_inst, "instance"))
-            kept = self._finalize(final)
+            # Each instruction's task type, instance and checks are its own, so with an engine that takes
+            # concurrent calls the survivors go through them as a stream of chunks, several at once: the
+            # engine gets the next chunk's prompts while one drains and while hf-synth checks another.
+            size = max(config.checkpoint_every, engine_concurrency(self.engine))
+            workers = engine_workers(self.engine)
+            if workers > 1 and len(survivors) > size:
+                starts = range(0, len(survivors), size)
+                chunks = [survivors.select(range(s, min(s + size, len(survivors)))) for s in starts]
+                done = map_in_threads(lambda c: self._instances(c, seeds, name), chunks, workers + 1)
+            else:
+                done = [self._instances(survivors, seeds, name)]
+            stats["task_type_fallbacks"] = sum(fallbacks for _, _, fallbacks in done)
+            rejected_parts += [dropped for _, dropped, _ in done]
+            kept = concatenate_datasets([final for final, _, _ in done])
         rejected = concatenate_datasets(rejected_parts)
         dropped: Counter = Counter()
         for reasons in rejected["filter_reasons"]:
@@ -349,6 +379,62 @@ class SelfInstruct:
         ckpt.save(rejected, f"{name}/rejected")
         ckpt.save_json(stats, f"{name}/stats.json")
         return kept, rejected, stats
+
+    def _instances(self, survivors: Dataset, seeds: list[dict], name: str) -> tuple[Dataset, Dataset, int]:
+        """Task types, instances and their checks for novel instructions: (kept rows, rejected rows,
+        task-type fallbacks)."""
+        config, ckpt = self.config, self.checkpointer
+        ckpt_or_none = ckpt if ckpt.enabled else None
+        typed = classify_tasks(
+            survivors, self.engine, config, checkpointer=ckpt_or_none, name=f"{name}/task_types"
+        )
+        fallbacks = sum(s == "heuristic_fallback" for s in typed["task_type_source"])
+        instances = generate_instances(
+            typed, self.engine, config, seeds, checkpointer=ckpt_or_none, name=f"{name}/instances"
+        )
+        final, dropped_inst = split_filtered(score_instances(instances, config, seeds))
+        return self._finalize(final), _as_rejected(dropped_inst, "instance"), fallbacks
+
+    def _instructions(self, round_index: int, seeds: list[dict], machine: list[dict], count: int) -> Dataset:
+        """The instruction step of one round: ``count`` few-shot prompts from ``seeds`` and ``machine``, and
+        the teacher's lists parsed."""
+        ckpt = self.checkpointer
+        requests = build_instruction_requests(seeds, machine, self.config, round_index, count=count)
+        return generate_instructions(
+            requests,
+            self.engine,
+            self.config,
+            checkpointer=ckpt if ckpt.enabled else None,
+            name=f"round-{round_index:03d}/instructions",
+        )
+
+    def _start_next_round(
+        self,
+        ahead: ThreadPoolExecutor,
+        round_index: int,
+        count_now: int,
+        seeds: list[dict],
+        machine: list[dict],
+        summary: SelfInstructSummary,
+    ) -> tuple[int, int, Future] | None:
+        """Start round ``round_index``'s instruction step in ``ahead`` while the round before it runs,
+        sized for what is still needed once that round keeps what the keep rate so far predicts; None when
+        that round is expected to reach the target, round ``round_index`` is past ``max_rounds`` or it is
+        already on disk."""
+        config = self.config
+        if config.max_rounds is not None and round_index > config.max_rounds:
+            return None
+        name = f"round-{round_index:03d}"
+        if self.checkpointer.has(f"{name}/kept") and self.checkpointer.has(f"{name}/rejected"):
+            return None
+        kept = len(machine)
+        per_request = kept / summary.requests if kept and summary.requests else config.num_new_per_request / 2
+        remaining = config.num_instructions - kept - int(count_now * per_request)
+        if remaining <= 0:
+            return None
+        count = round_requests(config, remaining, engine_concurrency(self.engine), kept, summary.requests)
+        snapshot = list(machine)  # the pool as it stands now: later rounds append to ``machine``
+        return round_index, count, ahead.submit(self._instructions, round_index, seeds, snapshot, count)
 
     # ------------------------------------------------------------------ output rows
     def prompt_templates(self) -> list[str]:

@@ -34,6 +34,11 @@ class SelfInstructConfig:
             ``max_concurrency``): at least that many prompts when that much work is left, and rounds of
             about a twentieth of the target, so 50,000 instructions take a few dozen rounds.
         stall_rounds: Rounds in a row that keep nothing after which a run stops short of its target.
+        overlap_rounds: With an engine that takes concurrent calls (``server``), send the next round's
+            instruction requests while this round is filtered and its instances generated, so the engine
+            never waits for hf-synth between rounds. The few-shot machine examples of round k are then
+            drawn from the pool kept up to round k-2 (not k-1); novelty is still checked against
+            everything kept so far. No effect with in-process engines, which take one call at a time.
         num_seed_examples: Human seed instructions per prompt (the paper: 6).
         num_machine_examples: Machine instructions per prompt once the pool has some (the paper: 2).
         num_new_per_request: How many new instructions each prompt asks for (extra ones are dropped).
@@ -68,6 +73,7 @@ class SelfInstructConfig:
     max_rounds: int | None = option(None)
     requests_per_round: int | None = option(None)
     stall_rounds: int = 3
+    overlap_rounds: bool = option(True)
     num_seed_examples: int = 6
     num_machine_examples: int = 2
     num_new_per_request: int = 8

@@ -15,7 +15,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..engine import Engine
-from ..engine.protocol import engine_concurrency, with_prefill
+from ..engine.protocol import engine_concurrency, engine_workers, with_prefill
 from ..filters.heuristics import (
     hygiene_reasons,
     instruction_reasons,
@@ -196,9 +196,7 @@ def generate_instructions(
         columns["parse_error"] = [p.error or "" for p in parsed]
         return columns
 
-    return _run_map(
-        requests, _map, checkpointer, name, config, "Generating instructions", engine_concurrency(engine)
-    )
+    return _run_map(requests, _map, checkpointer, name, config, "Generating instructions", engine)
 
 
 def explode_instructions(requests: Dataset) -> Dataset:
@@ -292,9 +290,7 @@ def classify_tasks(
             "task_type_raw": [o.text for o in outputs],
         }
 
-    return _run_map(
-        dataset, _map, checkpointer, name, config, "Classifying tasks", engine_concurrency(engine)
-    )
+    return _run_map(dataset, _map, checkpointer, name, config, "Classifying tasks", engine)
 
 
 # ---------------------------------------------------------------------------- instances
@@ -360,9 +356,7 @@ def generate_instances(
             columns["instance_parse_error"].append(parsed.error or "")
         return columns
 
-    return _run_map(
-        dataset, _map, checkpointer, name, config, "Generating instances", engine_concurrency(engine)
-    )
+    return _run_map(dataset, _map, checkpointer, name, config, "Generating instances", engine)
 
 
 def _copies(text: str, reference: str, threshold: float) -> bool:
@@ -420,8 +414,17 @@ def score_instances(
 
 # ---------------------------------------------------------------------------- helpers
 def _run_map(
-    dataset: Dataset, function, checkpointer, name: str, config: SelfInstructConfig, desc: str, width: int = 0
+    dataset: Dataset, function, checkpointer, name: str, config: SelfInstructConfig, desc: str, engine
 ) -> Dataset:
-    # One engine call per chunk: at least the engine's width, so its slots stay full.
-    batch_size = max(config.checkpoint_every, width)
-    return checkpointed_map(dataset, function, checkpointer, name, batch_size=batch_size, desc=desc)
+    # One engine call per chunk: at least the engine's width, so its slots stay full; two chunks in flight
+    # where the engine takes concurrent calls, so its slots refill while a chunk's last wave decodes.
+    batch_size = max(config.checkpoint_every, engine_concurrency(engine))
+    return checkpointed_map(
+        dataset,
+        function,
+        checkpointer,
+        name,
+        batch_size=batch_size,
+        desc=desc,
+        workers=engine_workers(engine),
+    )
