@@ -10,6 +10,8 @@ measured and subtracted). Parts, each printed as a Markdown table and written to
 * ``server``: the same through the ``server`` backend against a local instant chat server (HTTP, loopback).
 * ``evol``: Evol-Instruct over 10,000 roots x 3 rounds with the judge and answers: own ms per evolved row.
 * ``filters``: the ``filter`` chain (ROUGE-L novelty, MinHash, length, toxicity) over 50,000 rows.
+* ``resume``: kill -9 half way through a 20,000-row run (instant teacher, checkpoints), restart: the same
+  rows as an uninterrupted run, no duplicates (with and without concurrent calls).
 * ``wide``: a simulated wide engine (N slots, a fixed time per decode step whatever the number of live rows,
   prefill by tokens; run in real time by a scheduler thread, so hf-synth's own time overlaps it only where
   the pipeline really overlaps) under a whole Self-Instruct + Evol-Instruct run: slot utilisation =
@@ -398,6 +400,83 @@ def part_wide(slots: int, n: int, step_s: float, prefill: float, seeds, chunk: i
     return row
 
 
+_RESUME_RUN = """
+import json, sys
+sys.path.insert(0, {root!r})
+from datasets import Dataset
+from datasets.utils.logging import disable_progress_bar
+from bench.instant_teacher import InstantTeacher
+from hf_synth import SelfInstruct, SelfInstructConfig
+disable_progress_bar()
+seeds = Dataset.from_list([json.loads(l) for l in open({seeds!r}) if l.strip()])
+config = SelfInstructConfig(num_instructions={n})
+teacher = InstantTeacher(max_concurrency={width}, concurrent_calls={concurrent})
+result = SelfInstruct(teacher, config, checkpoint_dir={ckpt!r}).run(seeds)
+with open({out!r}, "w") as f:
+    for part in (result.dataset, result.rejected):
+        for row in part:
+            f.write(json.dumps(row, sort_keys=True) + "\\n")
+"""
+
+
+def part_resume(n: int, width: int, concurrent: bool) -> dict:
+    """kill -9 during an n-row run with the instant teacher and checkpoints, restart: same rows?"""
+    import os
+    import signal
+    import subprocess
+
+    path = SEEDS if SEEDS.exists() else OWN_SEEDS
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+
+        def script(name: str) -> list[str]:
+            code = _RESUME_RUN.format(
+                root=str(HERE.parent),
+                seeds=str(path),
+                n=n,
+                width=width,
+                concurrent=concurrent,
+                ckpt=str(tmp / name),
+                out=str(tmp / f"{name}.jsonl"),
+            )
+            return [sys.executable, "-c", code]
+
+        began = time.perf_counter()
+        subprocess.run(script("clean"), env=env, check=True)
+        clean_s = time.perf_counter() - began
+        proc = subprocess.Popen(script("killed"), env=env)
+        began = time.perf_counter()
+        while time.perf_counter() - began < clean_s / 2:  # half way through
+            if proc.poll() is not None:
+                raise RuntimeError("the run finished before it could be killed")
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        chunks = sum(1 for _ in (tmp / "killed").glob("**/chunk-*/state.json"))
+        rounds = sum(1 for _ in (tmp / "killed").glob("round-*/kept/state.json"))
+        began = time.perf_counter()
+        subprocess.run(script("killed"), env=env, check=True)
+        resume_s = time.perf_counter() - began
+        clean = (tmp / "clean.jsonl").read_text().splitlines()
+        resumed = (tmp / "killed.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in resumed]
+    row = {
+        "target": n,
+        "concurrent_calls": concurrent,
+        "clean_s": round(clean_s, 1),
+        "killed_after_s": round(clean_s / 2, 1),
+        "rounds_on_disk_at_kill": rounds,
+        "chunks_on_disk_at_kill": chunks,
+        "resume_s": round(resume_s, 1),
+        "rows": len(resumed),
+        "same_rows": resumed == clean,
+        "duplicates": len(ids) - len(set(ids)),
+    }
+    logging.getLogger("bench").warning("resume %s", json.dumps(row))
+    return row
+
+
 def table_self_instruct(rows, title) -> str:
     lines = [
         f"**{title}**",
@@ -428,7 +507,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--parts", default="self-instruct,server,evol,filters,wide")
+    parser.add_argument("--parts", default="self-instruct,server,evol,filters,wide,resume")
     parser.add_argument("--sizes", default="1000,5000,20000,50000")
     parser.add_argument("--server-sizes", default="1000,5000")
     parser.add_argument("--width", type=int, default=256, help="max_concurrency the instant teacher reports")
@@ -446,6 +525,7 @@ def main() -> None:
         help="concurrent: the engine takes concurrent calls (a served pool; the pipeline overlaps rounds and "
         "chunks); one-call: one call at a time (as in-process engines; no overlap)",
     )
+    parser.add_argument("--resume-target", type=int, default=20_000)
     parser.add_argument("--out", default="runs/bench_pipeline_cost.json")
     args = parser.parse_args()
 
@@ -504,6 +584,10 @@ def main() -> None:
         ]
         save()
         print(json.dumps(results["wide"]), flush=True)
+    if "resume" in parts:
+        results["resume"] = [part_resume(args.resume_target, args.width, c) for c in (False, True)]
+        save()
+        print(json.dumps(results["resume"]), flush=True)
     print(f"Wrote {out}")
 
 

@@ -68,25 +68,25 @@ def test_rounds_fill_the_engine_and_reach_the_target_without_max_rounds():
 
 
 class GatedTeacher(InstantTeacher):
-    """An instant teacher that takes concurrent calls and holds round k's instance call until round k+1's
-    instruction call has started (or 5 s pass): it records whether the next round's requests were really
-    sent before this round's instances were back (one call per step and round: fewer than 1,024 rows)."""
+    """An instant teacher that takes concurrent calls and holds each instruction call until an instance
+    call starts (or 2 s pass): it records whether a round's instruction requests were really in flight
+    while instances (of the round before) were being generated."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(concurrent_calls=True, **kwargs)
         self.changed = threading.Condition()
-        self.instruction_calls = 0
+        self.instance_calls = 0
         self.overlapped: list[bool] = []
 
     def generate(self, prompts, sampling=None, *, desc="Generating", **kwargs):
         if desc == "Instructions":
             with self.changed:
-                self.instruction_calls += 1
-                self.changed.notify_all()
+                seen = self.instance_calls
+                self.overlapped.append(self.changed.wait_for(lambda: self.instance_calls > seen, 2.0))
         elif desc == "Instances":
-            with self.changed:  # one call per step and round here: this is round k's, k = len + 1
-                later = len(self.overlapped) + 2
-                self.overlapped.append(self.changed.wait_for(lambda: self.instruction_calls >= later, 5.0))
+            with self.changed:
+                self.instance_calls += 1
+                self.changed.notify_all()
         return super().generate(prompts, sampling, desc=desc, **kwargs)
 
 
@@ -102,8 +102,14 @@ def test_overlap_sends_the_next_rounds_requests_during_this_rounds_instances():
     assert len(result.dataset) == 1000 and result.summary.stopped_early == ""
     rounds = result.summary.rounds
     assert rounds >= 4
-    # Every round but the last one(s) (expected to reach the target: nothing to send ahead) overlapped.
-    assert sum(teacher.overlapped) >= rounds - 2 and all(teacher.overlapped[: rounds - 2])
+    # Rounds 1 and 2 are asked together, before any instance; the requests of every later round but the
+    # last one(s) (expected to reach the target: nothing to send ahead) were in flight while the round
+    # before generated its instances.
+    assert not any(teacher.overlapped[:2]) and all(teacher.overlapped[2 : rounds - 1])
+    off = SelfInstructConfig(num_instructions=1000, filter_toxicity=False, overlap_rounds=False)
+    gated_off = GatedTeacher(max_concurrency=32)
+    SelfInstruct(gated_off, off).run(_seeds())
+    assert not any(gated_off.overlapped)
     # The few-shot machine examples of round k come from the pool kept up to round k-2 ...
     parents = _parents_by_round(result)
     assert all(p <= max(0, k - 2) for k, ps in parents for p in ps)
@@ -111,7 +117,6 @@ def test_overlap_sends_the_next_rounds_requests_during_this_rounds_instances():
     # ... where without overlap (or with an engine taking one call at a time) they reach round k-1.
     plain = SelfInstruct(InstantTeacher(max_concurrency=32), config).run(_seeds())
     assert any(p == k - 1 > 0 for k, ps in _parents_by_round(plain) for p in ps)
-    off = SelfInstructConfig(num_instructions=1000, filter_toxicity=False, overlap_rounds=False)
     unlapped = SelfInstruct(InstantTeacher(max_concurrency=32, concurrent_calls=True), off).run(_seeds())
     assert unlapped.dataset["instruction"] == plain.dataset["instruction"]
     # Deterministic for a given seed, whatever the threads' timing.

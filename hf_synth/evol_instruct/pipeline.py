@@ -251,12 +251,13 @@ class EvolInstruct:
         # a stream of chunks, each through evolve -> check -> judge -> respond, several at once: the engine
         # gets the next chunk's prompts while one drains and while hf-synth checks and judges another.
         workers = max(engine_workers(e) for e in engines)
-        size = max(config.checkpoint_every, *(engine_concurrency(e) for e in engines))
+        # Chunks of the engines' width, four in flight: each call still fills the slots.
+        size = max(engine_concurrency(e) for e in engines)
         if workers > 1 and len(requests) > size:
             starts = range(0, len(requests), size)
             chunks = [requests.select(range(s, min(s + size, len(requests)))) for s in starts]
             rows = concatenate_datasets(
-                map_in_threads(lambda chunk: self._steps(chunk, name), chunks, workers + 1)
+                map_in_threads(lambda chunk: self._steps(chunk, name), chunks, 2 * workers)
             )
         else:
             rows = self._steps(requests, name)

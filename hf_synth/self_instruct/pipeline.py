@@ -353,12 +353,13 @@ class SelfInstruct:
             # Each instruction's task type, instance and checks are its own, so with an engine that takes
             # concurrent calls the survivors go through them as a stream of chunks, several at once: the
             # engine gets the next chunk's prompts while one drains and while hf-synth checks another.
-            size = max(config.checkpoint_every, engine_concurrency(self.engine))
+            # Chunks of the engine's width, four in flight: each call still fills the slots.
+            size = engine_concurrency(self.engine)
             workers = engine_workers(self.engine)
             if workers > 1 and len(survivors) > size:
                 starts = range(0, len(survivors), size)
                 chunks = [survivors.select(range(s, min(s + size, len(survivors)))) for s in starts]
-                done = map_in_threads(lambda c: self._instances(c, seeds, name), chunks, workers + 1)
+                done = map_in_threads(lambda c: self._instances(c, seeds, name), chunks, 2 * workers)
             else:
                 done = [self._instances(survivors, seeds, name)]
             stats["task_type_fallbacks"] = sum(fallbacks for _, _, fallbacks in done)
