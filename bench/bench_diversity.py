@@ -15,7 +15,8 @@ teacher (SmolLM2-135M-Instruct on the CPU):
    ``blend --count`` (a random sample of one source), then ``report --compare ... --seeds`` on the cuts.
 
 The equal size is ``--rows``, or the fewest rows a method produced when one produced fewer (said in the
-output). Resumable: a step whose folder has a ``summary.json`` is not run again; one with checkpoints
+output); a method that kept fewer than ``--min-rows`` is left out of the blend and the table, with its
+count in the output. Resumable: a step whose folder has a ``summary.json`` is not run again; one with checkpoints
 continues with ``--resume``. Logs of each step are in ``OUT/logs/``; the table, the figures and the machine
 are in ``OUT/bench_diversity.json``.
 
@@ -99,6 +100,12 @@ def main() -> int:
         help="Seeds given to evol-instruct, the first N (default 100; 0: all)",
     )
     parser.add_argument("--evol-rounds", type=int, default=1, help="Evol-Instruct rounds (default 1)")
+    parser.add_argument(
+        "--min-rows",
+        type=int,
+        default=10,
+        help="A method that kept fewer rows is left out of the blend and the table (default 10)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the equal-size samples (default 0)")
     parser.add_argument(
         "--out", default="runs/bench_diversity", help="Folder of the runs (reused when resumed)"
@@ -162,19 +169,25 @@ def main() -> int:
         ["evol-instruct", "--input", evol_roots, "--rounds", str(args.evol_rounds), "--show", "0"],
         logs,
     )
-    generated = ("self-instruct", "evol-instruct", "paraphrase", "back-translation")
+    # A method that kept fewer than --min-rows rows cannot be compared at a useful size: it is left out of
+    # the blend and the table (and said so), rather than shrinking every other column to its size.
+    available = {name: rows_of(raw / name) for name in METHODS if name != "blend"}
+    too_few = {name: n for name, n in available.items() if n < args.min_rows}
+    for name, n in too_few.items():
+        print(f"{name} kept {n} rows (< --min-rows {args.min_rows}): left out of the blend and the table.")
+    generated = [name for name in available if name not in too_few]
     blend_args = ["blend", "--total", str(args.rows), "--seed", str(args.seed)]
     for name in generated:
         blend_args += ["--source", f"{name}={raw / name}", "--ratio", f"{name}={1 / len(generated):.6f}"]
     seconds["blend"] = run_step("blend", raw / "blend", blend_args, logs, resumable=False)
-
-    available = {"seeds": None, **{name: rows_of(raw / name) for name in METHODS}}
-    size = min([args.rows, *(n for n in available.values() if n is not None)])
+    available["blend"] = rows_of(raw / "blend")
+    compared = ["seeds", *generated, "blend"]
+    size = min([args.rows, *(available[name] for name in compared[1:])])
     if size < args.rows:
-        short = ", ".join(f"{k} {v}" for k, v in available.items() if v is not None and v < args.rows)
+        short = ", ".join(f"{k} {available[k]}" for k in compared[1:] if available[k] < args.rows)
         print(f"Equal size {size} rows, not {args.rows}: {short} produced fewer.", flush=True)
     cuts = out / f"equal-{size}"
-    for name in ("seeds", *METHODS):
+    for name in compared:
         source = flat if name == "seeds" else raw / name
         run_step(
             f"cut-{name}",
@@ -190,7 +203,7 @@ def main() -> int:
         "hf_synth.cli",
         "report",
         "--compare",
-        *(str(cuts / name) for name in ("seeds", *METHODS)),
+        *(str(cuts / name) for name in compared),
         "--seeds",
         str(seeds),
         "--out",
@@ -207,6 +220,7 @@ def main() -> int:
     result = {
         "rows_per_method": size,
         "rows_available": available,
+        "left_out": too_few,
         "seconds": seconds,
         "figures": json.loads(table_json.read_text(encoding="utf-8")),
         "table": table.stdout,

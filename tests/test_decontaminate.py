@@ -260,6 +260,7 @@ def test_a_hub_evaluation_set_loads_through_load_dataset_and_then_offline_from_t
     from huggingface_hub import HfApi
 
     monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub-cache"))  # not the user's
     api = HfApi(endpoint=fake_hub.endpoint, token=WRITE_TOKEN)
     api.create_repo("me/astro-bench", repo_type="dataset")
     rows = [{"question": EVAL_TEXT, "answer": "Tidal locking."}, {"question": "2+2?", "answer": "4"}]
