@@ -102,12 +102,12 @@ _SECTION = re.compile(r"^## How it was made\n(.*?)(?=^## |\Z)", re.S | re.M)
 def input_history(source: str | Path | None) -> str | None:
     """The "How it was made" section of the card of an hf-synth run folder ``source`` (the input of a
     later step), so a derived dataset's card tells the whole story; None for other inputs."""
-    if not source:
+    from .run_folder import RunFolder
+
+    card = RunFolder(source).read_card() if source else None
+    if card is None:
         return None
-    readme = Path(source) / "README.md"
-    if not readme.is_file():
-        return None
-    match = _SECTION.search(DatasetCard.load(readme).text)
+    match = _SECTION.search(card.text)
     if not match:
         return None
     return re.sub(r"^(#+) ", r"#\1 ", match.group(1).strip(), flags=re.M)  # one heading level down

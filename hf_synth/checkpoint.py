@@ -12,9 +12,7 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import shutil
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, concatenate_datasets, load_from_disk
+
+from .atomic import atomic_write_text
+from .run_folder import save_dataset  # noqa: F401 - also hf_synth.checkpoint.save_dataset, as before
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,6 @@ def map_in_threads(function: Callable[[Any], Any], items, workers: int) -> list:
             for item in itertools.islice(upcoming, 1):  # one finished: the next one starts
                 running.append(pool.submit(function, item))
     return results
-
-
-def save_dataset(dataset: Dataset, path: str | Path) -> None:
-    """``save_to_disk`` that also works for a dataset with no rows (datasets writes zero shards for those,
-    which ``load_from_disk`` cannot read back; one empty shard can be)."""
-    dataset.save_to_disk(str(path), num_shards=1 if len(dataset) == 0 else None)
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -152,7 +147,7 @@ class Checkpointer:
             logger.info("Resuming from checkpoints in %s", self.root)
             return True
         self.root.mkdir(parents=True, exist_ok=True)
-        self._write_atomic(file, json.dumps(fingerprint, indent=2, sort_keys=True))
+        atomic_write_text(file, json.dumps(fingerprint, indent=2, sort_keys=True))
         return False
 
     def check(self, fingerprint: dict[str, Any]) -> bool:
@@ -205,24 +200,16 @@ class Checkpointer:
         """Write ``dataset`` under ``name`` atomically (no-op without a root)."""
         if self.root is None:
             return
-        target = self.root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
-            save_dataset(dataset, tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        save_dataset(dataset, self.root / name)
 
     def save_json(self, data: Any, name: str) -> None:
         if self.root is None:
             return
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_atomic(path, json.dumps(data, indent=2, sort_keys=True))
+        atomic_write_text(self.root / name, json.dumps(data, indent=2, sort_keys=True))
+
+    def has_json(self, name: str) -> bool:
+        """Whether a JSON entry ``name`` (see :meth:`save_json`) was written under this folder."""
+        return self.root is not None and (self.root / name).is_file()
 
     def load_json(self, name: str) -> Any:
         assert self.root is not None
@@ -259,10 +246,3 @@ class Checkpointer:
 
         parts = map_in_threads(chunk, range(n_chunks), workers)
         return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
-
-    @staticmethod
-    def _write_atomic(path: Path, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
-from .checkpoint import save_dataset
 from .input_files import FILE_LOADERS as _FILE_LOADERS
 from .input_files import check_file, looks_local
-from .progress import datasets_bars_off
+from .run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +53,8 @@ def load_seed_dataset(
                 raise ValueError(f"{path} holds no rows; pass a dataset with at least one row.") from None
             raise
     if path.is_dir():
-        if (path / "dataset" / "state.json").is_file():  # the output folder of an hf-synth run
-            path = path / "dataset"
+        if RunFolder(path).is_run():  # the output folder of an hf-synth run
+            path = RunFolder(path).dataset_dir
         if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
             saved = _pick_split(load_from_disk(str(path)), split, str(path))
             return saved if allow_empty else _not_empty(saved, path)
@@ -94,7 +91,6 @@ def check_dataset_source(source: str) -> None:
     )
 
 
-@datasets_bars_off
 def save_run(
     output_dir: str | Path,
     dataset: Dataset,
@@ -104,36 +100,10 @@ def save_run(
     config: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write a run's results: ``dataset/`` (``save_to_disk``), ``data.jsonl``, ``rejected.jsonl``,
-    ``summary.json`` and ``config.yaml``. Returns the written paths by name.
+    ``summary.json`` and ``config.yaml`` (see :meth:`hf_synth.run_folder.RunFolder.save`, which also
+    writes the card). Returns the written paths by name.
 
     A result with no rows is saved like any other, with a warning: every step follows this rule, and
     publishing such a result is refused unless asked for (``hf-synth push --allow-empty``,
     ``push_to_hub(..., allow_empty=True)``)."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if len(dataset) == 0:
-        dropped = "nothing was kept"
-        if rejected is not None and len(rejected):
-            dropped = f"all {len(rejected)} rows were dropped, see rejected.jsonl"
-        logger.warning(
-            "The result saved to %s holds no rows (%s); pushing it needs --allow-empty (Python: allow_empty=True).",
-            out,
-            dropped,
-        )
-    paths = {"dataset": out / "dataset", "jsonl": out / "data.jsonl"}
-    save_dataset(dataset, paths["dataset"])
-    dataset.to_json(str(paths["jsonl"]), lines=True, force_ascii=False)
-    if rejected is not None:
-        paths["rejected"] = out / "rejected.jsonl"
-        rejected.to_json(str(paths["rejected"]), lines=True, force_ascii=False)
-    if summary is not None:
-        paths["summary"] = out / "summary.json"
-        paths["summary"].write_text(
-            json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-    if config is not None:
-        paths["config"] = out / "config.yaml"
-        paths["config"].write_text(
-            yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
-    return paths
+    return RunFolder(output_dir).save(dataset, rejected, summary=summary, config=config)

@@ -97,13 +97,18 @@ def test_the_loop_targets_stops_and_resumes(tmp_path, tiny_model_dir):
     assert "<img" in page and "stopped after round 2" in page
     assert json.loads((out / "refine_report.json").read_text())["best_round"] == 1
     # a rerun finds every step done: the teacher is not asked again and no student is trained again
-    stamp = (out / "round-2" / "student" / "hf_synth_done.json").stat().st_mtime_ns
+    done = out / "checkpoints" / "round-2" / "training.json"  # the training step's checkpoint entry
+    stamp = (done.stat().st_mtime_ns, (out / "round-2" / "student" / "config.json").stat().st_mtime_ns)
     again_teacher = ScriptedEngine(stateless_reply)
     again = Refine(again_teacher, config, out, load_student=lambda c: RoundStudent(c.model)).run(
         Dataset.from_list(SEEDS), Dataset.from_list(EVAL)
     )
     assert again.report["rounds"] == report["rounds"] and again_teacher.calls == []
-    assert (out / "round-2" / "student" / "hf_synth_done.json").stat().st_mtime_ns == stamp
+    assert (
+        done.stat().st_mtime_ns,
+        (out / "round-2" / "student" / "config.json").stat().st_mtime_ns,
+    ) == stamp
+    assert not list(out.rglob("*.tmp"))  # no temporary file or folder left behind
     # the focus of round k+1's generation is what round k's evaluation chose
     assert two["generation"]["focus_skills"] == list(one["next_focus"])
 

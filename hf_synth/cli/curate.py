@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..configuration import load_yaml
+from ..run_folder import RunFolder
 from .common import output_checkpointer, print_summary_counts, run_diversity, write_step_card
 
 logger = logging.getLogger("hf_synth")
@@ -97,8 +98,6 @@ def cmd_filter(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from datasets import load_dataset
-
     from ..curation import classify_skills, coverage_report, load_taxonomy, skill_labeller
     from ..filters import reason_key
     from ..io import load_seed_dataset
@@ -116,10 +115,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         labels = set(load_labelled(args.skill_examples)[1])
         if args.taxonomy is None:  # the taxonomy is what the examples label
             taxonomy = {skill: skill.replace("_", " ") for skill in sorted(labels)}
-    rejected = None
-    rejected_file = Path(source) / "rejected.jsonl"
-    if rejected_file.is_file() and rejected_file.stat().st_size:
-        rejected = load_dataset("json", data_files=str(rejected_file), split="train")
+    run = RunFolder(source)
+    rejected = run.read_rejected()
     labelling = {
         "taxonomy": taxonomy if args.taxonomy or args.skill_examples else None,
         "model": args.embedding_model,
@@ -149,7 +146,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     report["diversity"] = run_diversity(dataset, seeds=seed_texts)
     if report["diversity"]:
         print("  diversity: " + ", ".join(_diversity_cells(report["diversity"])))
-    review = _review_figures(Path(source), dataset, rejected)
+    review = _review_figures(run, dataset, rejected)
     if review:
         from ..review.apply import figures_lines
 
@@ -199,8 +196,7 @@ def _compare(args: argparse.Namespace) -> int:
     seeds = _seed_texts(args)
     runs: dict[str, dict] = {}
     for source in args.compare:
-        summary = Path(source) / "summary.json"
-        recorded = json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else {}
+        recorded = RunFolder(source).read_summary()
         if recorded.get("diversity") and not seeds:
             runs[source] = recorded["diversity"]
             continue
@@ -217,14 +213,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _review_figures(source: Path, dataset, rejected) -> dict | None:
+def _review_figures(run: RunFolder, dataset, rejected) -> dict | None:
     """The human review's figures: from the run's summary.json when ``hf-synth review --apply`` wrote it,
     else recomputed from the ``review`` column; None when nobody reviewed the rows."""
-    summary = source / "summary.json"
-    if summary.is_file():
-        review = json.loads(summary.read_text(encoding="utf-8")).get("review")
-        if review:
-            return review
+    review = run.read_summary().get("review") if run.path.is_dir() else None
+    if review:
+        return review
     if "review" not in dataset.column_names:
         return None
     from ..review.apply import figures_from_rows

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from .common import print_rows
 
@@ -12,28 +11,19 @@ logger = logging.getLogger("hf_synth")
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from datasets import load_dataset, load_from_disk
-    from huggingface_hub import DatasetCard
-
     from ..hub import EMPTY_PUSH, push_to_hub, write_repo
+    from ..run_folder import RunFolder
 
     if not (args.path or args.input):
         raise ValueError("Name the run folder to publish: hf-synth push PATH [REPO_ID] (or --input PATH).")
-    run = Path(args.path or args.input)
-    if not (run / "dataset" / "state.json").is_file():
-        raise FileNotFoundError(
-            f"{run} is not an hf-synth output folder (no dataset/ inside); pass a run's --output."
-        )
+    run = RunFolder(args.path or args.input).require_run()
     if not args.repo_id and not args.local_dir:
         raise ValueError("Name a REPO_ID to push to, or --local-dir to write the repo layout locally.")
-    dataset = load_from_disk(str(run / "dataset"))
+    dataset = run.read_dataset()
     if len(dataset) == 0 and not args.allow_empty:
-        raise ValueError(EMPTY_PUSH.format(what=str(run), flag="--allow-empty"))
-    rejected_file = run / "rejected.jsonl"
-    rejected = None
-    if rejected_file.is_file() and rejected_file.stat().st_size:
-        rejected = load_dataset("json", data_files=str(rejected_file), split="train")
-    card = DatasetCard.load(run / "README.md") if (run / "README.md").is_file() else None
+        raise ValueError(EMPTY_PUSH.format(what=str(run.path), flag="--allow-empty"))
+    rejected = run.read_rejected()
+    card = run.read_card()
     if args.local_dir:
         write_repo(dataset, args.local_dir, card=card, rejected=rejected, allow_empty=args.allow_empty)
         print(f"Wrote the repo layout to {args.local_dir} (load_dataset({str(args.local_dir)!r}))")
@@ -55,11 +45,11 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
+    from ..run_folder import dataset_folder
+
     if not (args.path or args.input):
         raise ValueError("Name the run folder to show: hf-synth show PATH (or --input PATH).")
-    path = Path(args.path or args.input)
-    if (path / "dataset").is_dir():
-        path = path / "dataset"
+    path = dataset_folder(args.path or args.input)
     dataset = load_from_disk(str(path))
     print(f"{path}: {len(dataset)} rows, columns: {', '.join(dataset.column_names)}")
     print_rows(dataset.select(range(min(args.n, len(dataset)))).to_list(), args.n)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from ..atomic import atomic_folder
 
 logger = logging.getLogger(__name__)
 
@@ -88,17 +88,7 @@ def default_model_path() -> Path:
         raise RuntimeError(f"Converting {name} failed: missing={missing} unexpected={unexpected}")
     model.generation_config = quantised.generation_config
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with atomic_folder(target, keep=_is_complete) as tmp:  # _is_complete: another process won the race
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if _is_complete(target):  # another process won the race
-            return target
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target

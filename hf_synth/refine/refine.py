@@ -27,7 +27,8 @@ from typing import Any
 
 from datasets import Dataset, concatenate_datasets, load_from_disk
 
-from ..checkpoint import Checkpointer, save_dataset
+from ..atomic import atomic_folder, atomic_write_text
+from ..checkpoint import Checkpointer
 from ..engine.default_model import DEFAULT_MODEL_ID
 from ..engine.engine_config import EngineConfig, SamplingParams
 from ..engine.protocol import Engine
@@ -35,11 +36,10 @@ from ..filters.decontaminate import Decontaminator, contamination_counts
 from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..progress import datasets_bars_off
 from ..rows import config_fingerprint, fingerprint_rows, user_content
+from ..run_folder import save_dataset, write_jsonl
 from .refine_config import RefineConfig
 
 logger = logging.getLogger(__name__)
-
-DONE = "hf_synth_done.json"
 
 
 @dataclass
@@ -115,15 +115,20 @@ def choose_focus(
 
 def fine_tune(dataset: Dataset, base: str, out: Path, config: RefineConfig) -> dict[str, Any]:
     """Fine-tune ``base`` on the ``messages`` of ``dataset`` with TRL's SFTTrainer (LoRA merged back when
-    ``use_lora``), save the model and tokenizer to ``out`` (written to a temporary folder, then renamed)."""
+    ``use_lora``), save the model and tokenizer to ``out`` (atomically: :func:`hf_synth.atomic.atomic_folder`).
+    Returns the training record (the caller keeps it as the step's checkpoint entry)."""
     import torch
+
+    cuda = torch.cuda.is_available()
+    with atomic_folder(out) as tmp:
+        return _train(dataset, base, tmp, config, cuda)
+
+
+def _train(dataset: Dataset, base: str, tmp: Path, config: RefineConfig, cuda: bool) -> dict[str, Any]:
     from trl import SFTConfig, SFTTrainer
 
     from ..training import cpu_friendly_defaults
 
-    cuda = torch.cuda.is_available()
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     args = SFTConfig(
         output_dir=str(tmp),
         num_train_epochs=config.num_train_epochs,
@@ -164,9 +169,6 @@ def fine_tune(dataset: Dataset, base: str, out: Path, config: RefineConfig) -> d
         "base": base,
         "lora": config.use_lora,
     }
-    (tmp / DONE).write_text(json.dumps(record, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
     return record
 
 
@@ -199,6 +201,8 @@ class Refine:
         self.output = Path(output_dir)
         self.load_student = load_student or load_engine
         self.overwrite = overwrite
+        #: Every step's record once it is done (generation, training, evaluation): what a re-run reuses.
+        self.checkpoints = Checkpointer(self.output / "checkpoints")
 
     # ------------------------------------------------------------------ pieces
     def student_base(self) -> str:
@@ -216,9 +220,9 @@ class Refine:
         return self.teacher.model_id
 
     def _evaluate(self, name: str, model: str, rows, skills) -> dict[str, Any]:
-        file = self.output / "eval" / f"{name}.json"
-        if file.is_file():
-            return json.loads(file.read_text())
+        entry = f"eval/{name}.json"  # the step's checkpoint entry; OUTPUT/eval/ has a copy to read
+        if self.checkpoints.has_json(entry):
+            return self.checkpoints.load_json(entry)
         engine = self.load_student(EngineConfig(model=model))
         started = time.perf_counter()
         outputs = engine.generate(
@@ -235,18 +239,15 @@ class Refine:
             "tokens": sum(o.completion_tokens for o in outputs),
             "seconds": round(time.perf_counter() - started, 1),
         }
-        file.parent.mkdir(parents=True, exist_ok=True)
-        with (self.output / "eval" / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
-            for row, skill, answer, score in zip(rows, skills, answers, per_row, strict=True):
-                handle.write(
-                    json.dumps(
-                        {**row, "skill": skill, "answer": answer, "rouge_l": score}, ensure_ascii=False
-                    )
-                    + "\n"
-                )
-        tmp = file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(file)
+        write_jsonl(
+            self.output / "eval" / f"{name}.jsonl",
+            [
+                {**row, "skill": skill, "answer": answer, "rouge_l": score}
+                for row, skill, answer, score in zip(rows, skills, answers, per_row, strict=True)
+            ],
+        )
+        atomic_write_text(self.output / "eval" / f"{name}.json", json.dumps(record, indent=2))
+        self.checkpoints.save_json(record, entry)
         return record
 
     def _generate(
@@ -260,8 +261,9 @@ class Refine:
         student: str,
     ):
         folder = self.output / f"round-{k}"
-        if (folder / "data" / "state.json").is_file():
-            return load_from_disk(str(folder / "data")), json.loads((folder / "generate.json").read_text())
+        entry = f"round-{k}/generate.json"
+        if self.checkpoints.has_json(entry) and (folder / "data" / "state.json").is_file():
+            return load_from_disk(str(folder / "data")), self.checkpoints.load_json(entry)
         from ..filters import decontaminate_filter, reason_key, run_filters
         from ..self_instruct import SelfInstruct
 
@@ -328,7 +330,7 @@ class Refine:
             record["learnability"] = learnability
         save_dataset(dropped, folder / "rejected")
         save_dataset(kept, folder / "data")
-        (folder / "generate.json").write_text(json.dumps(record, indent=2))
+        self.checkpoints.save_json(record, entry)  # last: the step is done
         return kept, record
 
     def _select_learnable(self, new: Dataset, student: str, folder: Path) -> tuple[Dataset, dict[str, Any]]:
@@ -413,7 +415,7 @@ class Refine:
                 "the seeds, so the student is not scored on what the generator was shown."
             )
         base = self.student_base()
-        Checkpointer(self.output / "checkpoints").bind(
+        self.checkpoints.bind(
             {
                 "config": config_fingerprint(config, exclude=("rounds", "patience")),
                 "teacher": self.teacher.model_id,
@@ -473,12 +475,13 @@ class Refine:
                 else concatenate_datasets([accumulated, new.cast(accumulated.features)])
             )
             student = self.output / f"round-{k}" / "student"
-            if (student / DONE).is_file():
-                training = json.loads((student / DONE).read_text())
+            if self.checkpoints.has_json(f"round-{k}/training.json") and student.is_dir():
+                training = self.checkpoints.load_json(f"round-{k}/training.json")
             else:
                 if len(accumulated) == 0:
                     raise RuntimeError(f"Round {k} has no training data: no generated row survived curation.")
                 training = fine_tune(accumulated, base, student, config)
+                self.checkpoints.save_json(training, f"round-{k}/training.json")
             evaluation = self._evaluate(f"round-{k}", str(student), rows, skills)
             change = evaluation["rouge_l"] - best
             if change > 1e-6:
@@ -530,8 +533,7 @@ class Refine:
     def _write_report(self, report: dict[str, Any]) -> None:
         from .refine_report import write_html
 
-        self.output.mkdir(parents=True, exist_ok=True)
-        (self.output / "refine_report.json").write_text(
-            json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        atomic_write_text(
+            self.output / "refine_report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n"
         )
         write_html(report, self.output / "refine_report.html")

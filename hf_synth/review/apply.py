@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -270,21 +269,13 @@ def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Pa
     ``summary.json`` (the run's summary plus ``review``), ``config.yaml`` and a dataset card that tells how
     the rows were made and how many a person checked."""
     from ..cards import step_card
-    from ..io import save_run
+    from ..run_folder import RunFolder
 
-    run_dir, out = Path(run_dir), Path(output_dir)
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    run_dir = Path(run_dir)
+    source = RunFolder(run_dir)
+    summary = source.read_summary()
     summary["review"] = result.figures
     summary["diversity"] = _diversity(result.dataset)  # of the rows left after the review
-    config_path = run_dir / "config.yaml"
-    paths = save_run(out, result.dataset, None, summary=summary)
-    if config_path.is_file():
-        (out / "config.yaml").write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
-    paths["rejected"] = out / "rejected.jsonl"
-    with open(paths["rejected"], "w", encoding="utf-8") as handle:
-        for row in result.rejected:
-            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     figures = result.figures
     dropped = Counter(r for row in result.rejected for r in drop_reasons(row))
     card = step_card(
@@ -319,6 +310,6 @@ def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Pa
             ("review_original", "the text before the person's correction (edited rows only)"),
         ],
     )
-    card.save(str(out / "README.md"))
-    paths["card"] = out / "README.md"
-    return paths
+    return RunFolder(output_dir).save(
+        result.dataset, result.rejected, summary=summary, config=source.read_config_text(), card=card
+    )

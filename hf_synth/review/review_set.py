@@ -15,14 +15,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset, load_from_disk
+from datasets import Dataset
 
+from ..atomic import atomic_write_text
 from ..rows import unique_ids
+from ..run_folder import REVIEW_DIR, RunFolder
 from .decisions import EDITABLE, Decision, DecisionLog
 
 logger = logging.getLogger(__name__)
 
-REVIEW_DIR = "review"
 DECISIONS_FILE = "decisions.jsonl"
 SESSION_FILE = "session.json"
 SKILLS_FILE = "skills.json"
@@ -80,32 +81,9 @@ class ReviewItem:
     operation: str | None = None
 
 
-def _rows_of(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    if path.is_file():
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path} line {number}: not valid JSON ({err.msg})") from None
-    return rows
-
-
 def load_run_dataset(run_dir: Path) -> Dataset:
     """The kept rows of an hf-synth run folder (``dataset/``, else ``data.jsonl``), with a clear error."""
-    if not run_dir.is_dir():
-        raise ValueError(f"{run_dir} is not a folder; pass the --output folder of an hf-synth run.")
-    if (run_dir / "dataset" / "state.json").is_file():
-        dataset = load_from_disk(str(run_dir / "dataset"))
-    elif (run_dir / "data.jsonl").is_file():
-        dataset = Dataset.from_list(_rows_of(run_dir / "data.jsonl"))
-    else:
-        raise ValueError(
-            f"{run_dir} holds no dataset/ folder or data.jsonl; pass the --output folder of an hf-synth run "
-            "(or write your data there with `hf-synth filter --input FILE --config ... --output DIR`)."
-        )
+    dataset = RunFolder(run_dir).read_rows()
     missing = [c for c in ("instruction", "output") if c not in dataset.column_names]
     if missing:
         raise ValueError(
@@ -134,8 +112,8 @@ class ReviewSet:
     ) -> None:
         self.run_dir = Path(run_dir)
         self.dataset = load_run_dataset(self.run_dir)
-        self.rejected_rows = _rows_of(self.run_dir / "rejected.jsonl")
-        self.folder = self.run_dir / REVIEW_DIR
+        self.rejected_rows = RunFolder(self.run_dir).rejected_rows()
+        self.folder = RunFolder(self.run_dir).review_dir
         if restart and self.folder.exists():
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
             self.folder.rename(self.run_dir / f"{REVIEW_DIR}-before-{stamp}")
@@ -235,10 +213,7 @@ class ReviewSet:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "rows": rows,
         }
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(session, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(session, indent=1) + "\n")
         return session
 
     def _skill_cache(self) -> dict[str, list[str]]:
@@ -269,10 +244,7 @@ class ReviewSet:
             guesses = classifier.predict([item.row.get("instruction") or "" for item in part])
             for item, skill in zip(part, guesses, strict=True):
                 cache[item.key] = [item.text_hash, skill]
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache) + "\n", encoding="utf-8")
-            tmp.replace(path)
+            atomic_write_text(path, json.dumps(cache) + "\n")
             for item, skill in zip(part, guesses, strict=True):
                 item.skill = skill
             logger.info("Skills labelled: %d of %d rows", min(start + chunk, len(todo)), len(todo))

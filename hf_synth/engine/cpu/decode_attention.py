@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ...atomic import atomic_write_text
 
 try:
     import numba
@@ -154,10 +155,7 @@ def _write_source(folder: Path, name: str, source: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"
     if not path.exists() or path.read_text() != source:
-        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".py")
-        with os.fdopen(handle, "w") as f:
-            f.write(source)
-        os.replace(temporary, path)  # atomic: concurrent processes never import half a file
+        atomic_write_text(path, source)  # concurrent processes never import half a file
     return path
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ...atomic import atomic_write_text
 from .info import cpu_info
 
 logger = logging.getLogger(__name__)
@@ -68,11 +67,7 @@ def _load() -> dict:
 def _save(entries: dict) -> None:
     path = tuning_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json")
-        with os.fdopen(handle, "w") as f:
-            json.dump(entries, f, indent=1, sort_keys=True)
-        os.replace(temporary, path)  # atomic: concurrent engines never read half a file
+        atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True))  # never half a file read
     except OSError as err:  # a read-only cache only costs the timing next time
         logger.debug("CPU tuning not cached (%s)", err)
 
