@@ -64,7 +64,9 @@ __getattr__, __dir__, __all__ = attach(
         "prompts": ["render_messages", "template_names"],
         "refine": ["Refine", "RefineConfig", "RefineResult"],
         "report": ["build_report", "write_report"],
+        "results": ["StepResult"],
         "review": ["ReviewConfig", "apply_review", "save_reviewed", "serve_review"],
+        "run_folder": ["RunFolder"],
         "self_instruct": [
             "SelfInstruct",
             "SelfInstructConfig",
@@ -121,5 +123,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .prompts import render_messages, template_names
     from .refine import Refine, RefineConfig, RefineResult
     from .report import build_report, write_report
+    from .results import StepResult
     from .review import ReviewConfig, apply_review, save_reviewed, serve_review
+    from .run_folder import RunFolder
     from .self_instruct import SelfInstruct, SelfInstructConfig, SelfInstructResult, parse_instruction_list

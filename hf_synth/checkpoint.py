@@ -246,3 +246,29 @@ class Checkpointer:
 
         parts = map_in_threads(chunk, range(n_chunks), workers)
         return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def bind_and_load(
+    checkpointer: Checkpointer, engines: list, fingerprint: Callable[[list[str]], dict], *, overwrite=False
+):
+    """Tie ``checkpointer`` to a run and return its engines, loaded: each of ``engines`` is an engine or an
+    :class:`~hf_synth.engine.EngineConfig` (loaded here, once per distinct config); ``fingerprint(model ids)``
+    is the run's fingerprint. A folder holding another run's checkpoints is refused *before* any model
+    loads (unless ``overwrite``), from the model ids the configs name; a server that names its model only
+    when asked is checked once it answered. This is the one place a step binds its checkpoints."""
+    from .engine import EngineConfig, load_engine
+    from .engine.engine import model_id_of
+
+    ids = [model_id_of(e) if isinstance(e, EngineConfig) else e.model_id for e in engines]
+    if not overwrite and all(ids) and any(isinstance(e, EngineConfig) for e in engines):
+        checkpointer.check(fingerprint(ids))
+    loaded: list = []
+    for item in engines:
+        if isinstance(item, EngineConfig):
+            earlier = next((e for c, e in loaded if c == item), None)
+            loaded.append((item, earlier if earlier is not None else load_engine(item)))
+        else:
+            loaded.append((item, item))
+    result = [e for _, e in loaded]
+    checkpointer.bind(fingerprint([e.model_id for e in result]), overwrite=overwrite)
+    return result

@@ -27,10 +27,8 @@ class RecordingEngine(ScriptedEngine):
 
 
 def _evol(tmp_path, monkeypatch, *extra):
-    import hf_synth.cli.generate as generate
-
     engine = RecordingEngine(evolver(grow))
-    monkeypatch.setattr(generate, "load_engine", lambda args, config: engine)
+    monkeypatch.setattr("hf_synth.engine.load_engine", lambda config: engine)  # the step loads its engines
     data = tmp_path / "roots.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in ROOTS[:2]))
     out = tmp_path / f"evol{len(list(tmp_path.iterdir()))}"

@@ -14,7 +14,7 @@ __getattr__, __dir__, __all__ = attach(
         "blending": ["BLEND_COLUMNS", "blend"],
         "negatives": ["preference_pairs"],
         "paraphrasing": ["clean_paraphrase", "paraphrase"],
-        "slots": ["fill_template", "propose_slot_values", "template_slots"],
+        "slots": ["fill_slots", "fill_template", "propose_slot_values", "template_slots"],
     },
 )
 
@@ -24,4 +24,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .blending import BLEND_COLUMNS, blend
     from .negatives import preference_pairs
     from .paraphrasing import clean_paraphrase, paraphrase
-    from .slots import fill_template, propose_slot_values, template_slots
+    from .slots import fill_slots, fill_template, propose_slot_values, template_slots

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
@@ -15,7 +16,9 @@ from ..filters.dataset_filters import split_filtered
 from ..filters.embedding import embed
 from ..filters.heuristics import hygiene_reasons, normalized_words
 from ..prompts import render_messages
-from ..rows import add_messages, checkpointed_map, journaled, unique_ids
+from ..results import StepResult
+from ..rows import add_messages, checkpointed_map, fingerprint_rows, journaled, unique_ids
+from .step_results import backtranslate_result, bind_step
 
 TEMPLATE_TRANSLATE = "augment/translate"
 _LABEL = re.compile(r"^\s*[*_]*\s*(?:translation|text)\s*[*_]*\s*:\s*", re.IGNORECASE)
@@ -66,14 +69,37 @@ def back_translate(
     name: str = "backtranslate",
     to_pivot_model: str | None = None,
     from_pivot_model: str | None = None,
-) -> tuple[Dataset, Dataset]:
+    checkpoint_dir: str | Path | None = None,
+    overwrite: bool = False,
+    source: str | None = None,
+) -> StepResult:
     """Translate each ``instruction`` into ``pivot`` and back with the LLM. Kept when the cosine of sentence
     embeddings to the original is within [``min_similarity``, ``max_similarity``) and the wording differs:
     reasons ``meaning_drift`` (too far), ``unchanged`` (same words or too close), ``empty``. Rows record
     ``pivot_language``, ``pivot_text``, ``parent_id``, ``scores.embedding_similarity``.
 
     ``to_pivot_model`` / ``from_pivot_model``: translation models (path or Hub id) to use instead of the LLM
-    for either direction, e.g. a Marian model per language pair."""
+    for either direction, e.g. a Marian model per language pair.
+
+    Returns a :class:`~hf_synth.results.StepResult` (``kept, rejected = back_translate(...)``, or
+    ``.save(folder)``); ``checkpoint_dir``, ``overwrite``, ``source`` and an ``engine`` given as an
+    :class:`~hf_synth.engine.EngineConfig` as in :func:`~hf_synth.augment.paraphrase`."""
+    given_engine = engine
+    checkpointer, (engine,) = bind_step(
+        checkpointer,
+        checkpoint_dir,
+        [engine],
+        lambda ids: {
+            "max_new_tokens": sampling.max_new_tokens if sampling is not None else None,
+            "pivot": pivot,
+            "model": ids[0],
+            "to_pivot_model": to_pivot_model,
+            "from_pivot_model": from_pivot_model,
+            "input": fingerprint_rows(dataset),
+        },
+        overwrite=overwrite,
+    )
+    teacher = engine
     engine = journaled(engine, checkpointer)
     sampling = sampling or SamplingParams(max_new_tokens=192, temperature=0.3, top_p=0.95)
     ids = unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
@@ -139,4 +165,15 @@ def back_translate(
         }
 
     rows = add_messages(rows.map(_finish, with_indices=True, keep_in_memory=True))
-    return split_filtered(rows)
+    kept, rejected = split_filtered(rows)
+    return backtranslate_result(
+        kept,
+        rejected,
+        dataset=dataset,
+        engine=teacher,
+        pivot=pivot,
+        min_similarity=min_similarity,
+        max_similarity=max_similarity,
+        source=source,
+        engine_for_config=given_engine,
+    )

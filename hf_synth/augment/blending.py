@@ -10,7 +10,9 @@ from typing import Any
 from datasets import Dataset, concatenate_datasets
 
 from ..filters.heuristics import normalized_words
+from ..results import StepResult
 from ..rows import add_messages
+from .step_results import blend_result
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +52,17 @@ def blend(
     seed: int = 0,
     instruction_column: str = "instruction",
     output_column: str = "output",
-) -> tuple[Dataset, list[dict[str, Any]]]:
+) -> StepResult:
     """Mix ``sources`` (name → dataset) into one dataset with a ``source`` column.
 
     Give ``counts`` per source, or ``ratios`` (normalised) with ``total`` rows (default: as many as the
     ratios allow), or neither (everything). Rows are drawn without replacement, deterministically from
     ``seed``; with ``dedup``, exact duplicates of an instruction+input (after lower-casing and dropping
     punctuation) are dropped across sources, keeping the first source's row. A source asked for more rows
-    than it has gives all it has, with a warning. Returns the mix and a per-source summary.
+    than it has gives all it has, with a warning. Returns a :class:`~hf_synth.results.StepResult` that
+    unpacks as the mix and a per-source summary (``mixed, summary = blend(...)``) and saves itself.
     """
+    asked_total = total
     if not sources:
         raise ValueError("blend needs at least one source")
     if ratios and counts:
@@ -108,4 +112,4 @@ def blend(
     mixed = concatenate_datasets(parts).shuffle(seed=seed)
     for row in summary:
         row["share"] = round(row["selected"] / len(mixed), 4) if len(mixed) else 0.0
-    return mixed.flatten_indices(), summary
+    return blend_result(mixed.flatten_indices(), summary, dedup=dedup, seed=seed, total=asked_total)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
 from ..checkpoint import Checkpointer
+from ..configuration import to_dict
 from ..engine import Engine
 from ..filters.heuristics import hygiene_reasons, normalized_words
 from ..prompts import render_messages
-from ..rows import checkpointed_map, journaled, unique_ids, user_content
+from ..results import StepResult
+from ..rows import checkpointed_map, fingerprint_rows, journaled, unique_ids, user_content
 from .augment_config import NegativeConfig
+from .step_results import bind_step, negatives_result
 
 TEMPLATE_NEGATIVE = "augment/negative"
 
@@ -25,16 +29,32 @@ def preference_pairs(
     *,
     checkpointer: Checkpointer | None = None,
     name: str = "negatives",
-) -> tuple[Dataset, Dataset]:
+    checkpoint_dir: str | Path | None = None,
+    overwrite: bool = False,
+    source: str | None = None,
+) -> StepResult:
     """For each row with an output, ask for a deliberately flawed answer of one kind and return
     (pairs, rejected). Pairs are TRL's DPO format: ``prompt`` (instruction + input), ``chosen`` (the row's
     output), ``rejected`` (the flawed answer), with ``negative_kind``, ``parent_id``, ``strategy``,
     ``model`` and ``generation_params``. There is deliberately no ``messages`` column, and
     ``scripts/sft.py`` refuses data with ``chosen``/``rejected``. Rejected: empty flawed answers and
     ones identical to the chosen answer.
+
+    Returns a :class:`~hf_synth.results.StepResult` (``pairs, rejected = preference_pairs(...)``, or
+    ``.save(folder)``); ``checkpoint_dir``, ``overwrite``, ``source`` and an ``engine`` given as an
+    :class:`~hf_synth.engine.EngineConfig` as in :func:`~hf_synth.augment.paraphrase`.
     """
-    engine = journaled(engine, checkpointer)
     config = config or NegativeConfig()
+    given_engine = engine
+    checkpointer, (engine,) = bind_step(
+        checkpointer,
+        checkpoint_dir,
+        [engine],
+        lambda ids: {"config": to_dict(config), "model": ids[0], "input": fingerprint_rows(dataset)},
+        overwrite=overwrite,
+    )
+    teacher = engine
+    engine = journaled(engine, checkpointer)
     for column in ("instruction", "output"):
         if column not in dataset.column_names:
             raise ValueError(f"No {column!r} column (columns: {', '.join(dataset.column_names)})")
@@ -88,4 +108,12 @@ def preference_pairs(
     pairs = pairs.map(_finish, keep_in_memory=True)
     kept = pairs.filter(lambda r: not r, input_columns="filter_reasons", keep_in_memory=True)
     dropped = pairs.filter(lambda r: bool(r), input_columns="filter_reasons", keep_in_memory=True)
-    return kept.remove_columns("filter_reasons"), dropped
+    return negatives_result(
+        kept.remove_columns("filter_reasons"),
+        dropped,
+        rows=len(dataset),
+        engine=teacher,
+        config=config,
+        source=source,
+        engine_for_config=given_engine,
+    )

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
 from ..answers import parse_yes_no
 from ..checkpoint import Checkpointer
-from ..engine import Engine, SamplingParams
+from ..configuration import to_dict
+from ..engine import Engine, EngineConfig, SamplingParams
 from ..filters.dataset_filters import split_filtered
 from ..filters.heuristics import content_reasons, hygiene_reasons, refusal_reasons
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import add_messages, checkpointed_map, journaled, unique_ids
+from ..results import StepResult
+from ..rows import add_messages, checkpointed_map, fingerprint_rows, journaled, unique_ids
 from .augment_config import ParaphraseConfig
+from .step_results import bind_step, paraphrase_result
 
 TEMPLATE_PARAPHRASE = "augment/paraphrase"
 TEMPLATE_SAME_TASK = "augment/same_task"
@@ -41,8 +45,11 @@ def paraphrase(
     *,
     checkpointer: Checkpointer | None = None,
     name: str = "paraphrase",
-    judge: Engine | None = None,
-) -> tuple[Dataset, Dataset]:
+    judge: Engine | EngineConfig | None = None,
+    checkpoint_dir: str | Path | None = None,
+    overwrite: bool = False,
+    source: str | None = None,
+) -> StepResult:
     """``config.k`` paraphrases of ``config.target`` per row; returns (kept, rejected) paraphrase rows.
 
     Each paraphrase row copies its parent's ``instruction``/``input``/``output`` with the field reworded,
@@ -51,9 +58,31 @@ def paraphrase(
     too-short rewordings, refusals, and near-identical ones (ROUGE-L >= ``max_rouge_l``). With a ``judge``
     engine, instruction paraphrases it does not call the same task are rejected too (``task_changed``;
     an unparsable verdict is ``judge_unparsable``), and ``scores.same_task`` records its verdict.
+
+    Returns a :class:`~hf_synth.results.StepResult`: ``kept, rejected = paraphrase(...)``, or
+    ``paraphrase(...).save(folder)``. ``checkpoint_dir``: the step's checkpoint folder, tied to its
+    configuration, model and input (``overwrite`` discards another run's); ``engine`` and ``judge`` may be
+    :class:`~hf_synth.engine.EngineConfig` (loaded once the folder is known to fit); ``source`` names the
+    input for the card.
     """
-    engine = journaled(engine, checkpointer)
     config = config or ParaphraseConfig()
+    given_engine = engine
+    checkpointer, loaded = bind_step(
+        checkpointer,
+        checkpoint_dir,
+        [engine] if judge is None else [engine, judge],
+        lambda ids: {
+            "config": to_dict(config),
+            "model": ids[0],
+            "check_task": judge is not None,
+            "judge": ids[1] if len(ids) > 1 and judge is not engine else None,
+            "input": fingerprint_rows(dataset),
+        },
+        overwrite=overwrite,
+    )
+    engine, judge = loaded[0], (loaded[1] if len(loaded) > 1 else None)
+    teacher = engine
+    engine = journaled(engine, checkpointer)
     for column in ("instruction", "output"):
         if column not in dataset.column_names:
             raise ValueError(f"No {column!r} column (columns: {', '.join(dataset.column_names)})")
@@ -111,7 +140,17 @@ def paraphrase(
     rows = add_messages(generated.map(_finish, keep_in_memory=True)).remove_columns(["variant"])
     if judge is not None and config.target == "instruction":
         rows = _check_same_task(rows, judge, checkpointer, f"{name}-judge", config.checkpoint_every)
-    return split_filtered(rows.remove_columns(["original"]))
+    kept, rejected = split_filtered(rows.remove_columns(["original"]))
+    return paraphrase_result(
+        kept,
+        rejected,
+        dataset=dataset,
+        engine=teacher,
+        judge=judge,
+        config=config,
+        source=source,
+        engine_for_config=given_engine,
+    )
 
 
 def _check_same_task(rows: Dataset, judge: Engine, checkpointer, name: str, batch_size: int) -> Dataset:

@@ -8,6 +8,7 @@ import json
 import random
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from datasets import Dataset
 
@@ -119,3 +120,74 @@ def fill_template(
         keep_in_memory=True,
     )
     return add_messages(answered)
+
+
+def fill_slots(
+    template: str,
+    values: Mapping[str, Sequence[str]] | None,
+    engine,
+    *,
+    count: int = 8,
+    num: int = 20,
+    seed: int = 0,
+    answer_sampling: SamplingParams | None = None,
+    checkpoint_dir: str | Path | None = None,
+    overwrite: bool = False,
+):
+    """``hf-synth slots`` as a step: the model proposes ``count`` values for every slot ``values`` does not
+    fill (:func:`propose_slot_values`), then :func:`fill_template` makes ``num`` instructions and answers
+    them. Proposals and answers are journaled under ``checkpoint_dir`` (tied to the template, values and
+    settings; ``overwrite`` discards another run's), so a re-run gets the same values back. ``engine`` may
+    be an :class:`~hf_synth.engine.EngineConfig`. Returns a :class:`~hf_synth.results.StepResult` that
+    unpacks as ``(rows, slot values)``."""
+    from .step_results import bind_step, slots_result
+
+    slots = template_slots(template)
+    given = {k: list(v) for k, v in (values or {}).items()}
+    unknown = sorted(set(given) - set(slots))
+    if unknown or not slots:
+        raise ValueError(
+            f"Template slots are {', '.join(slots) or 'none'}; --values named {', '.join(unknown)}"
+        )
+    given_engine = engine
+    checkpointer, (engine,) = bind_step(
+        None,
+        checkpoint_dir,
+        [engine],
+        lambda ids: {
+            "template": template,
+            "values": given,
+            "count": count,
+            "num": num,
+            "seed": seed,
+            "max_new_tokens": answer_sampling.max_new_tokens if answer_sampling is not None else None,
+            "model": ids[0],
+        },
+        overwrite=overwrite,
+    )
+    try:
+        if set(slots) - set(given):  # proposals are journaled too: a re-run gets the same values back
+            proposed = propose_slot_values(template, journaled(engine, checkpointer), count=count)
+            given = {**proposed, **given}
+        rows = fill_template(
+            template,
+            given,
+            engine,
+            num=num,
+            seed=seed,
+            answer_sampling=answer_sampling,
+            checkpointer=checkpointer,
+        )
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+    return slots_result(
+        rows,
+        template=template,
+        values=given,
+        engine=engine,
+        num=num,
+        count=count,
+        seed=seed,
+        engine_for_config=given_engine,
+    )

@@ -5,23 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 
 from ..configuration import load_yaml
+from ..results import run_diversity
 from ..run_folder import RunFolder
-from .common import output_checkpointer, print_summary_counts, run_diversity, write_step_card
+from .common import checkpoint_args, print_summary_counts
 
 logger = logging.getLogger("hf_synth")
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
-    from collections import Counter
-
-    from ..filters import contamination_counts, reason_key, resolve_filters, run_filters, split_filtered
-    from ..io import load_seed_dataset, save_run
-    from ..rows import fingerprint_rows
+    from ..filters import resolve_filters
+    from ..filters.filter_step import filter_dataset
+    from ..io import load_seed_dataset
 
     config = load_yaml(args.config)
     unknown = sorted(set(config) - {"filters"})
@@ -30,63 +28,16 @@ def cmd_filter(args: argparse.Namespace) -> int:
             f"{args.config} must hold a 'filters:' list (unknown keys: {', '.join(unknown) or 'none'})"
         )
     resolve_filters(config["filters"])  # bad specs fail before anything is loaded
-    # an empty run (every row dropped) is filtered like any other: its empty result is saved, with
-    # save_run's warning, and `push` refuses it unless --allow-empty (one rule for every step)
     dataset = load_seed_dataset(args.input, split=args.split, allow_empty=True)
-    started = time.perf_counter()
-    if len(dataset):
-        checkpointer = output_checkpointer(
-            args, {"filters": config["filters"], "input": fingerprint_rows(dataset)}
-        )
-        scored = run_filters(dataset, config["filters"], checkpointer=checkpointer)
-        kept, dropped = split_filtered(scored)
-        reasons: Counter = Counter(reason_key(r) for row in dropped["filter_reasons"] for r in row)
-    else:
-        logger.info("%s holds no rows: no filter ran", args.input)
-        kept, dropped, reasons = dataset, dataset, Counter()
-    summary = {
-        "input": str(args.input),
-        "rows": len(dataset),
-        "kept": len(kept),
-        "dropped": len(dropped),
-        "reasons": dict(reasons.most_common()),
-        "seconds": round(time.perf_counter() - started, 2),
-        "filters": config["filters"],
-    }
-    if any(spec["name"] == "decontaminate" for spec in config["filters"]):
-        # rows dropped per evaluation set (a row matching two sets counts in both)
-        summary["decontamination"] = contamination_counts(summary["reasons"])
-    summary["diversity"] = run_diversity(kept)
-    paths = save_run(args.output, kept, dropped, summary=summary, config=config)
-    write_step_card(
-        args,
-        kept,
-        method="filter",
-        tags=["filtered"],
-        steps=[
-            f"Input: `{args.input}` ({len(dataset)} rows).",
-            "Filters, in order (each adds scores and reasons and drops nothing; rows with any reason were "
-            "dropped at the end): " + ", ".join(f"`{spec['name']}`" for spec in config["filters"]) + ".",
-            *(
-                [
-                    "Decontamination (rows sharing a long n-gram or a near-duplicate embedding with an "
-                    "evaluation set were dropped), rows dropped per set: "
-                    + (", ".join(f"`{k}` {v}" for k, v in summary["decontamination"].items()) or "none")
-                    + "."
-                ]
-                if "decontamination" in summary
-                else []
-            ),
-        ],
-        rejected=dropped,
-        settings={
-            f"{i}.{spec['name']}.{key}": value
-            for i, spec in enumerate(config["filters"], start=1)
-            for key, value in spec.items()
-            if key != "name"
-        },
-        diversity=summary["diversity"],
+    result = filter_dataset(
+        dataset,
+        config["filters"],
+        source=args.input,
+        **checkpoint_args(args),
     )
+    paths = result.save(args.output)
+    kept, dropped = result
+    summary = result.summary
     print(
         f"\nFiltered {len(dataset)} rows in {summary['seconds']}s: kept {len(kept)}, dropped {len(dropped)}"
     )
@@ -96,7 +47,6 @@ def cmd_filter(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from collections import Counter
 
     from ..curation import classify_skills, coverage_report, load_taxonomy, skill_labeller
     from ..filters import reason_key

@@ -1,27 +1,14 @@
-"""``hf-synth self-instruct`` and ``hf-synth evol-instruct``."""
+"""``hf-synth self-instruct``, ``hf-synth evol-instruct`` and ``hf-synth generate``: parse, run the step,
+save its result, print its summary."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
-from ..configuration import from_dict, given_options, to_dict
 from ..input_files import check_input
-from .common import (
-    card_extras,
-    check_checkpoints,
-    engine_config_from_args,
-    engine_only_config,
-    load_engine,
-    load_sections,
-    parse_weights,
-    print_rows,
-    print_summary_counts,
-    run_diversity,
-    write_step_card,
-)
+from .common import checkpoint_args, parse_config, parse_weights, print_rows, print_summary_counts
 
 logger = logging.getLogger("hf_synth")
 
@@ -29,49 +16,18 @@ logger = logging.getLogger("hf_synth")
 def cmd_self_instruct(args: argparse.Namespace) -> int:
     from ..self_instruct import SelfInstructConfig
 
-    engine_config, si_data = load_sections(args, "self_instruct")
-    si_data.update(given_options(args, SelfInstructConfig))
-    if args.max_new_tokens is not None:
-        for step in ("instruction_sampling", "instance_sampling"):
-            si_data[step] = {**si_data.get(step, {}), "max_new_tokens": args.max_new_tokens}
-    config = from_dict(SelfInstructConfig, si_data, "self_instruct")
+    engine_config, config = parse_config(
+        args, "self_instruct", SelfInstructConfig, sampling=("instruction_sampling", "instance_sampling")
+    )
     check_input(args.seeds, what="seed", column=config.instruction_column)  # before torch, nltk, numba
     # The configuration is valid: now what reads data and loads models (torch, datasets).
-    from ..cards import self_instruct_card
-    from ..engine.engine import model_id_of
-    from ..io import EXAMPLE_SEEDS, load_seed_dataset, save_run
-    from ..self_instruct import SelfInstruct, prepare_seed_pool
+    from ..self_instruct import SelfInstruct
 
-    seeds_name = args.seeds or f"hf-synth example seeds ({EXAMPLE_SEEDS.name})"
-    seeds = load_seed_dataset(args.seeds, split=args.split)
-    pool = prepare_seed_pool(seeds, config)  # bad seeds fail here, before a model is loaded
-    check_checkpoints(args, SelfInstruct.run_fingerprint(config, model_id_of(engine_config), pool))
     output = Path(args.output)
-    started = time.perf_counter()
-    engine = load_engine(args, engine_config)
-    pipeline = SelfInstruct(engine, config, checkpoint_dir=output / "checkpoints", overwrite=args.overwrite)
-    result = pipeline.run(seeds)
-    summary = result.summary.to_dict()
-    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    summary["model"] = engine.model_id
-    summary["diversity"] = run_diversity(result.dataset, seeds=pool["instruction"])
-    paths = save_run(
-        output,
-        result.dataset,
-        result.rejected,
-        summary=summary,
-        config={"engine": to_dict(engine_config), "self_instruct": to_dict(config)},
-    )
-    card = self_instruct_card(
-        result.dataset,
-        summary,
-        model=engine.model_id,
-        prompt_templates=pipeline.prompt_templates(),
-        generation_params=pipeline.generation_params(),
-        seeds=seeds_name,
-        **card_extras(result.dataset, args.seeds),
-    )
-    card.save(str(output / "README.md"))
+    pipeline = SelfInstruct(engine_config, config, **checkpoint_args(args))
+    result = pipeline.run(args.seeds, split=args.split)
+    paths = result.save(output)
+    summary = result.summary_dict()
 
     print(f"\nSelf-Instruct finished in {summary['wall_seconds']}s over {summary['rounds']} round(s)")
     print(
@@ -95,80 +51,36 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
 
     from ..evol_instruct import EvolInstructConfig
 
-    engine_config, data = load_sections(args, "evol_instruct")
-    data.update(given_options(args, EvolInstructConfig))
+    extra: dict = {}
     if args.operations:
-        data["operation_weights"] = parse_weights(args.operations)
+        extra["operation_weights"] = parse_weights(args.operations)
     if args.no_judge:
-        data["use_judge"] = False
-    if args.max_new_tokens is not None:  # one limit for every generation of the run, as in the other commands
-        for step in ("evolution_sampling", "judge_sampling", "response_sampling"):
-            data[step] = {**data.get(step, {}), "max_new_tokens": args.max_new_tokens}
-    config = from_dict(EvolInstructConfig, data, "evol_instruct")
+        extra["use_judge"] = False
+    engine_config, config = parse_config(
+        args,
+        "evol_instruct",
+        EvolInstructConfig,
+        sampling=("evolution_sampling", "judge_sampling", "response_sampling"),
+        extra=extra,
+    )
     check_input(args.input, column=config.instruction_column)  # before torch, nltk, numba
     # The configuration is valid: now what reads data and loads models (torch, datasets).
-    from ..cards import evol_instruct_card
-    from ..engine import Engine
-    from ..engine.engine import model_id_of
-    from ..evol_instruct import EvolInstruct, prepare_roots
-    from ..io import load_seed_dataset, save_run
+    from ..evol_instruct import EvolInstruct
 
-    dataset = load_seed_dataset(args.input, split=args.split)
-    roots = prepare_roots(dataset, config)  # bad input fails here, before a model is loaded
-    models = (None, args.judge_model, args.response_model)  # None: the evolving model
-    ids = [model_id_of(replace(engine_config, model=m or engine_config.model)) for m in models]
-    check_checkpoints(args, EvolInstruct.run_fingerprint(config, ids, roots))
+    def other(model: str | None):  # None: the evolving model (one engine per distinct model)
+        return replace(engine_config, model=model) if model else engine_config
 
-    started = time.perf_counter()
-    engine = load_engine(args, engine_config)
-    loaded = {engine_config.model: engine}
-
-    def other(model: str | None) -> Engine:
-        if model is None or model in loaded:
-            return loaded.get(model, engine)
-        loaded[model] = load_engine(args, replace(engine_config, model=model))
-        return loaded[model]
-
+    output = Path(args.output)
     pipeline = EvolInstruct(
-        engine,
+        engine_config,
         config,
         judge_engine=other(args.judge_model),
         response_engine=other(args.response_model),
-        checkpoint_dir=Path(args.output) / "checkpoints",
-        overwrite=args.overwrite,
+        **checkpoint_args(args),
     )
-    result = pipeline.run(dataset)
-    summary = result.summary.to_dict()
-    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    column = config.instruction_column
-    summary["diversity"] = run_diversity(
-        result.dataset, seeds=dataset[column] if column in dataset.column_names else None
-    )
-    output = Path(args.output)
-    paths = save_run(
-        output,
-        result.dataset,
-        result.rejected,
-        summary=summary,
-        config={
-            "engine": to_dict(engine_config),
-            "evol_instruct": to_dict(config),
-            "judge_model": pipeline.judge_engine.model_id,
-            "response_model": pipeline.response_engine.model_id,
-        },
-    )
-    card = evol_instruct_card(
-        result.dataset,
-        summary,
-        model=engine.model_id,
-        judge_model=pipeline.judge_engine.model_id if config.use_judge else "",
-        response_model=pipeline.response_engine.model_id,
-        prompt_templates=pipeline.prompt_templates(),
-        generation_params=pipeline.generation_params(),
-        source=str(args.input),
-        **card_extras(result.dataset, args.input),
-    )
-    card.save(str(output / "README.md"))
+    result = pipeline.run(args.input, split=args.split)
+    paths = result.save(output)
+    summary = result.summary_dict()
 
     print(f"\nEvol-Instruct finished in {summary['wall_seconds']}s over {summary['rounds']} round(s)")
     print(f"  evolved: {summary['evolved']}, kept: {summary['kept']}, eliminated: {summary['eliminated']}")
@@ -200,76 +112,32 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """One completion per row of --input; data-parallel when started by `accelerate launch`.
-
-    Every completion is journaled under --output/checkpoints as it finishes (one journal per process when
-    data-parallel), so a rerun of an interrupted run generates only what is missing; --resume and
-    --overwrite as for the other generating commands."""
-    from ..checkpoint import Checkpointer
+    """One completion per row of --input; data-parallel when started by `accelerate launch` (see
+    :func:`hf_synth.engine.distributed.generate_step`); --resume and --overwrite as for the other
+    generating commands."""
     from ..engine import SamplingParams
-    from ..engine.distributed import generate_distributed, process_state
-    from ..engine.engine import model_id_of
-    from ..io import load_seed_dataset, save_run
-    from ..rows import fingerprint_rows
+    from ..engine.distributed import generate_step
+    from ..io import load_seed_dataset
 
-    engine_only_config(args)
-    engine_config = engine_config_from_args(args)
+    engine_config, _ = parse_config(args)
     dataset = load_seed_dataset(args.input)
     sampling = SamplingParams(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
     )
-    state = process_state()
-
-    def fingerprint(model: str) -> dict:
-        return {
-            "model": model,
-            "sampling": sampling.to_dict(),
-            "prompt_column": args.prompt_column,
-            "processes": state.num_processes,  # each process journals its own shard
-            "input": fingerprint_rows(dataset),
-        }
-
-    check_checkpoints(args, fingerprint(model_id_of(engine_config)))  # before the model loads
-    engine = load_engine(args, engine_config)
-    root = Path(args.output) / "checkpoints"
-    if state.is_main_process:
-        Checkpointer(root).bind(fingerprint(engine.model_id), overwrite=args.overwrite)
-    state.wait_for_everyone()  # an --overwrite has emptied the folder before any process journals in it
-    journal = Checkpointer(root if state.num_processes == 1 else root / f"rank-{state.process_index}")
-    engine = journal.engine(engine)
-    started = time.perf_counter()
-    try:
-        result = generate_distributed(
-            dataset, engine, sampling, prompt_column=args.prompt_column, output_column=args.output_column
-        )
-    finally:
-        journal.close()
+    result = generate_step(
+        dataset,
+        engine_config,
+        sampling,
+        prompt_column=args.prompt_column,
+        output_column=args.output_column,
+        source=args.input,
+        **checkpoint_args(args),
+    )
     if result is None:  # not the main process: the main process writes everything
         return 0
-    processes = state.num_processes
-    summary = {
-        "rows": len(result),
-        "processes": processes,
-        "reused_completions": engine.reused,
-        "completion_tokens": int(sum(result["completion_tokens"])),
-        "seconds": round(time.perf_counter() - started, 2),
-        "model": engine.model_id,
-        "backend": engine.backend,
-        "engines": [engine.describe()],
-        "sampling": sampling.to_dict(),
-    }
-    paths = save_run(args.output, result, summary=summary)
-    write_step_card(
-        args,
-        result,
-        method="generate",
-        tags=["generated"],
-        steps=[
-            f"Input: `{args.input}` ({len(result)} rows); one completion per row of `{args.prompt_column}` "
-            f"into `{args.output_column}`, over {processes} process(es)."
-        ],
-        engines=summary["engines"],
-        settings=summary["sampling"],
+    paths = result.save(args.output)
+    processes = result.summary["processes"]
+    print(
+        f"Wrote {len(result.dataset)} rows from {processes} process(es) to {paths['dataset']} and {paths['jsonl']}"
     )
-    print(f"Wrote {len(result)} rows from {processes} process(es) to {paths['dataset']} and {paths['jsonl']}")
     return 0

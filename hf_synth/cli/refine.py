@@ -6,8 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..configuration import from_dict, given_options
-from .common import load_engine, load_sections, write_step_card
+from .common import parse_config
 
 logger = logging.getLogger("hf_synth")
 
@@ -15,22 +14,21 @@ logger = logging.getLogger("hf_synth")
 def cmd_refine(args: argparse.Namespace) -> int:
     from ..refine import RefineConfig
 
-    engine_config, data = load_sections(args, "refine")
-    data.update(given_options(args, RefineConfig))
-    if args.max_new_tokens is not None:
-        generation = dict(data.get("generation", {}))
-        for step in ("instruction_sampling", "instance_sampling"):
-            generation[step] = {**generation.get(step, {}), "max_new_tokens": args.max_new_tokens}
-        data["generation"] = generation
-    config = from_dict(RefineConfig, data, "refine")
+    engine_config, config = parse_config(
+        args,
+        "refine",
+        RefineConfig,
+        sampling=("generation.instruction_sampling", "generation.instance_sampling"),
+    )
     # The configuration is valid: now what reads data and loads models.
+    from ..engine import load_engine
     from ..io import load_seed_dataset
     from ..refine import Refine, eval_rows
 
     seeds = load_seed_dataset(args.seeds, split=args.split)
     eval_set = load_seed_dataset(args.eval)
     eval_rows(eval_set)  # an evaluation set without references fails before a model loads
-    teacher = load_engine(args, engine_config)
+    teacher = load_engine(engine_config)
     result = Refine(teacher, config, args.output, overwrite=args.overwrite).run(seeds, eval_set)
     report = result.report
     _write_card(args, result, teacher, config)
@@ -89,9 +87,13 @@ def _write_card(args: argparse.Namespace, result, teacher, config) -> None:
         f"{report['stopped']}; best round {report['best_round']} (evaluation ROUGE-L "
         f"{report['best_rouge_l']:.4f}); every round's scores are in refine_report.json / .html."
     )
-    write_step_card(
-        args,
-        result.dataset,
+    from ..results import StepResult
+    from ..run_folder import RunFolder
+
+    card = StepResult(
+        (result.dataset,),
+        dataset=result.dataset,
+        summary={},
         method="refine",
         tags=["refine"],
         steps=steps,
@@ -106,4 +108,5 @@ def _write_card(args: argparse.Namespace, result, teacher, config) -> None:
             "learnability_min_teacher_quality": config.learnability_min_teacher_quality,
             "overlap_threshold": config.overlap_threshold,
         },
-    )
+    ).card()
+    RunFolder(args.output).write_card(card)

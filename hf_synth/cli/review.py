@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..configuration import from_dict, given_options, load_yaml
+from .common import parse_config
 
 logger = logging.getLogger("hf_synth")
 
@@ -16,14 +16,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     run_dir = args.path or args.input
     if not run_dir:
         raise ValueError("Name the run to review: hf-synth review RUN_DIR (the --output folder of a run).")
-    data: dict = {}
-    if args.config:
-        file_config = load_yaml(args.config)
-        unknown = sorted(set(file_config) - {"review"})
-        if unknown:
-            raise ValueError(f"Unknown section(s) {', '.join(unknown)} in {args.config}; valid: review")
-        data = dict(file_config.get("review") or {})
-    config = from_dict(ReviewConfig, {**data, **given_options(args, ReviewConfig)}, "review")
+    _, config = parse_config(args, "review", ReviewConfig, engine=False)
     if args.apply:
         if not args.output:
             raise ValueError("--apply writes the reviewed dataset to a new folder: add --output OUT.")

@@ -341,5 +341,9 @@ class GenerationEngine:
 def load_engine(config: EngineConfig | None = None):
     """The :class:`~hf_synth.engine.Engine` for ``config`` (the embedded default model when ``None``):
     a :class:`GenerationEngine`, or vLLM's engine when that is the backend (see
-    :func:`~hf_synth.engine.selection.choose_backend`)."""
-    return GenerationEngine.from_config(config)
+    :func:`~hf_synth.engine.selection.choose_backend`). The engine keeps ``config`` as ``engine_config``
+    (the ``engine:`` section a saved run's config.yaml records)."""
+    config = config or EngineConfig()
+    engine = GenerationEngine.from_config(config)
+    engine.engine_config = config
+    return engine

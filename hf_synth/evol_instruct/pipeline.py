@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,10 +12,13 @@ from typing import Any
 
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from ..checkpoint import Checkpointer, map_in_threads
-from ..engine import Engine, describe_engines
+from ..checkpoint import Checkpointer, bind_and_load, map_in_threads
+from ..configuration import to_dict
+from ..engine import Engine, EngineConfig, describe_engines
 from ..engine.protocol import engine_concurrency, engine_workers
+from ..io import load_seed_dataset
 from ..progress import datasets_bars_off
+from ..results import SavableResult, card_extras, engine_section, run_diversity
 from ..rows import BASE_FEATURES, add_messages, config_fingerprint, empty_dataset, fingerprint_rows
 from .evol_instruct_config import OPERATIONS, EvolInstructConfig
 from .steps import (
@@ -106,13 +110,57 @@ class EvolInstructSummary:
 
 
 @dataclass
-class EvolInstructResult:
+class EvolInstructResult(SavableResult):
     """Kept evolutions (answered), eliminated ones (with reasons), and counts; ``rejected`` as in
-    :class:`~hf_synth.SelfInstructResult` (``eliminated`` is its former name, still readable)."""
+    :class:`~hf_synth.SelfInstructResult` (``eliminated`` is its former name, still readable).
+    ``save(folder)`` and ``push_to_hub(repo_id)`` as for Self-Instruct (see :mod:`hf_synth.results`)."""
 
     dataset: Dataset
     rejected: Dataset
     summary: EvolInstructSummary
+    config: EvolInstructConfig | None = None
+    #: The ``engine:`` section of config.yaml (see :func:`hf_synth.results.engine_section`).
+    engine_config: dict[str, Any] | None = None
+    #: The evolving, judge and response models.
+    models: list[str] = field(default_factory=list)
+    prompt_templates: list[str] = field(default_factory=list)
+    generation_params: dict[str, Any] = field(default_factory=dict)
+    #: Where the input came from (a file, folder or Hub id), for the card; None: a Dataset given as is.
+    source: str | None = None
+    input_instructions: list[str] | None = None
+    wall_seconds: float | None = None
+
+    def summary_data(self) -> dict[str, Any]:
+        summary = self.summary.to_dict()
+        summary["wall_seconds"] = self.wall_seconds
+        summary["diversity"] = run_diversity(self.dataset, seeds=self.input_instructions)
+        return summary
+
+    def config_data(self) -> dict[str, Any]:
+        config = self.config or EvolInstructConfig()
+        data = {"engine": self.engine_config} if self.engine_config is not None else {}
+        return {
+            **data,
+            "evol_instruct": to_dict(config),
+            "judge_model": self.models[1],
+            "response_model": self.models[2],
+        }
+
+    def build_card(self):
+        from ..cards import evol_instruct_card
+
+        config = self.config or EvolInstructConfig()
+        return evol_instruct_card(
+            self.dataset,
+            self.summary_dict(),
+            model=self.models[0],
+            judge_model=self.models[1] if config.use_judge else "",
+            response_model=self.models[2],
+            prompt_templates=self.prompt_templates,
+            generation_params=self.generation_params,
+            source=self.source if self.source is not None else "a datasets.Dataset",
+            **card_extras(self.dataset, self.source),
+        )
 
     @property
     def eliminated(self) -> Dataset:
@@ -131,17 +179,19 @@ class EvolInstruct:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | EngineConfig,
         config: EvolInstructConfig | None = None,
         *,
-        judge_engine: Engine | None = None,
-        response_engine: Engine | None = None,
+        judge_engine: Engine | EngineConfig | None = None,
+        response_engine: Engine | EngineConfig | None = None,
         checkpoint_dir: str | Path | None = None,
         overwrite: bool = False,
     ) -> None:
         self.engine = engine
         self.judge_engine = judge_engine or engine
         self.response_engine = response_engine or engine
+        #: The ``engine:`` section of the saved config.yaml (None when unknown: see ``engine_section``).
+        self.engine_config = engine_section(engine)
         self.config = config or EvolInstructConfig()
         self.checkpointer = Checkpointer(checkpoint_dir, chunk_size=self.config.checkpoint_every)
         self.overwrite = overwrite
@@ -177,12 +227,28 @@ class EvolInstruct:
         }
 
     @datasets_bars_off
-    def run(self, dataset: Dataset) -> EvolInstructResult:
-        """Evolve every row for ``rounds`` rounds; returns kept (answered) and eliminated evolutions."""
+    def run(
+        self, dataset: Dataset | str | Path, *, split: str | None = None, source: str | None = None
+    ) -> EvolInstructResult:
+        """Evolve every row for ``rounds`` rounds; returns kept (answered) and eliminated evolutions.
+
+        ``dataset``: a Dataset, or a file, folder, run folder or Hub id (loaded with ``split``); ``source``
+        names a Dataset's origin for the card. Engines given as :class:`~hf_synth.engine.EngineConfig` are
+        loaded here (one per distinct config), once the input is prepared and the checkpoint folder is
+        known to fit."""
+        started = time.perf_counter()
+        if isinstance(dataset, (str, Path)):
+            source = str(dataset) if source is None else source
+            dataset = load_seed_dataset(dataset, split=split)
         config = self.config
-        roots = prepare_roots(dataset, config)
-        models = [self.engine.model_id, self.judge_engine.model_id, self.response_engine.model_id]
-        self.checkpointer.bind(self.run_fingerprint(config, models, roots), overwrite=self.overwrite)
+        roots = prepare_roots(dataset, config)  # once: bad input fails here, before a model is loaded
+        fingerprint = self.run_fingerprint(config, [], roots)
+        self.engine, self.judge_engine, self.response_engine = bind_and_load(
+            self.checkpointer,
+            [self.engine, self.judge_engine, self.response_engine],
+            lambda ids: {**fingerprint, "models": list(ids)},
+            overwrite=self.overwrite,
+        )
         summary = EvolInstructSummary(
             engines=describe_engines([self.engine, self.judge_engine, self.response_engine])
         )
@@ -233,7 +299,20 @@ class EvolInstruct:
         kept = everything.filter(lambda e: not e, input_columns="eliminated", keep_in_memory=True)
         eliminated = everything.filter(lambda e: e, input_columns="eliminated", keep_in_memory=True)
         self.checkpointer.close()
-        return EvolInstructResult(dataset=kept, rejected=eliminated, summary=summary)
+        column = config.instruction_column
+        return EvolInstructResult(
+            dataset=kept,
+            rejected=eliminated,
+            summary=summary,
+            config=config,
+            engine_config=self.engine_config,
+            models=[self.engine.model_id, self.judge_engine.model_id, self.response_engine.model_id],
+            prompt_templates=self.prompt_templates(),
+            generation_params=self.generation_params(),
+            source=source,
+            input_instructions=dataset[column] if column in dataset.column_names else None,
+            wall_seconds=round(time.perf_counter() - started, 1),
+        )
 
     def _round(self, round_index: int, parents: Dataset) -> tuple[Dataset, int, float]:
         name = f"evol-round-{round_index:02d}"

@@ -42,6 +42,7 @@ __getattr__, __dir__, __all__ = attach(
             "word_count",
         ],
         "learnability": ["learnability_filter", "learnability_with_models"],
+        "filter_step": ["filter_dataset"],
         "registry": ["FILTERS", "resolve_filters", "run_filters"],
         "rouge": [
             "Match",
@@ -76,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_evaluation_set,
         normalised_tokens,
     )
+    from .filter_step import filter_dataset
     from .heuristics import (
         DEFAULT_BLOCKED_KEYWORDS,
         STOP_WORDS,

@@ -11,6 +11,7 @@ from typing import Any
 
 from datasets import Dataset, Features, List, Value
 
+from ..results import SavableResult, run_diversity
 from ..rows import chat_messages
 from .decisions import EDITABLE, Decision
 from .review_set import ReviewItem, ReviewSet, drop_reasons, rate
@@ -153,7 +154,7 @@ def figures_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @dataclass
-class ReviewedRun:
+class ReviewedRun(SavableResult):
     """The result of :func:`apply_review`.
 
     Args:
@@ -162,11 +163,32 @@ class ReviewedRun:
         rejected: The run's rejected rows plus the rows a reviewer rejected (reason ``human:<reason>``),
             as plain rows (their columns differ between stages).
         figures: See :func:`review_figures`.
+        run_dir: The reviewed run folder (its summary, config and card history go into the saved folder).
+
+    ``save(folder)`` writes the reviewed dataset as a new run folder (see :func:`save_reviewed`) and
+    ``push_to_hub(repo_id)`` publishes it with the same card.
     """
 
     dataset: Dataset
     rejected: list[dict[str, Any]]
     figures: dict[str, Any]
+    run_dir: Path | None = None
+
+    def summary_data(self) -> dict[str, Any]:
+        from ..run_folder import RunFolder
+
+        summary = RunFolder(self.run_dir).read_summary() if self.run_dir is not None else {}
+        summary["review"] = self.figures
+        summary["diversity"] = run_diversity(self.dataset)  # of the rows left after the review
+        return summary
+
+    def config_data(self) -> str | None:
+        from ..run_folder import RunFolder
+
+        return RunFolder(self.run_dir).read_config_text() if self.run_dir is not None else None
+
+    def build_card(self):
+        return _reviewed_card(self, self.run_dir)
 
 
 def _reasons_column(rejected_rows: list[dict[str, Any]]) -> str:
@@ -249,33 +271,23 @@ def apply_review(run_dir: str | Path, *, skills: bool = True) -> ReviewedRun:
             if rows
             else Dataset.from_dict({name: [] for name in features}, features=features)
         )
-        return ReviewedRun(dataset=dataset, rejected=rejected, figures=figures)
+        return ReviewedRun(dataset=dataset, rejected=rejected, figures=figures, run_dir=Path(run_dir))
     finally:
         review.close()
-
-
-def _diversity(dataset: Dataset) -> dict[str, Any] | None:
-    from ..curation.diversity import dataset_diversity
-
-    try:
-        return dataset_diversity(dataset)
-    except Exception as err:  # noqa: BLE001 - the other figures do not need embeddings
-        logger.warning("Embedding figures left out of the diversity numbers: %s", err)
-        return dataset_diversity(dataset, embeddings=False)
 
 
 def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Path) -> dict[str, Path]:
     """Write a reviewed run like any run folder: ``dataset/``, ``data.jsonl``, ``rejected.jsonl``,
     ``summary.json`` (the run's summary plus ``review``), ``config.yaml`` and a dataset card that tells how
-    the rows were made and how many a person checked."""
-    from ..cards import step_card
-    from ..run_folder import RunFolder
+    the rows were made and how many a person checked (the same as ``result.save(output_dir)``)."""
+    result.run_dir = Path(run_dir)
+    return result.save(output_dir)
 
-    run_dir = Path(run_dir)
-    source = RunFolder(run_dir)
-    summary = source.read_summary()
-    summary["review"] = result.figures
-    summary["diversity"] = _diversity(result.dataset)  # of the rows left after the review
+
+def _reviewed_card(result: ReviewedRun, run_dir: Path | None):
+    """The card of a reviewed run: how the rows were made and how many a person checked."""
+    from ..cards import step_card
+
     figures = result.figures
     dropped = Counter(r for row in result.rejected for r in drop_reasons(row))
     card = step_card(
@@ -301,7 +313,7 @@ def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Pa
         rejected=len(result.rejected),
         dropped=dict(dropped),
         review=figures,
-        diversity=summary["diversity"],
+        diversity=result.summary_dict()["diversity"],
         columns=[
             (
                 "review",
@@ -310,6 +322,4 @@ def save_reviewed(result: ReviewedRun, run_dir: str | Path, output_dir: str | Pa
             ("review_original", "the text before the person's correction (edited rows only)"),
         ],
     )
-    return RunFolder(output_dir).save(
-        result.dataset, result.rejected, summary=summary, config=source.read_config_text(), card=card
-    )
+    return card

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -13,12 +14,15 @@ from typing import Any
 
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from ..checkpoint import Checkpointer, map_in_threads
-from ..engine import Engine, describe_engines
+from ..checkpoint import Checkpointer, bind_and_load, map_in_threads
+from ..configuration import to_dict
+from ..engine import Engine, EngineConfig, describe_engines
 from ..engine.protocol import engine_concurrency, engine_takes_concurrent_calls, engine_workers
 from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
+from ..io import EXAMPLE_SEEDS, load_seed_dataset
 from ..progress import datasets_bars_off
+from ..results import SavableResult, card_extras, engine_section, run_diversity
 from ..rows import BASE_FEATURES, add_messages, config_fingerprint, empty_dataset, fingerprint_rows
 from .self_instruct_config import SelfInstructConfig
 from .steps import (
@@ -119,12 +123,56 @@ class SelfInstructSummary:
 
 
 @dataclass
-class SelfInstructResult:
-    """What :meth:`SelfInstruct.run` returns: kept rows, rejected rows (with reasons), and counts."""
+class SelfInstructResult(SavableResult):
+    """What :meth:`SelfInstruct.run` returns: kept rows, rejected rows (with reasons), and counts;
+    ``save(folder)`` writes the run folder (summary with wall time and diversity, config.yaml with the
+    engine section, the card) and ``push_to_hub(repo_id)`` publishes it (see :mod:`hf_synth.results`)."""
 
     dataset: Dataset
     rejected: Dataset
     summary: SelfInstructSummary
+    config: SelfInstructConfig | None = None
+    #: The ``engine:`` section of config.yaml (see :func:`hf_synth.results.engine_section`).
+    engine_config: dict[str, Any] | None = None
+    model: str | None = None
+    prompt_templates: list[str] = field(default_factory=list)
+    generation_params: dict[str, Any] = field(default_factory=dict)
+    #: Where the seeds came from (a file, folder or Hub id), for the card; None: a Dataset given as is.
+    seeds_source: str | None = None
+    example_seeds: bool = False
+    seed_instructions: list[str] | None = None
+    wall_seconds: float | None = None
+
+    def summary_data(self) -> dict[str, Any]:
+        summary = self.summary.to_dict()
+        summary["wall_seconds"] = self.wall_seconds
+        summary["model"] = self.model
+        summary["diversity"] = run_diversity(self.dataset, seeds=self.seed_instructions)
+        return summary
+
+    def config_data(self) -> dict[str, Any]:
+        data = {"engine": self.engine_config} if self.engine_config is not None else {}
+        return {**data, "self_instruct": to_dict(self.config or SelfInstructConfig())}
+
+    def build_card(self):
+        from ..cards import self_instruct_card
+
+        return self_instruct_card(
+            self.dataset,
+            self.summary_dict(),
+            model=self.model or "",
+            prompt_templates=self.prompt_templates,
+            generation_params=self.generation_params,
+            seeds=seeds_name(self.seeds_source, self.example_seeds),
+            **card_extras(self.dataset, self.seeds_source),
+        )
+
+
+def seeds_name(source: str | None, example: bool) -> str:
+    """How the card names the seeds: their file, folder or Hub id, hf-synth's example seeds, or a Dataset."""
+    if source is not None:
+        return str(source)
+    return f"hf-synth example seeds ({EXAMPLE_SEEDS.name})" if example else "a datasets.Dataset"
 
 
 def _failed_requests(requests: Dataset) -> Dataset:
@@ -178,13 +226,15 @@ class SelfInstruct:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | EngineConfig,
         config: SelfInstructConfig | None = None,
         *,
         checkpoint_dir: str | Path | None = None,
         overwrite: bool = False,
     ) -> None:
         self.engine = engine
+        #: The ``engine:`` section of the saved config.yaml (None when unknown: see ``engine_section``).
+        self.engine_config = engine_section(engine)
         self.config = config or SelfInstructConfig()
         self.checkpointer = Checkpointer(checkpoint_dir, chunk_size=self.config.checkpoint_every)
         self.overwrite = overwrite
@@ -209,13 +259,33 @@ class SelfInstruct:
         }
 
     @datasets_bars_off
-    def run(self, seeds: Dataset) -> SelfInstructResult:
+    def run(
+        self,
+        seeds: Dataset | str | Path | None = None,
+        *,
+        split: str | None = None,
+        source: str | None = None,
+    ) -> SelfInstructResult:
         """Run rounds until ``num_instructions`` instructions are kept (or ``max_rounds``, when set, have
-        run, or ``stall_rounds`` rounds in a row kept nothing)."""
+        run, or ``stall_rounds`` rounds in a row kept nothing).
+
+        ``seeds``: a Dataset, or a file, folder or Hub id (:func:`hf_synth.io.load_seed_dataset`, with
+        ``split``; None: hf-synth's example seeds); ``source`` names a Dataset's origin for the card. An engine given as an
+        :class:`~hf_synth.engine.EngineConfig` is loaded here, once the seeds are prepared and the
+        checkpoint folder is known to fit (a bad seed file or a folder of another run fails in seconds)."""
+        started = time.perf_counter()
+        example = seeds is None
+        if seeds is None or isinstance(seeds, (str, Path)):
+            source = str(seeds) if seeds is not None and source is None else source
+            seeds = load_seed_dataset(seeds, split=split)
         config = self.config
-        pool = prepare_seed_pool(seeds, config)
-        self.checkpointer.bind(
-            self.run_fingerprint(config, self.engine.model_id, pool), overwrite=self.overwrite
+        pool = prepare_seed_pool(seeds, config)  # once: bad seeds fail here, before a model is loaded
+        fingerprint = self.run_fingerprint(config, "", pool)
+        (self.engine,) = bind_and_load(
+            self.checkpointer,
+            [self.engine],
+            lambda ids: {**fingerprint, "model": ids[0]},
+            overwrite=self.overwrite,
         )
         seed_rows = pool.to_list()
         index = RougeLIndex(r["instruction"] for r in seed_rows)
@@ -302,7 +372,20 @@ class SelfInstruct:
                 summary.stopped_early,
             )
         self.checkpointer.close()
-        return SelfInstructResult(dataset=dataset, rejected=rejected, summary=summary)
+        return SelfInstructResult(
+            dataset=dataset,
+            rejected=rejected,
+            summary=summary,
+            config=config,
+            engine_config=self.engine_config,
+            model=self.engine.model_id,
+            prompt_templates=self.prompt_templates(),
+            generation_params=self.generation_params(),
+            seeds_source=source,
+            example_seeds=example,
+            seed_instructions=pool["instruction"],
+            wall_seconds=round(time.perf_counter() - started, 1),
+        )
 
     # ------------------------------------------------------------------ one round
     def _round(
