@@ -17,7 +17,8 @@ from pathlib import Path
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file name beside ``path`` (not created yet; the parent folder is created if
-    missing) for the block to write; when the block ends without an error the file replaces ``path``, else it is deleted."""
+    missing) for the block to write; when the block ends without an error the file replaces ``path``,
+    else it is deleted."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}-{uuid.uuid4().hex[:12]}.tmp"  # not mkstemp: the usual permissions

@@ -38,6 +38,7 @@ GENERATED_TAGS = frozenset(
         "template",
         "back-translation",
         "generated",
+        "refine",
     }
 )
 

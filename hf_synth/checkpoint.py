@@ -256,7 +256,7 @@ def bind_and_load(
     is the run's fingerprint. A folder holding another run's checkpoints is refused *before* any model
     loads (unless ``overwrite``), from the model ids the configs name; a server that names its model only
     when asked is checked once it answered. This is the one place a step binds its checkpoints."""
-    from .engine import EngineConfig, load_engine
+    from .engine import EngineConfig, load_engine  # the package's: tests replace the loader there
     from .engine.engine import model_id_of
 
     ids = [model_id_of(e) if isinstance(e, EngineConfig) else e.model_id for e in engines]

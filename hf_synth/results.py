@@ -2,7 +2,7 @@
 dataset card) or publish them, in the spirit of transformers' ``save_pretrained``/``push_to_hub``.
 
     result = SelfInstruct(EngineConfig(), config).run(seeds)
-    result.save("runs/si")              # dataset/, data.jsonl, rejected.jsonl, summary.json, config.yaml, README.md
+    result.save("runs/si")            # dataset/, data.jsonl, rejected.jsonl, summary.json, config.yaml, card
     result.push_to_hub("me/my-data")    # the same rows, rejected rows and card, in one commit
 
 The command line does exactly this (``hf-synth self-instruct ... --output runs/si``), so a folder saved
@@ -52,7 +52,7 @@ def engine_section(engine) -> dict[str, Any] | None:
     its fields, an engine loaded by :func:`~hf_synth.engine.load_engine` as the config it was loaded from;
     None for an engine built another way (its model, backend and device are in summary.json)."""
     from .configuration import to_dict
-    from .engine import EngineConfig
+    from .engine.engine_config import EngineConfig
 
     config = engine if isinstance(engine, EngineConfig) else getattr(engine, "engine_config", None)
     return to_dict(config) if isinstance(config, EngineConfig) else None
@@ -62,7 +62,7 @@ def drop_counts(rejected) -> dict[str, int]:
     """Dropped rows per reason (``filter_reasons`` of the rejected rows), for the card."""
     dropped: Counter = Counter()
     if rejected is not None and "filter_reasons" in rejected.column_names:
-        from .filters import reason_key
+        from .filters.dataset_filters import reason_key
 
         dropped.update(reason_key(r) for row in rejected["filter_reasons"] for r in row)
     return dict(dropped)

@@ -120,12 +120,6 @@ class RunFolder:
         """Whether the folder holds a run's ``dataset/`` (``save_to_disk``)."""
         return (self.dataset_dir / "state.json").is_file()
 
-    def checkpointer(self, chunk_size: int = 64):
-        """The :class:`~hf_synth.checkpoint.Checkpointer` of ``checkpoints/`` (not bound yet)."""
-        from .checkpoint import Checkpointer
-
-        return Checkpointer(self.checkpoints_dir, chunk_size=chunk_size)
-
     # ------------------------------------------------------------------ writing
     def save(
         self,

@@ -87,7 +87,8 @@ def parse_config(
     (anything else is an error naming the valid sections); the option flags of :class:`EngineConfig` and of
     ``cls`` override their sections; ``extra`` (values a command derives from its own flags) goes on top;
     --max-new-tokens sets ``max_new_tokens`` of every sampling field named in ``sampling`` (dotted for a
-    nested one: ``generation.instance_sampling``). Returns ``(EngineConfig or None, cls instance or None)``."""
+    nested one: ``generation.instance_sampling``). Returns ``(EngineConfig or None, cls instance or
+    None)``."""
     file_config = load_yaml(args.config) if getattr(args, "config", None) else {}
     valid = (["engine"] if engine else []) + ([section] if section else [])
     unknown = sorted(set(file_config) - set(valid))

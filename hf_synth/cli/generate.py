@@ -113,10 +113,10 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """One completion per row of --input; data-parallel when started by `accelerate launch` (see
-    :func:`hf_synth.engine.distributed.generate_step`); --resume and --overwrite as for the other
+    :func:`hf_synth.engine.generate_step.generate_step`); --resume and --overwrite as for the other
     generating commands."""
     from ..engine import SamplingParams
-    from ..engine.distributed import generate_step
+    from ..engine.generate_step import generate_step
     from ..io import load_seed_dataset
 
     engine_config, _ = parse_config(args)

@@ -270,9 +270,10 @@ class SelfInstruct:
         run, or ``stall_rounds`` rounds in a row kept nothing).
 
         ``seeds``: a Dataset, or a file, folder or Hub id (:func:`hf_synth.io.load_seed_dataset`, with
-        ``split``; None: hf-synth's example seeds); ``source`` names a Dataset's origin for the card. An engine given as an
-        :class:`~hf_synth.engine.EngineConfig` is loaded here, once the seeds are prepared and the
-        checkpoint folder is known to fit (a bad seed file or a folder of another run fails in seconds)."""
+        ``split``; None: hf-synth's example seeds); ``source`` names a Dataset's origin for the card. An
+        engine given as an :class:`~hf_synth.engine.EngineConfig` is loaded here, once the seeds are
+        prepared and the checkpoint folder is known to fit (a bad seed file or a folder of another run
+        fails in seconds). ``result.save(folder)`` writes what ``hf-synth self-instruct`` writes."""
         started = time.perf_counter()
         example = seeds is None
         if seeds is None or isinstance(seeds, (str, Path)):
