@@ -230,7 +230,42 @@ def main() -> int:
         "settings": vars(args),
     }
     (out / "bench_diversity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    markdown = markdown_table(result["figures"], compared, available)
+    (out / "table.md").write_text(markdown + "\n", encoding="utf-8")
+    print(markdown, flush=True)
     return 0
+
+
+COLUMNS = (
+    "rows",
+    "distinct_1",
+    "distinct_2",
+    "mean_pairwise_distance",
+    "vendi_score",
+    "rouge_l_ge_0.7",
+    "rouge_l_ge_0.5",
+    "root_verbs",
+)
+
+
+def markdown_table(figures: dict, names: list[str], available: dict) -> str:
+    """One row per method (report --compare's columns), one column per figure, for BENCHMARKS.md."""
+    lines = [
+        "| method | kept (before the cut) | " + " | ".join(f"`{c}`" for c in COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 2) + "|",
+    ]
+    for name, numbers in zip(names, figures.values(), strict=True):
+        cells = [
+            "-"
+            if numbers.get(c) is None
+            else f"{numbers[c]:.4g}"
+            if isinstance(numbers[c], float)
+            else str(numbers[c])
+            for c in COLUMNS
+        ]
+        kept = "175 (the seeds)" if name == "seeds" else str(available.get(name, "-"))
+        lines.append(f"| {name} | {kept} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
