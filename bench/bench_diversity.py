@@ -6,8 +6,8 @@ teacher (SmolLM2-135M-Instruct on the CPU):
 1. ``paraphrase`` of the first ``--roots`` seeds' instructions (``--k 1``);
 2. ``backtranslate`` of the same instructions (through French, with the same teacher);
 3. ``self-instruct`` from all the seeds to ``--rows`` kept instructions;
-4. ``evol-instruct`` of the first ``--evol-roots`` seeds, ``--evol-rounds`` rounds (the kept evolutions of
-   every round; about a third of the evolutions of the 135M teacher survive elimination);
+4. ``evol-instruct --no-judge`` of the first ``--evol-roots`` seeds, ``--evol-rounds`` rounds (the kept
+   evolutions of every round; about a third of the 135M teacher's evolutions survive elimination);
 5. ``blend`` of the four generated outputs, equal ratios;
    (the seed tasks are first written as flat ``instruction``/``input``/``output`` rows, their first
    instance, the form ``blend`` and the other steps read);
@@ -96,8 +96,8 @@ def main() -> int:
     parser.add_argument(
         "--evol-roots",
         type=int,
-        default=100,
-        help="Seeds given to evol-instruct, the first N (default 100; 0: all)",
+        default=60,
+        help="Seeds given to evol-instruct, the first N (default 60; 0: all)",
     )
     parser.add_argument("--evol-rounds", type=int, default=1, help="Evol-Instruct rounds (default 1)")
     parser.add_argument(
@@ -166,7 +166,19 @@ def main() -> int:
     seconds["evol-instruct"] = run_step(
         "evol-instruct",
         raw / "evol-instruct",
-        ["evol-instruct", "--input", evol_roots, "--rounds", str(args.evol_rounds), "--show", "0"],
+        # --no-judge: the embedded 135M judge fails its self-check, so its verdicts would be recorded but
+        # eliminate nothing; without it the rules eliminate the same rows, minus 4 judge prompts per
+        # evolution.
+        [
+            "evol-instruct",
+            "--input",
+            evol_roots,
+            "--rounds",
+            str(args.evol_rounds),
+            "--no-judge",
+            "--show",
+            "0",
+        ],
         logs,
     )
     # A method that kept fewer than --min-rows rows cannot be compared at a useful size: it is left out of
