@@ -19,6 +19,7 @@ from hf_synth.engine.continuous import (
     plan_prefixes,
     unsupported_reason,
 )
+from hf_synth.engine.continuous.sampler import choose
 
 PREAMBLE = "Write one new task for a language model. Here are some examples of tasks people asked for:\n"
 
@@ -138,9 +139,7 @@ def test_sampling_distribution_matches_transformers_processors(spec):
     generator = torch.Generator().manual_seed(1)
     for _ in range(draws // 100):
         batch = logits.repeat_interleave(100, dim=0)
-        chosen = ContinuousBatcher.choose(
-            batch, spec, seen.repeat_interleave(100, dim=0), torch.rand(200, generator=generator)
-        )
+        chosen = choose(batch, spec, seen.repeat_interleave(100, dim=0), torch.rand(200, generator=generator))
         counts.scatter_add_(1, chosen.view(2, 100), torch.ones(2, 100))
     # Never a token the processors rule out, and frequencies within 5 standard errors.
     assert not bool(((expected == 0) & (counts > 0)).any())
@@ -156,7 +155,7 @@ def test_greedy_choice_and_penalty_match_processors():
     seen = torch.zeros(3, 50, dtype=torch.bool).scatter_(1, input_ids, True)
     spec = SamplingParams(4, temperature=0, repetition_penalty=1.7)
     expected = RepetitionPenaltyLogitsProcessor(1.7)(input_ids, logits.clone()).argmax(-1)
-    assert torch.equal(ContinuousBatcher.choose(logits, spec, seen, None), expected)
+    assert torch.equal(choose(logits, spec, seen, None), expected)
 
 
 def test_plan_prefixes_groups_prompts_that_share_a_preamble():
@@ -202,11 +201,11 @@ def test_unsupported_architectures_fall_back_or_are_refused(tiny_model, tiny_tok
 
 
 def test_kv_cache_pages_are_committed_only_when_used():
-    from hf_synth.engine.continuous import _zeros
+    from hf_synth.engine.continuous.kv_cache import lazy_zeros
 
     from .conftest import committed_pages
 
-    tensor, buffer = _zeros((256, 1024, 1024), torch.float32, torch.device("cpu"))  # 1 GiB, all zero
+    tensor, buffer = lazy_zeros((256, 1024, 1024), torch.float32, torch.device("cpu"))  # 1 GiB, all zero
     assert float(tensor[:, :8].sum()) == 0.0 and committed_pages(tensor) == 0  # read, not committed
     tensor[:16] = 1.0  # 64 MiB written
     assert committed_pages(tensor) == 16 * 1024 * 1024 * 4 // mmap.PAGESIZE  # exactly the written pages

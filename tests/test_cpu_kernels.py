@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from hf_synth.engine import SamplingParams
-from hf_synth.engine.continuous import ContinuousBatcher, Request, _rms_norm, _rotate, _zeros
+from hf_synth.engine.continuous import ContinuousBatcher, Request
+from hf_synth.engine.continuous.kv_cache import KVCache, lazy_zeros
+from hf_synth.engine.continuous.model_step import rms_norm, rotate
 from hf_synth.engine.cpu import decode_attention as attention_module
 from hf_synth.engine.cpu.decode_attention import decode_attention
 from hf_synth.engine.cpu.fused import add_rms_norm, rope, rope_store
@@ -33,7 +35,7 @@ def test_add_rms_norm_matches_the_torch_norm(with_delta):
     delta = torch.randn(7, 96) if with_delta else None
     weight = torch.rand(96) + 0.5
     expected_x = x + delta if with_delta else x.clone()
-    expected = _rms_norm(expected_x, weight, 1e-5)
+    expected = rms_norm(expected_x, weight, 1e-5)
     out = add_rms_norm(x, delta, weight, 1e-5, torch.empty_like(x))
     torch.testing.assert_close(x, expected_x)  # the residual is added in place
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
@@ -44,8 +46,8 @@ def test_rope_and_rope_store_match_the_torch_rotation():
     rows, n_heads, n_kv, dim = 5, 6, 2, 16
     qkv = torch.randn(rows, (n_heads + 2 * n_kv) * dim)
     cos, sin = _rope_tables(rows, dim)
-    q_ref = _rotate(qkv[:, : n_heads * dim].view(rows, n_heads, dim), cos[:, None], sin[:, None])
-    k_ref = _rotate(
+    q_ref = rotate(qkv[:, : n_heads * dim].view(rows, n_heads, dim), cos[:, None], sin[:, None])
+    k_ref = rotate(
         qkv[:, n_heads * dim : (n_heads + n_kv) * dim].view(rows, n_kv, dim), cos[:, None], sin[:, None]
     )
     v_ref = qkv[:, (n_heads + n_kv) * dim :].view(rows, n_kv, dim)
@@ -107,12 +109,12 @@ def test_decode_attention_kernel_source_is_cached_per_shape(tmp_path, monkeypatc
 
 def test_clearing_a_slot_returns_its_pages_and_reads_zero():
     class Holder:
-        clear = ContinuousBatcher.clear
+        clear = KVCache.clear
 
     holder = Holder()
     shape = (4, 3, 2, 4096, 64)  # layers, slots, kv heads, capacity, dim: 2 MiB per layer and slot
-    holder.k_cache, k_buffer = _zeros(shape, torch.float32, torch.device("cpu"))
-    holder.v_cache, v_buffer = _zeros(shape, torch.float32, torch.device("cpu"))
+    holder.k_cache, k_buffer = lazy_zeros(shape, torch.float32, torch.device("cpu"))
+    holder.v_cache, v_buffer = lazy_zeros(shape, torch.float32, torch.device("cpu"))
     holder._slot_buffers = [k_buffer, v_buffer]
     holder.k_cache[:, 1] = 1.0
     holder.v_cache[:, 1] = 2.0
@@ -136,7 +138,7 @@ def test_clearing_a_slot_returns_its_pages_and_reads_zero():
 @pytest.mark.parametrize("why", ["no packing op", "too little memory"])
 def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer, monkeypatch, why):
     """Without packing the fused weights are views into the model's parameters (no copy), same tokens."""
-    from hf_synth.engine import continuous
+    from hf_synth.engine.continuous import packing
     from hf_synth.engine.cpu import tuning as cpu_tuning
 
     # Packed everywhere it is offered, whatever this machine's timing would choose.
@@ -151,9 +153,9 @@ def test_unpacked_weights_give_the_same_greedy_tokens(tiny_model, tiny_tokenizer
     eos = tiny_tokenizer.eos_token_id
     packed = ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
     if why == "no packing op":
-        monkeypatch.setattr(continuous, "_onednn_packing", lambda weight, rows: None)
+        monkeypatch.setattr(packing, "onednn_packing", lambda weight, rows: None)
     else:  # the copy would not fit: packing is skipped
-        monkeypatch.setattr(continuous, "_memory_available", lambda: continuous._projection_bytes(tiny_model))
+        monkeypatch.setattr(packing, "memory_available", lambda: packing.projection_bytes(tiny_model))
     plain = ContinuousBatcher(tiny_model, slots=2, eos_ids=[eos])
     assert packed.packed_weights and not plain.packed_weights
     assert (
@@ -187,7 +189,7 @@ def test_cpu_tuning_times_each_shape_once_per_machine_and_uses_the_fastest(
 ):
     """Each projection shape runs with the method measured fastest on this machine; the choice is cached
     per machine, so a second engine does not time anything."""
-    from hf_synth.engine import continuous
+    from hf_synth.engine.continuous import packing
     from hf_synth.engine.cpu import tuning as cpu_tuning
 
     monkeypatch.setattr(cpu_tuning, "tuning_file", lambda: tmp_path / "cpu_tuning.json")
@@ -224,7 +226,7 @@ def test_cpu_tuning_times_each_shape_once_per_machine_and_uses_the_fastest(
     if eos in reference:
         reference = reference[: reference.index(eos) + 1]
     assert request.tokens == reference  # the whole sequence, as long as generate's
-    assert tuple(batcher.methods) == continuous.PROJECTIONS
+    assert tuple(batcher.methods) == packing.PROJECTIONS
 
 
 def test_cpu_tuning_really_times_the_methods(tmp_path, monkeypatch):
@@ -252,7 +254,7 @@ def test_cpu_tuning_really_times_the_methods(tmp_path, monkeypatch):
 
 
 def test_kernels_that_fail_their_self_check_are_not_used(tiny_model, tiny_tokenizer, monkeypatch, caplog):
-    from hf_synth.engine import continuous
+    from hf_synth.engine.continuous import batcher as batcher_module
     from hf_synth.engine.cpu import decode_attention
 
     assert decode_attention.check_kernels(1, 2, 16) is None  # they work here
@@ -260,7 +262,7 @@ def test_kernels_that_fail_their_self_check_are_not_used(tiny_model, tiny_tokeni
         decode_attention, "decode_attention", lambda *args: torch.zeros_like(args[0])
     )  # a kernel that computes something else
     assert "disagrees" in decode_attention.check_kernels(1, 2, 16)
-    monkeypatch.setattr(continuous, "check_kernels", lambda *a: "LoweringError: cannot compile")
+    monkeypatch.setattr(batcher_module, "check_kernels", lambda *a: "LoweringError: cannot compile")
     batcher = ContinuousBatcher(tiny_model, slots=2, eos_ids=[tiny_tokenizer.eos_token_id])
     assert not batcher.use_kernel
     assert "Compiled CPU kernels unavailable (LoweringError: cannot compile)" in caplog.text

@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from hf_synth.engine import GenerationEngine, SamplingParams
-from hf_synth.engine import continuous as continuous_module
-from hf_synth.engine.continuous import ContinuousBatcher, Request, _fused_rms_norm, _rms_norm
-from hf_synth.engine.cuda_graphs import bytes_per_slot, row_bucket, row_buckets, slots_that_fit
+from hf_synth.engine.continuous import ContinuousBatcher, Request
+from hf_synth.engine.continuous import model_step as model_step_module
+from hf_synth.engine.continuous.cuda_graphs import bytes_per_slot, row_bucket, row_buckets, slots_that_fit
+from hf_synth.engine.continuous.model_step import fused_rms_norm, rms_norm
+from hf_synth.engine.continuous.sampler import choose
 from hf_synth.engine.self_check import CHECK_PROMPTS, check_continuous, compare, tolerance
 
 from .conftest import build_tiny_model, build_tiny_tokenizer
@@ -192,12 +194,12 @@ def test_batched_prefill_gives_the_tokens_of_one_prompt_at_a_time(tiny_tokenizer
         batcher = ContinuousBatcher(model, slots=4, eos_ids=[eos], static=True)
         batcher.bucket_steps, batcher.batched_prefill = True, batched
         calls: list[int] = []
-        padded = batcher._prefill_padded
-        batcher._prefill_padded = lambda items, padded=padded, calls=calls: (
-            calls.append(len(items)) or padded(items)
+        padded = batcher.prefill_padded
+        batcher.prefill_padded = lambda items, cache, padded=padded, calls=calls: (
+            calls.append(len(items)) or padded(items, cache)
         )
         if batched:
-            monkeypatch.setattr(continuous_module, "PADDED_PREFILL_PAIRS", 3 * 64 * 64)
+            monkeypatch.setattr(model_step_module, "PADDED_PREFILL_PAIRS", 3 * 64 * 64)
         requests = [Request(ids, seed=0) for ids in prompts]
         batcher.run(requests, SamplingParams(max_new_tokens=12, temperature=0.0))
         outputs[batched] = [r.tokens for r in requests]
@@ -247,10 +249,10 @@ def test_fused_rms_norm_computes_transformers_norm(dtype):
     torch.manual_seed(0)
     x = (torch.randn(5, 64) * 3).to(dtype)
     weight = (torch.rand(64) + 0.5).to(dtype)
-    expected = _rms_norm(x, weight, 1e-5)
-    assert torch.allclose(_fused_rms_norm(x, weight, 1e-5).float(), expected.float(), rtol=1e-2, atol=1e-2)
+    expected = rms_norm(x, weight, 1e-5)
+    assert torch.allclose(fused_rms_norm(x, weight, 1e-5).float(), expected.float(), rtol=1e-2, atol=1e-2)
     if dtype == torch.float32:
-        assert torch.allclose(_fused_rms_norm(x, weight, 1e-5), expected, rtol=1e-6, atol=1e-6)
+        assert torch.allclose(fused_rms_norm(x, weight, 1e-5), expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("top_p", [1.0, 0.9, 0.3])
@@ -262,8 +264,8 @@ def test_sampling_without_host_reads_picks_the_same_tokens(top_p, top_k):
     spec = SamplingParams(max_new_tokens=1, temperature=0.8, top_p=top_p, top_k=top_k)
     uniforms = torch.rand(16)
     uniforms[0] = 0.9999999
-    plain = ContinuousBatcher.choose(logits, spec, None, uniforms)
-    sync_free = ContinuousBatcher.choose(logits, spec, None, uniforms, sync_free=True)
+    plain = choose(logits, spec, None, uniforms)
+    sync_free = choose(logits, spec, None, uniforms, sync_free=True)
     assert torch.equal(plain, sync_free)
 
 
