@@ -105,6 +105,13 @@ class ServerEngine:
     backend: str = "server"
     continue_final_message: bool = True
     _warned: set[str] = field(default_factory=set, repr=False)
+    # One event loop (in a thread of its own), one HTTP client and one gate of ``concurrency`` for every
+    # call, also calls made at once from several threads: connections are reused from call to call and
+    # never more than ``concurrency`` requests are in flight in all.
+    _loop: Any = field(default=None, repr=False, compare=False)
+    _client: Any = field(default=None, repr=False, compare=False)
+    _gate: Any = field(default=None, repr=False, compare=False)
+    _start: Any = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> ServerEngine:
@@ -209,47 +216,78 @@ class ServerEngine:
         if not prompts:
             return []
         started = time.perf_counter()
-        outputs = _run(self._generate_all(list(prompts), sampling, desc, progress, on_output))
+        future = asyncio.run_coroutine_threadsafe(
+            self._generate_all(list(prompts), sampling, desc, progress, on_output), self._event_loop()
+        )
+        try:
+            outputs = future.result()
+        except BaseException:
+            future.cancel()  # the caller stopped (an error, Ctrl-C): its requests are abandoned
+            raise
         self.stats.add(outputs, time.perf_counter() - started)
         return outputs
 
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._start:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="hf-synth-server-client", daemon=True).start()
+                self._loop = loop
+        return self._loop
+
+    def close(self) -> None:
+        """Close the connections and stop the client's event loop (a later call starts them again)."""
+        with self._start:
+            loop, client = self._loop, self._client
+            self._loop = self._client = self._gate = None
+        if loop is None:
+            return
+        if client is not None:
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+
     async def _generate_all(self, prompts, sampling, desc, progress, on_output) -> list[GenerationOutput]:
-        http = _http_module()
+        if self._client is None:  # only this loop's thread gets here
+            http = _http_module()
+            limits = http.Limits(
+                max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency
+            )
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            self._client = http.AsyncClient(
+                headers=headers, follow_redirects=True, timeout=self.timeout, limits=limits
+            )
+            self._gate = asyncio.Semaphore(self.concurrency)
+        client, gate = self._client, self._gate
         outputs: list[GenerationOutput | None] = [None] * len(prompts)
         bar = GenerationProgress(len(prompts), desc, progress)
         urls = self.urls
         endpoints = [url.removesuffix("/v1") + "/v1/chat/completions" for url in urls]
         pending = iter(range(len(prompts)))
-        # One HTTP/1.1 client for the call: its pool keeps ``concurrency`` connections alive, so each worker
-        # reuses its connection from one request to the next. ``concurrency`` workers take the next prompt
-        # as they finish one (no task per prompt, no semaphore).
-        limits = http.Limits(max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency)
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        async with http.AsyncClient(
-            headers=headers, follow_redirects=True, timeout=self.timeout, limits=limits
-        ) as client:
 
-            async def worker() -> None:
-                for index in pending:
-                    which = index % len(urls)
+        # Workers take the next prompt as they finish one (no task per prompt); the gate, shared by every
+        # call, keeps ``concurrency`` requests in flight in all, each on a pooled keep-alive connection.
+        async def worker() -> None:
+            for index in pending:
+                which = index % len(urls)
+                async with gate:
                     output = await self._with_retries(
                         client, endpoints[which], urls[which], prompts[index], sampling
                     )
-                    outputs[index] = output
-                    if on_output is not None:
-                        on_output(index, output)
-                    bar.finished(output.completion_tokens)
+                outputs[index] = output
+                if on_output is not None:
+                    on_output(index, output)
+                bar.finished(output.completion_tokens)
 
-            tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(prompts)))]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
-            finally:
-                bar.close()
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(prompts)))]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            bar.close()
         return [o for o in outputs if o is not None]
 
     async def _with_retries(
@@ -373,26 +411,3 @@ def _http_module():
         import httpx
 
         return httpx
-
-
-def _run(coroutine):
-    """Run ``coroutine`` to the end from synchronous code, also where an event loop is already running
-    (a notebook): then in a thread of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = asyncio.run(coroutine)
-        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
-            result["error"] = err
-
-    thread = threading.Thread(target=target, name="hf-synth-server-client")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
