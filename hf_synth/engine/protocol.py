@@ -156,7 +156,7 @@ def engine_concurrency(engine: Engine) -> int:
 
 def engine_takes_concurrent_calls(engine: Engine) -> bool:
     """Whether ``generate`` of ``engine`` may run in several threads at once, the calls sharing the
-    engine's slots (its ``concurrent_calls``: True for ``server``, whose requests go to a server that
+    engine's slots (its ``concurrent_calls``, e.g. a client of a server that
     batches whatever is in flight). In-process engines decode one call at a time on the calling thread."""
     return getattr(engine, "concurrent_calls", False) is True
 

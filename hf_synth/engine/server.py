@@ -151,9 +151,11 @@ class ServerEngine:
         return engine
 
     # ------------------------------------------------------------------ description
-    #: ``generate`` may run in several threads at once: each call has its own event loop and connections,
-    #: and the server batches whatever is in flight, so a step queues its next chunk while one drains.
-    concurrent_calls = True
+    #: Not (yet) declared: calls from several threads share one loop, client and gate, but a whole
+    #: Self-Instruct run overlapped through this client was measured far slower than one call at a time
+    #: (see BENCHMARKS.md, "Pipeline cost"); until that is understood the pipelines send it one call at a
+    #: time. Set it to True on an instance to try the overlap.
+    concurrent_calls = False
 
     @property
     def max_concurrency(self) -> int:

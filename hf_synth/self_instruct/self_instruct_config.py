@@ -34,7 +34,7 @@ class SelfInstructConfig:
             ``max_concurrency``): at least that many prompts when that much work is left, and rounds of
             about a twentieth of the target, so 50,000 instructions take a few dozen rounds.
         stall_rounds: Rounds in a row that keep nothing after which a run stops short of its target.
-        overlap_rounds: With an engine that takes concurrent calls (``server``), send the next round's
+        overlap_rounds: With an engine that takes concurrent calls (``concurrent_calls``), send the next round's
             instruction requests while this round is filtered and its instances generated, so the engine
             never waits for hf-synth between rounds. The few-shot machine examples of round k are then
             drawn from the pool kept up to round k-2 (not k-1); novelty is still checked against
