@@ -88,6 +88,7 @@ class Ablation:
 
         self.args = args
         self.out = Path(args.out)
+        self.pools_dir = Path(args.pools) if args.pools else self.out / "pools"
         data = Path(args.data)
         self.seeds = load_seed_dataset(data / "self_instruct_seed_tasks.jsonl")
         rows = eval_rows(load_seed_dataset(data / "user_oriented_instructions.jsonl"))
@@ -129,7 +130,7 @@ class Ablation:
     def pool(self, name: str, size: int, focus: list[str], seed: int) -> list[dict]:
         """Teacher rows generated once (Self-Instruct, refine's generation settings), curated as refine
         curates a round (evaluation overlap, decontamination), saved as ``pools/NAME.jsonl``."""
-        path = self.out / "pools" / f"{name}.jsonl"
+        path = self.pools_dir / f"{name}.jsonl"
         if path.is_file():
             return _read_jsonl(path)
         from dataclasses import replace
@@ -151,7 +152,7 @@ class Ablation:
         )
         teacher = self.teacher()
         tokens = teacher.stats.completion_tokens
-        result = SelfInstruct(teacher, config, checkpoint_dir=self.out / "pools" / f"{name}-generate").run(
+        result = SelfInstruct(teacher, config, checkpoint_dir=self.pools_dir / f"{name}-generate").run(
             self.seeds
         )
         data = decontaminate_filter(result.dataset, decontaminator=self.decontaminator)
@@ -178,7 +179,7 @@ class Ablation:
         for row, label in zip(kept, labels, strict=True):
             row["skill"] = label
         _write_json(
-            self.out / "pools" / f"{name}.json",
+            self.pools_dir / f"{name}.json",
             {
                 "name": name,
                 "focus": focus,
@@ -288,7 +289,7 @@ class Ablation:
                 taken = {r["instruction"] for r in chosen} | used
                 rest = [
                     r
-                    for f in sorted((self.out / "pools").glob("skill-*.jsonl"))
+                    for f in sorted((self.pools_dir).glob("skill-*.jsonl"))
                     for r in _read_jsonl(f)
                     if r["instruction"] not in taken
                 ] + [r for r in self.untargeted() if r["instruction"] not in taken]
@@ -517,8 +518,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=2, help="arm C: candidates per kept row")
     parser.add_argument("--min-teacher-quality", type=float, default=0.1)
     parser.add_argument("--focus-k", type=int, default=3)
-    parser.add_argument("--eval-per-skill", type=int, default=3)
-    parser.add_argument("--eval-max-new-tokens", type=int, default=48)
+    parser.add_argument("--eval-per-skill", type=int, default=2)
+    parser.add_argument("--eval-max-new-tokens", type=int, default=32)
     parser.add_argument("--teacher-max-new-tokens", type=int, default=128, help="cap of a generated instance")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--epochs", type=float, default=2.0)
@@ -529,6 +530,7 @@ def main() -> None:
     parser.add_argument("--pilot", action="store_true", help="arm C, seed 0, round 1 only")
     parser.add_argument("--table", action="store_true", help="print the tables of what has finished")
     parser.add_argument("--out", default="runs/ablation")
+    parser.add_argument("--pools", help="folder of the teacher's pools (default: OUT/pools); shareable")
     parser.add_argument("--data", default=str(DATA), help="folder of the seed and evaluation files")
     args = parser.parse_args()
     if args.table:
@@ -569,7 +571,7 @@ def main() -> None:
     results.update(
         {"cpu": cpu, "args": vars(args), "wall_seconds_this_invocation": time.perf_counter() - started}
     )
-    pools = {p.stem: json.loads(p.read_text()) for p in sorted((out / "pools").glob("*.json"))}
+    pools = {p.stem: json.loads(p.read_text()) for p in sorted(ablation.pools_dir.glob("*.json"))}
     results["pools"] = pools
     _write_json(out / "results.json", results)
     print(tables(out, args.rounds))
