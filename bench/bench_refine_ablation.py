@@ -127,7 +127,9 @@ class Ablation:
             self._teacher = load_engine(EngineConfig())
         return self._teacher
 
-    def pool(self, name: str, size: int, focus: list[str], seed: int) -> list[dict]:
+    def pool(
+        self, name: str, size: int, focus: list[str], seed: int, requests: int | None = None
+    ) -> list[dict]:
         """Teacher rows generated once (Self-Instruct, refine's generation settings), curated as refine
         curates a round (evaluation overlap, decontamination), saved as ``pools/NAME.jsonl``."""
         path = self.pools_dir / f"{name}.jsonl"
@@ -146,6 +148,7 @@ class Ablation:
             num_instructions=size,
             focus_skills=list(focus),
             seed=seed,
+            requests_per_round=requests,
             instance_sampling=replace(
                 generation.instance_sampling, max_new_tokens=self.args.teacher_max_new_tokens
             ),
@@ -204,6 +207,7 @@ class Ablation:
             self.args.skill_pool_size,
             [skill],
             seed=2000 + sorted(self.allowed).index(skill),
+            requests=self.args.skill_pool_requests,
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -515,6 +519,13 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=12)
     parser.add_argument("--pool-size", type=int, default=40, help="untargeted pool (arms B and C)")
     parser.add_argument("--skill-pool-size", type=int, default=8, help="steered pool per skill (arm A)")
+    parser.add_argument(
+        "--skill-pool-requests",
+        type=int,
+        default=2,
+        help="few-shot prompts per Self-Instruct round of a steered pool (its default sizes a round to "
+        "the engine's width, 64: several times the few rows a skill's pool needs)",
+    )
     parser.add_argument("--candidates", type=int, default=2, help="arm C: candidates per kept row")
     parser.add_argument("--min-teacher-quality", type=float, default=0.1)
     parser.add_argument("--focus-k", type=int, default=3)
