@@ -4,8 +4,8 @@ README first, then the docs pages in the order of README's documentation table, 
 the tour made (``runs/si``, ``my_seeds.jsonl``). Fenced blocks by language:
 
 * ``bash``/``console``/``sh``/``shell``: run through ``bash -e -o pipefail`` with the venv's ``bin`` first on
-  ``PATH`` (``hf-synth``, ``python``), from a folder holding links to the clone's ``scripts/`` and
-  ``hf_synth/`` (examples are written to run from the root of the clone);
+  ``PATH`` (``hf-synth``, ``python``), from a folder holding links to the clone's ``scripts/``,
+  ``hf_synth/`` and ``cards/`` (examples are written to run from the root of the clone);
 * ``python``: run by the venv's python;
 * ``yaml``/``json``/``jsonl``/``csv``/``text``: written to the file named at the end of the line before the
   block (``... `filters.yaml`:``), so that later commands read it;
@@ -222,9 +222,9 @@ def _env() -> dict[str, str]:
 
 
 def prepare_workspace(folder: Path) -> Path:
-    """A folder that looks like the root of the clone to the examples (scripts/ and hf_synth/ linked)."""
+    """A folder that looks like the root of the clone to the examples (scripts/, hf_synth/ and cards/ linked)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("scripts", "hf_synth"):
+    for name in ("scripts", "hf_synth", "cards"):
         link = folder / name
         if not link.exists():
             link.symlink_to(ROOT / name, target_is_directory=True)
