@@ -1,6 +1,7 @@
 """The shape of the package, read with ``ast`` (issue 27): every package's lazy export map and its
 ``TYPE_CHECKING`` imports name the same things, and every lazily exported name imports; no import cycle
-among hf_synth's modules, not even one hidden by an import inside a function.
+among hf_synth's modules, not even one hidden by an import inside a function; no module over
+:data:`MAX_LINES` lines.
 
 The import graph holds the imports a module runs when it is imported: those at module level and in class
 bodies (inside ``if``/``try``/``with`` blocks too), not those inside functions or under ``if TYPE_CHECKING:``.
@@ -17,6 +18,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "hf_synth"
+MAX_LINES = 500
+#: Modules over MAX_LINES on main when this test landed, allowed until issue 27 splits them by job; any other
+#: module over the limit fails. Delete an entry once its module is back under the limit.
+KNOWN_OVER_MAX_LINES = {"hf_synth.refine.refine", "hf_synth.self_instruct.pipeline"}
 
 
 def _module_name(path: Path) -> str:
@@ -239,3 +244,10 @@ def test_no_module_imports_another_modules_private_name():
                         f"{module}:{node.lineno} imports {', '.join(private)} from {_resolve(module, node)}"
                     )
     assert not found, "\n".join(found)
+
+
+def test_no_module_is_over_max_lines():
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
+    over = {name: n for name, n in sorted(sizes.items()) if n > MAX_LINES}
+    new = {name: n for name, n in over.items() if name not in KNOWN_OVER_MAX_LINES}
+    assert not new, f"modules over {MAX_LINES} lines (split them by job): {new}"
