@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, concatenate_datasets, load_from_disk
+from tqdm import tqdm
 
 from .atomic import atomic_write_text
 from .run_folder import save_dataset  # noqa: F401 - also hf_synth.checkpoint.save_dataset, as before
@@ -38,6 +39,9 @@ def map_in_threads(function: Callable[[Any], Any], items, workers: int) -> list:
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
+    # tqdm builds its class-wide write lock on first use; two threads opening their first bars at once
+    # (datasets' bars while saved chunks are reloaded) could each miss it. Build it here, before the threads.
+    tqdm.get_lock()
     results = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf-synth-step") as pool:
         upcoming = iter(items)
