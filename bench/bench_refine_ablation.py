@@ -236,7 +236,7 @@ class Ablation:
         if path.is_file():
             return json.loads(path.read_text())
         from hf_synth.filters.rouge import rouge_l_f, rouge_tokens
-        from hf_synth.refine.refine import eval_prompt
+        from hf_synth.refine.evaluation import eval_prompt
 
         started = time.perf_counter()
         answers, tokens = self.answer(model, [eval_prompt(r) for r in self.eval])

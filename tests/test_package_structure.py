@@ -19,9 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "hf_synth"
 MAX_LINES = 500
-#: Modules over MAX_LINES on main when this test landed, allowed until issue 27 splits them by job; any other
-#: module over the limit fails. Delete an entry once its module is back under the limit.
-KNOWN_OVER_MAX_LINES = {"hf_synth.refine.refine", "hf_synth.self_instruct.pipeline"}
 
 
 def _module_name(path: Path) -> str:
@@ -249,5 +246,4 @@ def test_no_module_imports_another_modules_private_name():
 def test_no_module_is_over_max_lines():
     sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
     over = {name: n for name, n in sorted(sizes.items()) if n > MAX_LINES}
-    new = {name: n for name, n in over.items() if name not in KNOWN_OVER_MAX_LINES}
-    assert not new, f"modules over {MAX_LINES} lines (split them by job): {new}"
+    assert not over, f"modules over {MAX_LINES} lines (split them by job): {over}"

@@ -10,11 +10,13 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "refine": ["Refine", "RefineResult", "choose_focus", "eval_rows", "score_answers"],
+        "evaluation": ["choose_focus", "eval_rows", "score_answers"],
+        "refine": ["Refine", "RefineResult"],
         "refine_config": ["RefineConfig"],
     },
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .refine import Refine, RefineResult, choose_focus, eval_rows, score_answers
+    from .evaluation import choose_focus, eval_rows, score_answers
+    from .refine import Refine, RefineResult
     from .refine_config import RefineConfig

@@ -17,7 +17,8 @@ __getattr__, __dir__, __all__ = attach(
             "parse_instruction_list",
             "parse_yes_no",
         ],
-        "pipeline": ["OUTPUT_COLUMNS", "SelfInstruct", "SelfInstructResult", "SelfInstructSummary"],
+        "pipeline": ["SelfInstruct"],
+        "result": ["OUTPUT_COLUMNS", "SelfInstructResult", "SelfInstructSummary"],
         "self_instruct_config": ["SelfInstructConfig"],
         "steps": [
             "add_messages",
@@ -42,7 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
         parse_instruction_list,
         parse_yes_no,
     )
-    from .pipeline import OUTPUT_COLUMNS, SelfInstruct, SelfInstructResult, SelfInstructSummary
+    from .pipeline import SelfInstruct
+    from .result import OUTPUT_COLUMNS, SelfInstructResult, SelfInstructSummary
     from .self_instruct_config import SelfInstructConfig
     from .steps import (
         add_messages,
