@@ -254,6 +254,17 @@ def _env() -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
+def _saved_chunks(ckpt: Path) -> int:
+    """Saved chunks under ``ckpt``, counted while the run writes: a chunk is written into a hidden
+    ``.chunk-*`` folder and renamed into place, so folders vanish mid-walk (``os.walk`` skips those;
+    ``Path.glob`` raises FileNotFoundError)."""
+    return sum(
+        1
+        for folder, _, files in os.walk(ckpt)
+        if Path(folder).name.startswith("chunk-") and "state.json" in files
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("concurrent", [False, True], ids=["one-call-at-a-time", "overlapped"])
 def test_kill_9_and_resume_gives_the_same_rows(tmp_path, concurrent):
@@ -263,7 +274,7 @@ def test_kill_9_and_resume_gives_the_same_rows(tmp_path, concurrent):
     chunks = tmp_path / "killed" / "ckpt"
     deadline = time.time() + 600
     # Die once a few chunks are saved, in the middle of a round.
-    while sum(1 for _ in chunks.glob("**/chunk-*/state.json")) < 3:
+    while _saved_chunks(chunks) < 3:
         assert proc.poll() is None, "the run finished before it could be killed; make it longer"
         assert time.time() < deadline
         time.sleep(0.05)
