@@ -18,17 +18,18 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
-def run_diversity(dataset, seeds=None) -> dict[str, Any] | None:
-    """The diversity figures of a run's kept instructions for summary.json and the card (best effort: when
-    the embedding model cannot be loaded only the embedding figures are left out, with a warning)."""
+def run_diversity(dataset, seeds=None, column: str = "instruction") -> dict[str, Any] | None:
+    """The diversity figures of a run's kept instructions (its ``column``) for summary.json and the card
+    (best effort: when the embedding model cannot be loaded only the embedding figures are left out, with
+    a warning)."""
     from .curation.diversity import dataset_diversity
 
     seeds = [t for t in seeds if t] if seeds is not None else None
     try:
-        return dataset_diversity(dataset, seeds=seeds)
+        return dataset_diversity(dataset, column=column, seeds=seeds)
     except Exception as err:  # noqa: BLE001 - the other figures do not need embeddings
         logger.warning("Embedding figures left out of the diversity numbers: %s", err)
-        return dataset_diversity(dataset, seeds=seeds, embeddings=False)
+        return dataset_diversity(dataset, column=column, seeds=seeds, embeddings=False)
 
 
 def card_extras(dataset, source: str | Path | None) -> dict[str, Any]:
@@ -156,7 +157,9 @@ class StepResult(SavableResult, tuple):
         config: What ``config.yaml`` holds (None: no config.yaml).
         method, tags, steps: What the card says the step was and did (see :func:`hf_synth.cards.step_card`).
         diversity: Add the kept rows' diversity figures to the summary and the card (computed on first
-            use: see :func:`run_diversity`), with ROUGE-L shares against ``diversity_seeds`` when given.
+            use: see :func:`run_diversity`), with ROUGE-L shares against ``diversity_seeds`` when given;
+            a dict: the figures themselves, when the step has computed them.
+        diversity_column: The column the figures are of (default ``instruction``).
         card: The other keyword arguments of :func:`~hf_synth.cards.step_card` (``input_source``,
             ``engines``, ``settings``, ``diversity``...).
     """
@@ -175,8 +178,9 @@ class StepResult(SavableResult, tuple):
         method: str,
         tags: list[str],
         steps: list[str],
-        diversity: bool = False,
+        diversity: bool | dict[str, Any] = False,
         diversity_seeds=None,
+        diversity_column: str = "instruction",
         **card: Any,
     ) -> None:
         self.dataset = dataset
@@ -185,6 +189,7 @@ class StepResult(SavableResult, tuple):
         self.config = config
         self.diversity = diversity
         self.diversity_seeds = diversity_seeds
+        self.diversity_column = diversity_column
         self.card_args = {"method": method, "tags": tags, "steps": steps, **card}
 
     @property
@@ -195,7 +200,10 @@ class StepResult(SavableResult, tuple):
     def summary_data(self) -> dict[str, Any]:
         if not self.diversity:
             return self.step_summary
-        return {**self.step_summary, "diversity": run_diversity(self.dataset, seeds=self.diversity_seeds)}
+        if isinstance(self.diversity, dict):
+            return {**self.step_summary, "diversity": self.diversity}
+        figures = run_diversity(self.dataset, seeds=self.diversity_seeds, column=self.diversity_column)
+        return {**self.step_summary, "diversity": figures}
 
     def config_data(self) -> dict[str, Any] | None:
         return self.config

@@ -204,6 +204,9 @@ def test_cli_blend_paraphrase_and_negatives(tmp_path, tiny_model_dir, capsys):
     )
     neg = json.loads((tmp_path / "neg" / "summary.json").read_text())
     assert neg["pairs"] + neg["rejected"] == 8
+    # the pairs' prompts (the input's tasks): no ROUGE-L shares against the input they come from
+    assert neg["diversity"]["rows"] == neg["pairs"] and neg["diversity"]["column"] == "prompt"
+    assert "rouge_l_ge_0.7" not in neg["diversity"]
     from huggingface_hub import DatasetCard
 
     for folder, method in (("mix", "blend"), ("para", "paraphrase"), ("neg", "negatives")):
@@ -214,7 +217,9 @@ def test_cli_blend_paraphrase_and_negatives(tmp_path, tiny_model_dir, capsys):
     assert (
         "## Diversity" in mix_card and f"| `distinct_2` | {summary['diversity']['distinct_2']} |" in mix_card
     )
-    assert "on the teacher model" in DatasetCard.load(tmp_path / "neg" / "README.md").text
+    neg_card = DatasetCard.load(tmp_path / "neg" / "README.md").text
+    assert "on the teacher model" in neg_card
+    assert "## Diversity" in neg_card and f"| `rows` | {neg['pairs']} |" in neg_card
     assert main(["negatives", "--input", str(a), "--output", str(tmp_path / "n2"), "--kinds", "rude"]) == 2
 
 

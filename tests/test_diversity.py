@@ -158,3 +158,39 @@ def test_report_prints_diversity_and_writes_it_to_json_and_html_and_compare_reco
     assert share == ["rouge_l_ge_0.7", "1", "0.6667"]  # the seeds against themselves, then the rows
     assert lines[-1] == "ROUGE-L shares against: nearest of 2 seeds"
     assert json.loads(table.read_text())[str(data)]["rows"] == 3
+
+
+def test_a_column_of_chat_messages_counts_as_its_user_turns_and_is_named():
+    data = Dataset.from_list(
+        [
+            {
+                "prompt": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Write a poem."},
+                ]
+            },
+            {"prompt": [{"role": "user", "content": "Explain tides."}]},
+        ]
+    )
+    numbers = dataset_diversity(data, column="prompt", embeddings=False)
+    # the user turns only: 'write a poem explain tides' -> 5 distinct of 5 words, 2 root verbs
+    assert numbers["rows"] == 2 and numbers["distinct_1"] == 1.0 and numbers["root_verbs"] == 2
+    assert numbers["column"] == "prompt"
+    assert "column" not in dataset_diversity(Dataset.from_list([{"instruction": "Write."}]), embeddings=False)
+
+
+def test_generate_run_records_the_prompts_diversity_in_summary_and_card(tmp_path, tiny_model_dir):
+    from hf_synth.cli import main
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(
+        "".join(json.dumps({"prompt": p}) + "\n" for p in ["Say hi.", "Name a colour.", "Count to three."])
+    )
+    out = tmp_path / "gen"
+    args = ["generate", "--input", str(data), "--output", str(out), "--model", str(tiny_model_dir)]
+    assert main([*args, "--max-new-tokens", "4"]) == 0
+    diversity = json.loads((out / "summary.json").read_text())["diversity"]
+    assert diversity["rows"] == 3 and diversity["column"] == "prompt" and diversity["root_verbs"] == 3
+    assert 1.0 < diversity["vendi_score"] <= 3.0
+    card = (out / "README.md").read_text()
+    assert "## Diversity" in card and f"| `vendi_score` | {diversity['vendi_score']} |" in card

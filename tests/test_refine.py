@@ -168,6 +168,13 @@ def test_cli_refine_with_a_served_teacher_and_a_real_tiny_student(tmp_path, tiny
     assert "best round" in out and (tmp_path / "r" / "round-1" / "student" / "config.json").is_file()
     card = (tmp_path / "r" / "README.md").read_text()  # the card of the accumulated data
     assert "rows dropped per set: `evaluation` 0" in card and "Selection: every generated row" in card
+    # the accumulated data's diversity, in the report, its page and the card
+    diversity = report["diversity"]
+    assert diversity["rows"] == report["rounds"][1]["accumulated_rows"]
+    assert diversity["rouge_l_reference"] == f"nearest of {len(SEEDS)} seeds"
+    assert "## Diversity" in card and f"| `distinct_1` | {diversity['distinct_1']} |" in card
+    page = (tmp_path / "r" / "refine_report.html").read_text()
+    assert "Diversity of the accumulated training data" in page
 
 
 def test_a_refine_run_killed_in_the_middle_of_a_step_resumes_without_asking_twice(tmp_path, tiny_model_dir):

@@ -97,6 +97,8 @@ def negatives_result(pairs, rejected, *, rows: int, engine, config, source, engi
         rejected=rejected,
         summary=summary,
         config=_config(engine_for_config, "negatives", settings),
+        diversity=True,  # of the pairs' prompts (the input's tasks: no ROUGE-L against them)
+        diversity_column="prompt",
         method="negatives",
         tags=["preference", "dpo"],
         steps=[

@@ -94,6 +94,7 @@ def _write_card(args: argparse.Namespace, result, teacher, config) -> None:
         (result.dataset,),
         dataset=result.dataset,
         summary={},
+        diversity=report.get("diversity") or False,  # the report's figures, not computed again
         method="refine",
         tags=["refine"],
         steps=steps,

@@ -169,18 +169,30 @@ def dataset_diversity(
     model: str | None = None,
 ) -> dict[str, Any] | None:
     """:func:`diversity_numbers` of a ``Dataset``'s ``column``, with its ``skill`` column and its
-    ``scores.rouge_l_max`` used when present; None when the column is missing."""
+    ``scores.rouge_l_max`` used when present; None when the column is missing. A column other than
+    ``instruction`` is named in the figures (``column``); chat messages count as their user turns."""
     if column not in dataset.column_names:
         return None
+    texts = [_prompt_text(value) for value in dataset[column]]
     skills = dataset["skill"] if "skill" in dataset.column_names else None
     pool_rouge = None
     if not seeds and "scores" in dataset.column_names and len(dataset):
         scores = dataset["scores"]
         if all(isinstance(s, dict) and s.get("rouge_l_max") is not None for s in scores):
             pool_rouge = [float(s["rouge_l_max"]) for s in scores]
-    return diversity_numbers(
-        dataset[column], seeds=seeds, skills=skills, pool_rouge=pool_rouge, embeddings=embeddings, model=model
+    numbers = diversity_numbers(
+        texts, seeds=seeds, skills=skills, pool_rouge=pool_rouge, embeddings=embeddings, model=model
     )
+    if column != "instruction":
+        numbers["column"] = column
+    return numbers
+
+
+def _prompt_text(value: Any) -> Any:
+    """A prompt as text: chat messages (a list of ``{"role", "content"}``) as their user turns, joined."""
+    if isinstance(value, list) and all(isinstance(m, dict) for m in value):
+        return "\n".join(str(m.get("content") or "") for m in value if m.get("role") == "user")
+    return value
 
 
 def comparison_table(runs: dict[str, dict[str, Any]]) -> str:

@@ -85,6 +85,9 @@ def generate_step(
         dataset=result,
         summary=summary,
         config={"engine": engine_config} if engine_config is not None else None,
+        # the figures of what the rows ask (the prompts), as every other run's are of its instructions
+        diversity=True,
+        diversity_column=prompt_column,
         method="generate",
         tags=["generated"],
         steps=[

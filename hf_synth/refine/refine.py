@@ -34,6 +34,7 @@ from ..engine.protocol import Engine
 from ..filters.decontaminate import Decontaminator, contamination_counts
 from ..filters.rouge import RougeLIndex
 from ..progress import datasets_bars_off
+from ..results import run_diversity
 from ..rows import config_fingerprint, fingerprint_rows
 from ..run_folder import save_dataset, write_jsonl
 from .evaluation import choose_focus, eval_prompt, eval_rows, score_answers
@@ -462,10 +463,11 @@ class Refine:
         report["best_student"] = (
             base if best_round == 0 else str(self.output / f"round-{best_round}" / "student")
         )
+        dataset = accumulated if accumulated is not None else Dataset.from_list([])
+        # the accumulated training data's diversity, ROUGE-L against the seed pool (in the card too)
+        report["diversity"] = run_diversity(dataset, seeds=pool["instruction"])
         self._write_report(report)
-        return RefineResult(
-            dataset=accumulated if accumulated is not None else Dataset.from_list([]), report=report
-        )
+        return RefineResult(dataset=dataset, report=report)
 
     def _write_report(self, report: dict[str, Any]) -> None:
         from .refine_report import write_html

@@ -67,6 +67,26 @@ def _learnability_rows(report: dict[str, Any], limit: int = 20) -> str:
     )
 
 
+def _diversity(report: dict[str, Any]) -> str:
+    """The accumulated training data's diversity figures (``report["diversity"]``), as a table."""
+    from ..curation.diversity import DIVERSITY_FIELDS
+
+    figures = report.get("diversity") or {}
+    cells = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{figures[k]}</td></tr>"
+        for k in DIVERSITY_FIELDS
+        if figures.get(k) is not None
+    )
+    if not cells:
+        return ""
+    reference = figures.get("rouge_l_reference")
+    return (
+        "<h2>Diversity of the accumulated training data</h2>"
+        + (f"<p>ROUGE-L shares against the {html.escape(reference)}.</p>" if reference else "")
+        + f'<table class="diversity">{cells}</table>'
+    )
+
+
 def write_html(report: dict[str, Any], path: str | Path) -> Path:
     """Write the report page to ``path``."""
     e = html.escape
@@ -114,6 +134,7 @@ dropped per set: {e(_sets(report))}.</p>
 <th>train loss</th><th>generate s</th><th>train s</th><th>eval s</th><th>decision</th><th>next round's focus</th></tr>
 {"".join(rows)}
 </table>
+{_diversity(report)}
 {_learnability_rows(report)}
 </body></html>
 """
