@@ -4,10 +4,12 @@ Every step is the CLI command a user would type (``python -m hf_synth.cli ...``)
 teacher (SmolLM2-135M-Instruct on the CPU):
 
 1. ``paraphrase`` of the first ``--roots`` seeds' instructions (``--k 1``);
-2. ``backtranslate`` of the same instructions (through French, with the same teacher);
-3. ``self-instruct`` from all the seeds to ``--rows`` kept instructions;
-4. ``evol-instruct --no-judge`` of the first ``--evol-roots`` seeds, ``--evol-rounds`` rounds (the kept
-   evolutions of every round; about a third of the 135M teacher's evolutions survive elimination);
+2. ``self-instruct`` from all the seeds to ``--rows`` kept instructions;
+3. ``evol-instruct --no-judge`` of the first ``--evol-roots`` seeds, ``--evol-rounds`` rounds (the kept
+   evolutions of every round: an eliminated evolution's parent is evolved again next round; about a fifth
+   of the 135M teacher's evolutions survive elimination);
+4. ``backtranslate`` of the same seeds as paraphrase (through French, with the same teacher; not with
+   ``--skip back-translation``);
 5. ``blend`` of the four generated outputs, equal ratios;
    (the seed tasks are first written as flat ``instruction``/``input``/``output`` rows, their first
    instance, the form ``blend`` and the other steps read);
@@ -108,6 +110,13 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the equal-size samples (default 0)")
     parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["back-translation"],
+        help="Do not run this method (repeatable): it is left out of the blend and the table, and said so",
+    )
+    parser.add_argument(
         "--out", default="runs/bench_diversity", help="Folder of the runs (reused when resumed)"
     )
     args = parser.parse_args()
@@ -154,9 +163,8 @@ def main() -> int:
     seconds["paraphrase"] = run_step(
         "paraphrase", raw / "paraphrase", ["paraphrase", "--input", roots, "--k", "1"], logs
     )
-    seconds["back-translation"] = run_step(
-        "back-translation", raw / "back-translation", ["backtranslate", "--input", roots], logs
-    )
+    for name in args.skip:
+        print(f"[{name}] skipped (--skip)", flush=True)
     seconds["self-instruct"] = run_step(
         "self-instruct",
         raw / "self-instruct",
@@ -181,9 +189,14 @@ def main() -> int:
         ],
         logs,
     )
+    # the dearest per kept row last (with the 135M teacher it keeps almost nothing: it cannot translate)
+    if "back-translation" not in args.skip:
+        seconds["back-translation"] = run_step(
+            "back-translation", raw / "back-translation", ["backtranslate", "--input", roots], logs
+        )
     # A method that kept fewer than --min-rows rows cannot be compared at a useful size: it is left out of
     # the blend and the table (and said so), rather than shrinking every other column to its size.
-    available = {name: rows_of(raw / name) for name in METHODS if name != "blend"}
+    available = {name: rows_of(raw / name) for name in METHODS if name not in ("blend", *args.skip)}
     too_few = {name: n for name, n in available.items() if n < args.min_rows}
     for name, n in too_few.items():
         print(f"{name} kept {n} rows (< --min-rows {args.min_rows}): left out of the blend and the table.")
@@ -233,6 +246,7 @@ def main() -> int:
         "rows_per_method": size,
         "rows_available": available,
         "left_out": too_few,
+        "skipped": args.skip,
         "seconds": seconds,
         "figures": json.loads(table_json.read_text(encoding="utf-8")),
         "table": table.stdout,
