@@ -7,7 +7,11 @@ import argparse
 import logging
 from dataclasses import replace
 
+from ..augment.augment_config import NegativeConfig, ParaphraseConfig
+from ..configuration import add_options
+from ..input_files import check_input
 from .common import checkpoint_args, parse_config, parse_pairs, print_rows
+from .options import Command, add_checkpoint_args, add_config_arg, add_engine_args, add_max_new_tokens
 
 logger = logging.getLogger("hf_synth")
 
@@ -21,8 +25,24 @@ def _sampling(args: argparse.Namespace, temperature: float, top_p: float):
     return SamplingParams(max_new_tokens=args.max_new_tokens, temperature=temperature, top_p=top_p)
 
 
+def paraphrase_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    parser.add_argument("--output", required=True, help="Output folder")
+    add_config_arg(parser, "'engine:' and 'paraphrase:'")
+    add_max_new_tokens(parser, "each paraphrase")
+    add_options(parser.add_argument_group("paraphrase"), ParaphraseConfig)
+    parser.add_argument(
+        "--check-task",
+        action="store_true",
+        help="Ask a judge whether each reworded instruction still asks for the same thing",
+    )
+    parser.add_argument("--judge-model", help="Model for --check-task (default: --model)")
+    add_checkpoint_args(parser)
+    add_engine_args(parser)
+
+
 def cmd_paraphrase(args: argparse.Namespace) -> int:
-    from ..augment import ParaphraseConfig, paraphrase
+    from ..augment import paraphrase
     from ..io import load_seed_dataset
 
     engine_config, config = parse_config(args, "paraphrase", ParaphraseConfig, sampling=("sampling",))
@@ -42,8 +62,29 @@ def cmd_paraphrase(args: argparse.Namespace) -> int:
     return 0
 
 
+PARAPHRASE = Command(
+    "paraphrase",
+    "Add k paraphrases of each row's instruction or response",
+    paraphrase_args,
+    cmd_paraphrase,
+    inputs=("input",),
+)
+
+
+def negatives_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    parser.add_argument(
+        "--output", required=True, help="Output folder (prompt/chosen/rejected, for scripts/dpo.py)"
+    )
+    add_config_arg(parser, "'engine:' and 'negatives:'")
+    add_max_new_tokens(parser, "each flawed answer")
+    add_options(parser.add_argument_group("negatives"), NegativeConfig)
+    add_checkpoint_args(parser)
+    add_engine_args(parser)
+
+
 def cmd_negatives(args: argparse.Namespace) -> int:
-    from ..augment import NegativeConfig, preference_pairs
+    from ..augment import preference_pairs
     from ..io import load_seed_dataset
 
     engine_config, config = parse_config(args, "negatives", NegativeConfig, sampling=("sampling",))
@@ -56,7 +97,41 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     return 0
 
 
+NEGATIVES = Command(
+    "negatives",
+    "Preference pairs: each row's output vs a deliberately flawed answer",
+    negatives_args,
+    cmd_negatives,
+    inputs=("input",),
+)
+
+
+def blend_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="A source: name=file, folder, hf-synth run folder or Hub id (repeat)",
+    )
+    parser.add_argument("--ratio", action="append", metavar="NAME=R", help="Share of a source (repeat)")
+    parser.add_argument("--count", action="append", metavar="NAME=N", help="Rows from a source (repeat)")
+    parser.add_argument("--total", type=int, help="Rows in the mix when --ratio is given")
+    parser.add_argument("--no-dedup", action="store_true", help="Keep exact duplicates across sources")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the row sampling and of the shuffle of the mix (default 0)",
+    )
+    parser.add_argument("--output", required=True, help="Output folder")
+
+
 def cmd_blend(args: argparse.Namespace) -> int:
+    for item in args.source or []:  # a bad file is refused before torch, nltk and numba are imported
+        name, sep, path = item.partition("=")
+        if sep and name:  # a malformed pair is refused by parse_pairs below
+            check_input(path)
     from ..augment import blend
     from ..io import load_seed_dataset
 
@@ -78,6 +153,29 @@ def cmd_blend(args: argparse.Namespace) -> int:
             f"  {row['source']:<20} {row['available']:9d} {row['asked']:7d} {row['selected']:9d}  {row['share']:6.1%}"
         )
     return 0
+
+
+BLEND = Command("blend", "Mix several datasets with ratios or counts per source", blend_args, cmd_blend)
+
+
+def slots_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--template", required=True, help='e.g. "Explain [X] in the context of [Y] for [Z]"')
+    parser.add_argument(
+        "--values",
+        action="append",
+        metavar="SLOT=a|b|c",
+        help="Values for a slot, separated by | (repeat); other slots get values from the model",
+    )
+    parser.add_argument("--count", type=int, default=8, help="Values the model proposes per slot (default 8)")
+    parser.add_argument("--num", type=int, default=20, help="Instructions to make (distinct combinations)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Seed of the choice of slot combinations (default 0)"
+    )
+    parser.add_argument("--output", required=True, help="Output folder")
+    add_config_arg(parser)
+    add_max_new_tokens(parser, "each answer")
+    add_checkpoint_args(parser)
+    add_engine_args(parser)
 
 
 def cmd_slots(args: argparse.Namespace) -> int:
@@ -113,6 +211,39 @@ def cmd_slots(args: argparse.Namespace) -> int:
     return 0
 
 
+SLOTS = Command(
+    "slots", "Fill a template's [SLOTS] with varied values and answer the results", slots_args, cmd_slots
+)
+
+
+def backtranslate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    parser.add_argument("--output", required=True, help="Output folder")
+    parser.add_argument("--pivot", default="French", help="Pivot language (default French)")
+    parser.add_argument(
+        "--to-pivot-model", help="Translation model (path/Hub id, e.g. a Marian model) into the pivot"
+    )
+    parser.add_argument("--from-pivot-model", help="Translation model back from the pivot")
+    parser.add_argument(
+        "--min-similarity",
+        type=float,
+        default=0.75,
+        help="Reject a rewording whose embedding cosine to the original is below this: its meaning "
+        "drifted (default 0.75)",
+    )
+    parser.add_argument(
+        "--max-similarity",
+        type=float,
+        default=0.98,
+        help="Reject a rewording whose embedding cosine to the original is this or above: it barely "
+        "changed (default 0.98)",
+    )
+    add_config_arg(parser)
+    add_max_new_tokens(parser, "each translation")
+    add_checkpoint_args(parser)
+    add_engine_args(parser)
+
+
 def cmd_backtranslate(args: argparse.Namespace) -> int:
     from ..augment import back_translate
     from ..io import load_seed_dataset
@@ -138,3 +269,12 @@ def cmd_backtranslate(args: argparse.Namespace) -> int:
         f"rejected: {result.summary['rejected']}"
     )
     return 0
+
+
+BACKTRANSLATE = Command(
+    "backtranslate",
+    "Reword instructions through a pivot language and back",
+    backtranslate_args,
+    cmd_backtranslate,
+    inputs=("input",),
+)

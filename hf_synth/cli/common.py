@@ -46,31 +46,15 @@ def check_output(args: argparse.Namespace) -> None:
         raise PermissionError(f"--output {args.output}: cannot write in {parent}; choose a writable folder.")
 
 
-#: The dataset inputs of each command, checked by :func:`check_input_files` before anything heavy loads
-#: (self-instruct and evol-instruct check theirs with the instruction column, once their config is read).
-DATASET_INPUTS = {
-    "refine": ("seeds", "eval"),
-    "filter": ("input",),
-    "report": ("path", "input", "seeds"),
-    "paraphrase": ("input",),
-    "negatives": ("input",),
-    "backtranslate": ("input",),
-    "generate": ("input",),
-}
-
-
-def check_input_files(args: argparse.Namespace) -> None:
-    """Refuse a missing, empty, non-UTF-8 or broken JSON(L) input file of the command at once, before
-    torch, nltk or numba are imported (the loader would give the same message seconds later)."""
+def check_input_files(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    """Refuse a missing, empty, non-UTF-8 or broken JSON(L) input file named by the arguments ``names`` (a
+    command's ``inputs``) at once, before torch, nltk or numba are imported (the loader would give the same
+    message seconds later). Self-instruct and evol-instruct check theirs with the instruction column, once
+    their config is read; blend checks its --source paths itself."""
     from ..input_files import check_input
 
-    for name in DATASET_INPUTS.get(args.command, ()):
+    for name in names:
         check_input(getattr(args, name, None))
-    if args.command == "blend":
-        for item in args.source or []:
-            name, sep, path = item.partition("=")
-            if sep and name:  # a malformed pair is refused by the command itself
-                check_input(path)
 
 
 def parse_config(

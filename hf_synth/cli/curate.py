@@ -12,8 +12,19 @@ from ..configuration import load_yaml
 from ..results import run_diversity
 from ..run_folder import RunFolder
 from .common import checkpoint_args, print_summary_counts
+from .options import Command, add_checkpoint_args
 
 logger = logging.getLogger("hf_synth")
+
+
+def filter_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="Dataset file, folder, hf-synth run folder or Hub id")
+    parser.add_argument("--split", help="Split of the input dataset")
+    parser.add_argument("--config", required=True, help="YAML file with a 'filters:' list")
+    parser.add_argument(
+        "--output", required=True, help="Output folder (kept rows; dropped rows in rejected.jsonl)"
+    )
+    add_checkpoint_args(parser)
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
@@ -46,8 +57,44 @@ def cmd_filter(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+FILTER = Command(
+    "filter",
+    "Score and filter any dataset (ROUGE novelty, near-duplicates, length, ...)",
+    filter_args,
+    cmd_filter,
+    inputs=("input",),
+)
 
+
+def report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", help="hf-synth run folder, dataset file or folder, or Hub id")
+    parser.add_argument("--input", help="The same as PATH")
+    parser.add_argument("--split", help="Split of the input dataset")
+    parser.add_argument("--column", default="instruction", help="Column to classify (default: instruction)")
+    parser.add_argument("--taxonomy", help="YAML file 'skill: description' (default: hf-synth's skills)")
+    parser.add_argument(
+        "--skill-examples",
+        help="JSONL of labelled instructions ({instruction, skill}) to fit the skill classifier on "
+        "(default: hf-synth's examples for its taxonomy)",
+    )
+    parser.add_argument(
+        "--embedding-model", help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"
+    )
+    parser.add_argument(
+        "--out", "--output", dest="out", help="Write the report here: .html (plots) or .json (numbers)"
+    )
+    parser.add_argument(
+        "--seeds", help="Seed file/folder: plot each instruction's ROUGE-L to its nearest seed"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN",
+        help="Print the diversity figures of these run folders (or datasets) side by side, one column each",
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
     from ..curation import classify_skills, coverage_report, load_taxonomy, skill_labeller
     from ..filters import reason_key
     from ..io import load_seed_dataset
@@ -120,6 +167,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.out:
         Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
+
+
+REPORT = Command(
+    "report",
+    "Skill coverage, filter statistics and an HTML quality report",
+    report_args,
+    cmd_report,
+    inputs=("path", "input", "seeds"),
+)
 
 
 def _seed_texts(args: argparse.Namespace) -> list[str] | None:

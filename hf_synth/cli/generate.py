@@ -7,15 +7,38 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..configuration import add_options, field_docs
+from ..engine.engine_config import SamplingParams
+from ..evol_instruct.evol_instruct_config import EvolInstructConfig
 from ..input_files import check_input
+from ..self_instruct.self_instruct_config import SelfInstructConfig
 from .common import checkpoint_args, parse_config, parse_weights, print_rows, print_summary_counts
+from .options import Command, add_checkpoint_args, add_config_arg, add_engine_args
 
 logger = logging.getLogger("hf_synth")
 
 
-def cmd_self_instruct(args: argparse.Namespace) -> int:
-    from ..self_instruct import SelfInstructConfig
+def self_instruct_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seeds",
+        "--input",
+        dest="seeds",
+        help="Seed file (.jsonl/.json/.csv/.parquet), dataset folder or Hub id "
+        "(default: hf-synth's example seeds)",
+    )
+    parser.add_argument("--split", help="Split of the seed dataset (default: train, or the only split)")
+    parser.add_argument("--output", required=True, help="Output folder")
+    parser.add_argument("--config", help="YAML file with 'engine:' and 'self_instruct:' sections")
+    parser.add_argument(
+        "--max-new-tokens", type=int, help="Token limit for instruction and instance generation"
+    )
+    add_options(parser.add_argument_group("self-instruct"), SelfInstructConfig)
+    add_checkpoint_args(parser)
+    parser.add_argument("--show", type=int, default=3, help="Rows to print at the end (default 3)")
+    add_engine_args(parser)
 
+
+def cmd_self_instruct(args: argparse.Namespace) -> int:
     engine_config, config = parse_config(
         args, "self_instruct", SelfInstructConfig, sampling=("instruction_sampling", "instance_sampling")
     )
@@ -46,10 +69,45 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     return 0
 
 
+SELF_INSTRUCT = Command(
+    "self-instruct",
+    "Grow an instruction dataset from seeds with Self-Instruct",
+    self_instruct_args,
+    cmd_self_instruct,
+)
+
+
+def evol_instruct_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input", required=True, help="Instruction file, dataset folder, hf-synth run folder or Hub id"
+    )
+    parser.add_argument("--split", help="Split of the input dataset (default: train, or the only split)")
+    parser.add_argument("--output", required=True, help="Output folder")
+    parser.add_argument("--config", help="YAML file with 'engine:' and 'evol_instruct:' sections")
+    parser.add_argument("--judge-model", help="Judge model (default: the evolving model)")
+    parser.add_argument(
+        "--response-model", help="Model that answers the evolved instructions (default: --model)"
+    )
+    parser.add_argument(
+        "--operations", help="Operation weights, e.g. deepening=2,breadth=1 (default: uniform)"
+    )
+    parser.add_argument(
+        "--no-judge", action="store_true", help="Eliminate with the rules only, without an LLM judge"
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="Token limit for every generation of the run: evolutions, judge verdicts and responses "
+        "(default: per step, 160, 6 and 256)",
+    )
+    add_options(parser.add_argument_group("evol-instruct"), EvolInstructConfig)
+    add_checkpoint_args(parser)
+    parser.add_argument("--show", type=int, default=2, help="Lineages to print at the end (default 2)")
+    add_engine_args(parser)
+
+
 def cmd_evol_instruct(args: argparse.Namespace) -> int:
     from dataclasses import replace
-
-    from ..evol_instruct import EvolInstructConfig
 
     extra: dict = {}
     if args.operations:
@@ -111,11 +169,39 @@ def cmd_evol_instruct(args: argparse.Namespace) -> int:
     return 0
 
 
+EVOL_INSTRUCT = Command(
+    "evol-instruct",
+    "Evolve an instruction dataset with Evol-Instruct",
+    evol_instruct_args,
+    cmd_evol_instruct,
+)
+
+
+def generate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input", required=True, help="File, folder or Hub id of a dataset with a prompt column"
+    )
+    parser.add_argument("--output", required=True, help="Output folder (written by the main process)")
+    parser.add_argument("--prompt-column", default="prompt", help="Column with a string or chat messages")
+    parser.add_argument(
+        "--output-column", default="output", help="Column the completions are written to (default: output)"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="Token limit per completion")
+    add_config_arg(parser)
+    sampling_docs = field_docs(SamplingParams)  # the sampling flags are SamplingParams' fields
+    parser.add_argument(
+        "--temperature", type=float, default=0.7, help=f"{sampling_docs['temperature']} (default 0.7)"
+    )
+    parser.add_argument("--top-p", type=float, default=1.0, help=f"{sampling_docs['top_p']} (default 1.0)")
+    parser.add_argument("--seed", type=int, default=0, help=f"{sampling_docs['seed']} (default 0)")
+    add_checkpoint_args(parser)
+    add_engine_args(parser)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """One completion per row of --input; data-parallel when started by `accelerate launch` (see
     :func:`hf_synth.engine.generate_step.generate_step`); --resume and --overwrite as for the other
     generating commands."""
-    from ..engine import SamplingParams
     from ..engine.generate_step import generate_step
     from ..io import load_seed_dataset
 
@@ -141,3 +227,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"Wrote {len(result.dataset)} rows from {processes} process(es) to {paths['dataset']} and {paths['jsonl']}"
     )
     return 0
+
+
+GENERATE = Command(
+    "generate",
+    "One completion per row of a prompt column (data-parallel under `accelerate launch`)",
+    generate_args,
+    cmd_generate,
+    inputs=("input",),
+)

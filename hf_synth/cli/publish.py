@@ -6,8 +6,28 @@ import argparse
 import logging
 
 from .common import print_rows
+from .options import Command
 
 logger = logging.getLogger("hf_synth")
+
+
+def push_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "path", nargs="?", help="Output folder of an hf-synth run (dataset/, README.md, rejected.jsonl)"
+    )
+    parser.add_argument("--input", help="The same as PATH")
+    parser.add_argument("repo_id", nargs="?", help="Dataset repo on the Hub, e.g. user/my-synthetic-data")
+    parser.add_argument("--private", action="store_true", help="Create the repo as private")
+    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the one saved by `hf auth login`)")
+    parser.add_argument("--local-dir", help="Write the same repo layout here instead of (or before) pushing")
+    parser.add_argument(
+        "--new-only", action="store_true", help="Fail if the repo exists instead of updating it"
+    )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="Publish a run that kept no rows (refused by default: load_dataset cannot read an empty split)",
+    )
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -42,6 +62,17 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+PUSH = Command(
+    "push", "Publish a run folder: parquet shards + dataset card, in one commit", push_args, cmd_push
+)
+
+
+def show_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", help="Output folder of a run, or its dataset/ folder")
+    parser.add_argument("--input", help="The same as PATH")
+    parser.add_argument("-n", type=int, default=3, help="Number of rows")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
@@ -54,3 +85,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"{path}: {len(dataset)} rows, columns: {', '.join(dataset.column_names)}")
     print_rows(dataset.select(range(min(args.n, len(dataset)))).to_list(), args.n)
     return 0
+
+
+SHOW = Command("show", "Print rows of a dataset written by hf-synth", show_args, cmd_show)

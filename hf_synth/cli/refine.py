@@ -6,14 +6,33 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..configuration import add_options
+from ..refine.refine_config import RefineConfig
 from .common import parse_config
+from .options import Command, add_checkpoint_args, add_engine_args
 
 logger = logging.getLogger("hf_synth")
 
 
-def cmd_refine(args: argparse.Namespace) -> int:
-    from ..refine import RefineConfig
+def refine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seeds", "--input", dest="seeds", help="Seed tasks (default: hf-synth's example seeds)"
+    )
+    parser.add_argument("--split", help="Split of the seed dataset")
+    parser.add_argument(
+        "--eval", required=True, help="Held-out tasks with reference outputs (file, folder or Hub id)"
+    )
+    parser.add_argument("--output", required=True, help="Output folder (every round's data, student, scores)")
+    parser.add_argument("--config", help="YAML file with 'engine:' and 'refine:' sections")
+    parser.add_argument(
+        "--max-new-tokens", type=int, help="Token limit for generated instructions and instances"
+    )
+    add_options(parser.add_argument_group("refine"), RefineConfig)
+    add_checkpoint_args(parser)
+    add_engine_args(parser)
 
+
+def cmd_refine(args: argparse.Namespace) -> int:
     engine_config, config = parse_config(
         args,
         "refine",
@@ -45,6 +64,15 @@ def cmd_refine(args: argparse.Namespace) -> int:
     print(f"  report: {args.output}/refine_report.html, {args.output}/refine_report.json")
     print(f"  best student: {report['best_student']}")
     return 0
+
+
+REFINE = Command(
+    "refine",
+    "The closed loop: generate, fine-tune a student, evaluate it, target its weak skills",
+    refine_args,
+    cmd_refine,
+    inputs=("seeds", "eval"),
+)
 
 
 def _write_card(args: argparse.Namespace, result, teacher, config) -> None:

@@ -5,14 +5,33 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..configuration import add_options
+from ..review.review_config import ReviewConfig
 from .common import parse_config
+from .options import Command
 
 logger = logging.getLogger("hf_synth")
 
 
-def cmd_review(args: argparse.Namespace) -> int:
-    from ..review import ReviewConfig
+def review_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", help="Output folder of an hf-synth run")
+    parser.add_argument("--input", help="The same as PATH")
+    parser.add_argument("--config", help="YAML file with a 'review:' section; flags override it")
+    add_options(parser.add_argument_group("review"), ReviewConfig)
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="Start a new review (the earlier one's folder is kept beside it as review-before-TIME)",
+    )
+    parser.add_argument(
+        "--apply",
+        action="store_true",
+        help="Write the reviewed dataset to --output instead of serving the page",
+    )
+    parser.add_argument("--output", help="With --apply: folder for the reviewed dataset (a new run folder)")
 
+
+def cmd_review(args: argparse.Namespace) -> int:
     run_dir = args.path or args.input
     if not run_dir:
         raise ValueError("Name the run to review: hf-synth review RUN_DIR (the --output folder of a run).")
@@ -53,3 +72,11 @@ def cmd_review(args: argparse.Namespace) -> int:
     finally:
         server.close()
     return 0
+
+
+REVIEW = Command(
+    "review",
+    "Review rows in the browser (accept, reject, correct), then --apply the decisions",
+    review_args,
+    cmd_review,
+)
