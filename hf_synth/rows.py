@@ -18,6 +18,7 @@ from typing import Any
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from .checkpoint import Checkpointer, map_in_threads
+from .engine.protocol import engine_concurrency, engine_workers
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,32 @@ def checkpointed_map(
         workers,
     )
     return concatenate_datasets(parts)
+
+
+def engine_map(
+    dataset: Dataset,
+    function: Callable[[dict[str, list]], dict[str, Any]],
+    checkpointer: Checkpointer | None,
+    name: str,
+    engine,
+    checkpoint_every: int,
+    desc: str,
+    features: Features | None = None,
+) -> Dataset:
+    """:func:`checkpointed_map` of a step whose ``function`` makes one ``engine`` call per batch: a batch is
+    at least the engine's width (:func:`~hf_synth.engine.protocol.engine_concurrency`), so its slots stay
+    full, and two batches are in flight where the engine takes concurrent calls, so its slots refill while
+    a batch's last wave decodes."""
+    return checkpointed_map(
+        dataset,
+        function,
+        checkpointer,
+        name,
+        batch_size=max(checkpoint_every, engine_concurrency(engine)),
+        desc=desc,
+        features=features,
+        workers=engine_workers(engine),
+    )
 
 
 def map_in_one_batch(dataset: Dataset, function: Callable[..., dict[str, Any]], **kwargs: Any) -> Dataset:

@@ -19,7 +19,7 @@ from datasets import Dataset, Features, List, Value
 from ..answers import parse_yes_no
 from ..checkpoint import Checkpointer
 from ..engine import Engine
-from ..engine.protocol import engine_concurrency, engine_workers, with_prefill
+from ..engine.protocol import with_prefill
 from ..filters.complexity import complexity_features
 from ..filters.heuristics import (
     STOP_WORDS,
@@ -30,7 +30,7 @@ from ..filters.heuristics import (
 )
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
-from ..rows import checkpointed_map, iter_instructions, journaled, unique_ids, user_content
+from ..rows import engine_map, iter_instructions, journaled, unique_ids, user_content
 from .evol_instruct_config import IN_DEPTH, OPERATIONS, EvolInstructConfig
 from .parsing import JUDGE_QUESTIONS, combine_verdict, parse_evolved_instruction
 
@@ -137,14 +137,8 @@ def evolve_instructions(
             "evolution_parse_error": [p.error or "" for p in parsed],
         }
 
-    return checkpointed_map(
-        requests,
-        _map,
-        checkpointer,
-        name,
-        batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
-        workers=engine_workers(engine),
-        desc="Evolving instructions",
+    return engine_map(
+        requests, _map, checkpointer, name, engine, config.checkpoint_every, "Evolving instructions"
     )
 
 
@@ -298,16 +292,9 @@ def judge_evolutions(
             keep_in_memory=True,
             features=_with_judge(dataset.features),
         )
-    return checkpointed_map(
-        dataset,
-        _map,
-        checkpointer,
-        name,
-        batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
-        workers=engine_workers(engine),
-        desc="Judging evolutions",
-        features=_with_judge(dataset.features),
-    )
+    features = _with_judge(dataset.features)
+    every = config.checkpoint_every
+    return engine_map(dataset, _map, checkpointer, name, engine, every, "Judging evolutions", features)
 
 
 def _with_judge(features: Features) -> Features:
@@ -368,13 +355,5 @@ def generate_responses(
     features = dataset.features.copy()
     features["output"] = Value("string")
     features["response_tokens"] = Value("int64")
-    return checkpointed_map(
-        dataset,
-        _map,
-        checkpointer,
-        name,
-        batch_size=max(config.checkpoint_every, engine_concurrency(engine)),
-        workers=engine_workers(engine),
-        desc="Generating responses",
-        features=features,
-    )
+    every = config.checkpoint_every
+    return engine_map(dataset, _map, checkpointer, name, engine, every, "Generating responses", features)

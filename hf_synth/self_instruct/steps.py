@@ -15,7 +15,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..engine import Engine
-from ..engine.protocol import engine_concurrency, engine_workers, with_prefill
+from ..engine.protocol import with_prefill
 from ..filters.heuristics import (
     hygiene_reasons,
     instruction_reasons,
@@ -28,7 +28,7 @@ from ..filters.rouge import RougeLIndex, rouge_l_f, rouge_tokens
 from ..prompts import render_messages
 from ..rows import add_messages as add_messages  # a Self-Instruct step too (README)
 from ..rows import (
-    checkpointed_map,
+    engine_map,
     fresh_fingerprint,
     iter_instructions,
     journaled,
@@ -196,7 +196,9 @@ def generate_instructions(
         columns["parse_error"] = [p.error or "" for p in parsed]
         return columns
 
-    return _run_map(requests, _map, checkpointer, name, config, "Generating instructions", engine)
+    return engine_map(
+        requests, _map, checkpointer, name, engine, config.checkpoint_every, "Generating instructions"
+    )
 
 
 def explode_instructions(requests: Dataset) -> Dataset:
@@ -290,7 +292,7 @@ def classify_tasks(
             "task_type_raw": [o.text for o in outputs],
         }
 
-    return _run_map(dataset, _map, checkpointer, name, config, "Classifying tasks", engine)
+    return engine_map(dataset, _map, checkpointer, name, engine, config.checkpoint_every, "Classifying tasks")
 
 
 # ---------------------------------------------------------------------------- instances
@@ -356,7 +358,9 @@ def generate_instances(
             columns["instance_parse_error"].append(parsed.error or "")
         return columns
 
-    return _run_map(dataset, _map, checkpointer, name, config, "Generating instances", engine)
+    return engine_map(
+        dataset, _map, checkpointer, name, engine, config.checkpoint_every, "Generating instances"
+    )
 
 
 def _copies(text: str, reference: str, threshold: float) -> bool:
@@ -410,21 +414,3 @@ def score_instances(
     # Batched (a per-row map costs more than the checks), one batch per round's rows: column types are
     # taken from the first batch, so a first batch with no reason at all must not fix them.
     return map_in_one_batch(dataset, _score_batch)
-
-
-# ---------------------------------------------------------------------------- helpers
-def _run_map(
-    dataset: Dataset, function, checkpointer, name: str, config: SelfInstructConfig, desc: str, engine
-) -> Dataset:
-    # One engine call per chunk: at least the engine's width, so its slots stay full; two chunks in flight
-    # where the engine takes concurrent calls, so its slots refill while a chunk's last wave decodes.
-    batch_size = max(config.checkpoint_every, engine_concurrency(engine))
-    return checkpointed_map(
-        dataset,
-        function,
-        checkpointer,
-        name,
-        batch_size=batch_size,
-        desc=desc,
-        workers=engine_workers(engine),
-    )
