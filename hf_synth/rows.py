@@ -155,6 +155,19 @@ def unique_ids(dataset: Dataset) -> list[str] | None:
     return [str(i) for i in ids]
 
 
+def row_ids(dataset: Dataset) -> list[str]:
+    """The ids of ``dataset``'s rows: :func:`unique_ids`, or ``row-00000``, ``row-00001``... when the ``id``
+    column is missing or does not name each row once (what derived rows' ``parent_id`` points to)."""
+    return unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
+
+
+def require_columns(dataset: Dataset, columns: Iterable[str]) -> None:
+    """Refuse ``dataset`` when it lacks one of ``columns``, naming the columns it has."""
+    for column in columns:
+        if column not in dataset.column_names:
+            raise ValueError(f"No {column!r} column (columns: {', '.join(dataset.column_names)})")
+
+
 def as_texts(values: Iterable[Any]) -> list[str]:
     """Values as text: ``None`` is the empty string, anything else its ``str``."""
     return ["" if v is None else str(v) for v in values]

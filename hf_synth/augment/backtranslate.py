@@ -17,8 +17,8 @@ from ..filters.embedding import embed
 from ..filters.heuristics import hygiene_reasons, normalized_words
 from ..prompts import render_messages
 from ..results import StepResult
-from ..rows import add_messages, checkpointed_map, fingerprint_rows, journaled, unique_ids
-from .step_results import backtranslate_result, bind_step
+from ..rows import add_messages, checkpointed_map, fingerprint_rows, row_ids
+from .step_results import backtranslate_result, bind_teacher
 
 TEMPLATE_TRANSLATE = "augment/translate"
 _LABEL = re.compile(r"^\s*[*_]*\s*(?:translation|text)\s*[*_]*\s*:\s*", re.IGNORECASE)
@@ -85,10 +85,10 @@ def back_translate(
     ``.save(folder)``); ``checkpoint_dir``, ``overwrite``, ``source`` and an ``engine`` given as an
     :class:`~hf_synth.engine.EngineConfig` as in :func:`~hf_synth.augment.paraphrase`."""
     given_engine = engine
-    checkpointer, (engine,) = bind_step(
+    checkpointer, teacher, engine = bind_teacher(
         checkpointer,
         checkpoint_dir,
-        [engine],
+        engine,
         lambda ids: {
             "max_new_tokens": sampling.max_new_tokens if sampling is not None else None,
             "pivot": pivot,
@@ -99,10 +99,8 @@ def back_translate(
         },
         overwrite=overwrite,
     )
-    teacher = engine
-    engine = journaled(engine, checkpointer)
     sampling = sampling or SamplingParams(max_new_tokens=192, temperature=0.3, top_p=0.95)
-    ids = unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
+    ids = row_ids(dataset)
     base = Dataset.from_list(
         [
             {

@@ -15,9 +15,9 @@ from ..engine import Engine
 from ..filters.heuristics import hygiene_reasons, normalized_words
 from ..prompts import render_messages
 from ..results import StepResult
-from ..rows import checkpointed_map, fingerprint_rows, journaled, unique_ids, user_content
+from ..rows import checkpointed_map, fingerprint_rows, require_columns, row_ids, user_content
 from .augment_config import NegativeConfig
-from .step_results import bind_step, negatives_result
+from .step_results import bind_teacher, negatives_result
 
 TEMPLATE_NEGATIVE = "augment/negative"
 
@@ -46,19 +46,15 @@ def preference_pairs(
     """
     config = config or NegativeConfig()
     given_engine = engine
-    checkpointer, (engine,) = bind_step(
+    checkpointer, teacher, engine = bind_teacher(
         checkpointer,
         checkpoint_dir,
-        [engine],
+        engine,
         lambda ids: {"config": to_dict(config), "model": ids[0], "input": fingerprint_rows(dataset)},
         overwrite=overwrite,
     )
-    teacher = engine
-    engine = journaled(engine, checkpointer)
-    for column in ("instruction", "output"):
-        if column not in dataset.column_names:
-            raise ValueError(f"No {column!r} column (columns: {', '.join(dataset.column_names)})")
-    ids = unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
+    require_columns(dataset, ("instruction", "output"))
+    ids = row_ids(dataset)
     rows = []
     for parent, row in zip(ids, dataset, strict=True):
         if not (row["output"] or "").strip():

@@ -18,7 +18,7 @@ from ..filters.heuristics import content_reasons, hygiene_reasons, refusal_reaso
 from ..filters.rouge import rouge_l_f, rouge_tokens
 from ..prompts import render_messages
 from ..results import StepResult
-from ..rows import add_messages, checkpointed_map, fingerprint_rows, journaled, unique_ids
+from ..rows import add_messages, checkpointed_map, fingerprint_rows, journaled, require_columns, row_ids
 from .augment_config import ParaphraseConfig
 from .step_results import bind_step, paraphrase_result
 
@@ -83,10 +83,8 @@ def paraphrase(
     engine, judge = loaded[0], (loaded[1] if len(loaded) > 1 else None)
     teacher = engine
     engine = journaled(engine, checkpointer)
-    for column in ("instruction", "output"):
-        if column not in dataset.column_names:
-            raise ValueError(f"No {column!r} column (columns: {', '.join(dataset.column_names)})")
-    ids = unique_ids(dataset) or [f"row-{i:05d}" for i in range(len(dataset))]
+    require_columns(dataset, ("instruction", "output"))
+    ids = row_ids(dataset)
     requests = Dataset.from_list(
         [
             {
