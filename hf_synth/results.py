@@ -11,7 +11,9 @@ from Python equals the one the command writes, but for timings."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +144,51 @@ class SavableResult:
             exist_ok=exist_ok,
             allow_empty=allow_empty,
         )
+
+
+def pipeline_fields(pipeline, started: float) -> dict[str, Any]:
+    """The :class:`PipelineResult` fields a pipeline (:class:`~hf_synth.SelfInstruct`,
+    :class:`~hf_synth.EvolInstruct`) gives its result: the engine section of config.yaml, its prompt
+    templates and generation parameters (for the card), and the wall time since ``started``
+    (``time.perf_counter()``)."""
+    return {
+        "engine_config": pipeline.engine_config,
+        "prompt_templates": pipeline.prompt_templates(),
+        "generation_params": pipeline.generation_params(),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+@dataclass
+class PipelineResult(SavableResult):
+    """What a generation pipeline returns (:class:`~hf_synth.SelfInstructResult`,
+    :class:`~hf_synth.EvolInstructResult`): kept rows, rejected rows (with reasons), the run's counts
+    (``summary``, with ``to_dict()``), its configuration and the ``engine:`` section of config.yaml (see
+    :func:`engine_section`). A subclass adds its models, prompts and input, and a ``wall_seconds`` field;
+    :meth:`run_summary` and :meth:`run_config` build its ``summary.json`` and ``config.yaml``."""
+
+    dataset: Any
+    rejected: Any
+    summary: Any
+    config: Any = None
+    #: The ``engine:`` section of config.yaml (see :func:`hf_synth.results.engine_section`).
+    engine_config: dict[str, Any] | None = None
+
+    def run_summary(self, seeds, **extra: Any) -> dict[str, Any]:
+        """``summary.json``: the counts, the wall time, ``extra``, and the kept rows' diversity (ROUGE-L shares
+        against ``seeds``, the run's input instructions)."""
+        summary = self.summary.to_dict()
+        summary["wall_seconds"] = self.wall_seconds
+        summary.update(extra)
+        summary["diversity"] = run_diversity(self.dataset, seeds=seeds)
+        return summary
+
+    def run_config(self, section: str, config, **extra: Any) -> dict[str, Any]:
+        """``config.yaml``: the ``engine:`` section when known, ``config`` under ``section``, then ``extra``."""
+        from .configuration import to_dict
+
+        data = {"engine": self.engine_config} if self.engine_config is not None else {}
+        return {**data, section: to_dict(config), **extra}
 
 
 class StepResult(SavableResult, tuple):

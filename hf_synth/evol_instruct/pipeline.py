@@ -13,12 +13,11 @@ from typing import Any
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checkpoint import Checkpointer, bind_and_load, map_in_threads
-from ..configuration import to_dict
 from ..engine import Engine, EngineConfig, describe_engines
 from ..engine.protocol import engine_concurrency, engine_workers
 from ..io import load_seed_dataset
 from ..progress import datasets_bars_off
-from ..results import SavableResult, card_extras, engine_section, run_diversity
+from ..results import PipelineResult, card_extras, engine_section, pipeline_fields
 from ..rows import BASE_FEATURES, add_messages, config_fingerprint, empty_dataset, fingerprint_rows
 from .evol_instruct_config import OPERATIONS, EvolInstructConfig
 from .steps import (
@@ -110,17 +109,11 @@ class EvolInstructSummary:
 
 
 @dataclass
-class EvolInstructResult(SavableResult):
+class EvolInstructResult(PipelineResult):
     """Kept evolutions (answered), eliminated ones (with reasons), and counts; ``rejected`` as in
     :class:`~hf_synth.SelfInstructResult` (``eliminated`` is its former name, still readable).
     ``save(folder)`` and ``push_to_hub(repo_id)`` as for Self-Instruct (see :mod:`hf_synth.results`)."""
 
-    dataset: Dataset
-    rejected: Dataset
-    summary: EvolInstructSummary
-    config: EvolInstructConfig | None = None
-    #: The ``engine:`` section of config.yaml (see :func:`hf_synth.results.engine_section`).
-    engine_config: dict[str, Any] | None = None
     #: The evolving, judge and response models.
     models: list[str] = field(default_factory=list)
     prompt_templates: list[str] = field(default_factory=list)
@@ -131,20 +124,13 @@ class EvolInstructResult(SavableResult):
     wall_seconds: float | None = None
 
     def summary_data(self) -> dict[str, Any]:
-        summary = self.summary.to_dict()
-        summary["wall_seconds"] = self.wall_seconds
-        summary["diversity"] = run_diversity(self.dataset, seeds=self.input_instructions)
-        return summary
+        return self.run_summary(self.input_instructions)
 
     def config_data(self) -> dict[str, Any]:
         config = self.config or EvolInstructConfig()
-        data = {"engine": self.engine_config} if self.engine_config is not None else {}
-        return {
-            **data,
-            "evol_instruct": to_dict(config),
-            "judge_model": self.models[1],
-            "response_model": self.models[2],
-        }
+        return self.run_config(
+            "evol_instruct", config, judge_model=self.models[1], response_model=self.models[2]
+        )
 
     def build_card(self):
         from ..cards import evol_instruct_card
@@ -305,13 +291,10 @@ class EvolInstruct:
             rejected=eliminated,
             summary=summary,
             config=config,
-            engine_config=self.engine_config,
             models=[self.engine.model_id, self.judge_engine.model_id, self.response_engine.model_id],
-            prompt_templates=self.prompt_templates(),
-            generation_params=self.generation_params(),
             source=source,
             input_instructions=dataset[column] if column in dataset.column_names else None,
-            wall_seconds=round(time.perf_counter() - started, 1),
+            **pipeline_fields(self, started),
         )
 
     def _round(self, round_index: int, parents: Dataset) -> tuple[Dataset, int, float]:

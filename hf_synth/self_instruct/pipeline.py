@@ -20,7 +20,7 @@ from ..filters.dataset_filters import split_filtered
 from ..filters.rouge import RougeLIndex
 from ..io import load_seed_dataset
 from ..progress import datasets_bars_off
-from ..results import engine_section
+from ..results import engine_section, pipeline_fields
 from ..rows import add_messages, config_fingerprint, empty_dataset, fingerprint_rows
 from .result import (
     OUTPUT_COLUMNS,
@@ -49,6 +49,7 @@ from .steps import (
 )
 
 logger = logging.getLogger(__name__)
+
 
 def _failed_requests(requests: Dataset) -> Dataset:
     """Requests whose reply held no parsable list, as rejected rows (stage ``request``) with the raw reply."""
@@ -253,14 +254,11 @@ class SelfInstruct:
             rejected=rejected,
             summary=summary,
             config=config,
-            engine_config=self.engine_config,
             model=self.engine.model_id,
-            prompt_templates=self.prompt_templates(),
-            generation_params=self.generation_params(),
             seeds_source=source,
             example_seeds=example,
             seed_instructions=pool["instruction"],
-            wall_seconds=round(time.perf_counter() - started, 1),
+            **pipeline_fields(self, started),
         )
 
     # ------------------------------------------------------------------ one round

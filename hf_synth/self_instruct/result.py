@@ -6,11 +6,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from datasets import Dataset, Features, List, Value
+from datasets import Features, List, Value
 
-from ..configuration import to_dict
 from ..io import EXAMPLE_SEEDS
-from ..results import SavableResult, card_extras, run_diversity
+from ..results import PipelineResult, card_extras
 from ..rows import BASE_FEATURES
 from .self_instruct_config import SelfInstructConfig
 
@@ -93,17 +92,11 @@ class SelfInstructSummary:
 
 
 @dataclass
-class SelfInstructResult(SavableResult):
+class SelfInstructResult(PipelineResult):
     """What :meth:`SelfInstruct.run` returns: kept rows, rejected rows (with reasons), and counts;
     ``save(folder)`` writes the run folder (summary with wall time and diversity, config.yaml with the
     engine section, the card) and ``push_to_hub(repo_id)`` publishes it (see :mod:`hf_synth.results`)."""
 
-    dataset: Dataset
-    rejected: Dataset
-    summary: SelfInstructSummary
-    config: SelfInstructConfig | None = None
-    #: The ``engine:`` section of config.yaml (see :func:`hf_synth.results.engine_section`).
-    engine_config: dict[str, Any] | None = None
     model: str | None = None
     prompt_templates: list[str] = field(default_factory=list)
     generation_params: dict[str, Any] = field(default_factory=dict)
@@ -114,15 +107,10 @@ class SelfInstructResult(SavableResult):
     wall_seconds: float | None = None
 
     def summary_data(self) -> dict[str, Any]:
-        summary = self.summary.to_dict()
-        summary["wall_seconds"] = self.wall_seconds
-        summary["model"] = self.model
-        summary["diversity"] = run_diversity(self.dataset, seeds=self.seed_instructions)
-        return summary
+        return self.run_summary(self.seed_instructions, model=self.model)
 
     def config_data(self) -> dict[str, Any]:
-        data = {"engine": self.engine_config} if self.engine_config is not None else {}
-        return {**data, "self_instruct": to_dict(self.config or SelfInstructConfig())}
+        return self.run_config("self_instruct", self.config or SelfInstructConfig())
 
     def build_card(self):
         from ..cards import self_instruct_card
