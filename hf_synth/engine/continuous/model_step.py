@@ -172,6 +172,16 @@ class ModelStep:
         q, k = qk.split([self.n_heads, self.n_kv], dim=1)
         return q, k, v.view(rows, self.n_kv, self.head_dim)
 
+    def rotate_store(self, i: int, layer: Layer, qkv: torch.Tensor, cos, sin, cache, rows, columns):
+        """:meth:`split_rotate`, then layer ``i``'s new keys and values written into ``cache`` (a
+        :class:`KVCache`, or static mode's graphs) at (``rows``, ``columns``). Returns the queries and the
+        layer's key and value caches."""
+        q, k, v = self.split_rotate(layer, qkv, cos, sin)
+        k_cache, v_cache = cache.k_cache[i], cache.v_cache[i]
+        k_cache[rows, :, columns] = k
+        v_cache[rows, :, columns] = v
+        return q, k_cache, v_cache
+
     # ------------------------------------------------------------------ prefill
     def prefill(self, items: Sequence[Prefill], cache: KVCache) -> torch.Tensor:
         """Run several prompts (or shared prefixes) in one pass; return each item's last-token logits.
@@ -259,10 +269,7 @@ class ModelStep:
         n_items = len(items)
 
         def attend(i: int, layer: Layer, qkv: torch.Tensor) -> torch.Tensor:
-            q, k, v = self.split_rotate(layer, qkv, cos, sin)
-            k_cache, v_cache = cache.k_cache[i], cache.v_cache[i]
-            k_cache[token_slots, :, positions] = k
-            v_cache[token_slots, :, positions] = v
+            q, k_cache, v_cache = self.rotate_store(i, layer, qkv, cos, sin, cache, token_slots, positions)
             q_pad = q.new_zeros(n_items * width, self.n_heads, self.head_dim).index_copy_(0, dest, q)
             q_pad = q_pad.view(n_items, width, self.n_heads, self.head_dim).transpose(1, 2)
             k_items = k_cache[:, :, :keys].index_select(0, item_slots)
@@ -328,10 +335,7 @@ class ModelStep:
         shape = (live, self.n_kv, self.n_heads // self.n_kv, self.head_dim)
 
         def attend(i: int, layer: Layer, qkv: torch.Tensor) -> torch.Tensor:
-            q, k, v = self.split_rotate(layer, qkv, cos, sin)
-            k_cache, v_cache = cache.k_cache[i], cache.v_cache[i]
-            k_cache[rows, :, local] = k
-            v_cache[rows, :, local] = v
+            q, k_cache, v_cache = self.rotate_store(i, layer, qkv, cos, sin, cache, rows, local)
             q = q.reshape(shape)
             out, lse = attention_with_lse(
                 q, k_cache[:live, :, :length], v_cache[:live, :, :length], mask, layer.scaling
@@ -379,10 +383,7 @@ class ModelStep:
         shape = (rows, self.n_kv, self.n_heads // self.n_kv, self.head_dim)
 
         def attend(i: int, layer: Layer, qkv: torch.Tensor) -> torch.Tensor:
-            q, k, v = self.split_rotate(layer, qkv, cos, sin)
-            k_cache, v_cache = graphs.k_cache[i], graphs.v_cache[i]
-            k_cache[row_index, :, positions] = k
-            v_cache[row_index, :, positions] = v
+            q, k_cache, v_cache = self.rotate_store(i, layer, qkv, cos, sin, graphs, row_index, positions)
             out = F.scaled_dot_product_attention(
                 q.reshape(shape),
                 k_cache[:rows, :, :length],
