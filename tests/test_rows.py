@@ -3,11 +3,12 @@ learnability filter's prompts are all built by ``user_content``."""
 
 from __future__ import annotations
 
+import pytest
 from datasets import Dataset
 
 from hf_synth.filters import learnability_filter
 from hf_synth.refine.refine import eval_prompt
-from hf_synth.rows import add_messages, chat_messages, user_content
+from hf_synth.rows import add_messages, chat_messages, engine_map, require_columns, row_ids, user_content
 
 from .conftest import ScriptedEngine
 
@@ -41,3 +42,35 @@ def test_refine_and_learnability_ask_the_same_prompt_for_a_task():
     student = ScriptedEngine(lambda text: "An answer.", model_id="scripted-student")
     learnability_filter(Dataset.from_list(rows), student, keep=1)
     assert student.calls == [expected]
+
+
+class _Wide:
+    """An engine that decodes ``max_concurrency`` prompts at once; ``concurrent_calls`` as a server client."""
+
+    def __init__(self, width: int, concurrent_calls: bool = False) -> None:
+        self.max_concurrency, self.concurrent_calls = width, concurrent_calls
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_a_step_map_sends_batches_at_least_as_wide_as_its_engine(concurrent):
+    seen: list[int] = []
+
+    def call(batch):
+        seen.append(len(batch["x"]))
+        return {"y": [v * 2 for v in batch["x"]]}
+
+    dataset = Dataset.from_dict({"x": list(range(12))})
+    out = engine_map(dataset, call, None, "step", _Wide(5, concurrent), 2, "Mapping")
+    assert out["y"] == [v * 2 for v in range(12)]
+    assert sorted(seen) == [2, 5, 5]  # max(checkpoint_every=2, width=5) rows a call, in order either way
+    seen.clear()
+    engine_map(dataset, call, None, "step", _Wide(1), 4, "Mapping")
+    assert seen == [4, 4, 4]  # a narrow engine: checkpoint_every decides
+
+
+def test_derived_rows_point_to_unique_ids_or_to_row_numbers():
+    assert row_ids(Dataset.from_dict({"id": ["a", "b"], "x": [1, 2]})) == ["a", "b"]
+    assert row_ids(Dataset.from_dict({"id": ["a", "a"], "x": [1, 2]})) == ["row-00000", "row-00001"]
+    assert row_ids(Dataset.from_dict({"x": [1]})) == ["row-00000"]
+    with pytest.raises(ValueError, match=r"No 'output' column \(columns: instruction\)"):
+        require_columns(Dataset.from_dict({"instruction": ["q"]}), ("instruction", "output"))
