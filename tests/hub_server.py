@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -49,12 +50,18 @@ class FakeHub:
         self.server.shutdown()
         self.server.server_close()
 
+    def new_commit_id(self, repo_id: str) -> str:
+        """A commit id never seen before, as the Hub's are. Ids that repeat from one test run to the next
+        (the repo's name and a counter) let huggingface_hub's cache in ``~/.cache/huggingface`` answer a
+        later run with an earlier run's files of the same commit id (snapshots are keyed by commit)."""
+        return hashlib.sha1(f"{repo_id} {uuid.uuid4()}".encode()).hexdigest()
+
     def edit(self, repo_id: str, path: str, data: bytes) -> None:
         """A commit of the repo's owner, made on the website (a new commit id, as on the Hub)."""
         repo = self.repos[repo_id]
         repo["files"][path] = data
         repo["lfs_paths"].discard(path)
-        repo["commits"].append(hashlib.sha1(f"{repo_id} {len(repo['commits'])}".encode()).hexdigest())
+        repo["commits"].append(self.new_commit_id(repo_id))
 
     def _handler(self):
         hub = self
@@ -151,7 +158,7 @@ class FakeHub:
                     elif item["key"] == "lfsFile":
                         repo["files"][value["path"]] = hub.lfs[value["oid"]]
                         repo["lfs_paths"].add(value["path"])
-                oid = hashlib.sha1(f"{repo_id} {len(repo['commits'])}".encode()).hexdigest()
+                oid = hub.new_commit_id(repo_id)
                 repo["commits"].append(oid)
                 url = f"{hub.endpoint}/datasets/{repo_id}/commit/{oid}"
                 self._reply(200, {"commitUrl": url, "commitOid": oid})
