@@ -78,7 +78,13 @@ class EngineConfig:
         base_url: URL of an inference server that speaks chat completions (vLLM, SGLang, TGI, llama.cpp,
             an Inference Endpoint), e.g. http://127.0.0.1:8000; model then names the served model (None:
             the first one the server lists).
-        concurrency: Requests in flight at once to the server.
+        concurrency: Requests in flight at once to the server (in all, however many calls are running).
+        concurrent_calls: Whether the server backend takes calls from several threads at once (on by
+            default): Self-Instruct then sends the next round's requests while this round is filtered,
+            and every step keeps two calls in flight, so a served pool never waits for hf-synth between
+            calls. ``--no-concurrent-calls`` sends one call at a time (the rows of Self-Instruct's
+            rounds 3+ then draw their few-shot examples up to round k-1, not k-2: see
+            docs/self-instruct.md). In-process backends always take one call at a time.
         api_key_env: Name of the environment variable that holds the server's API key (the key itself
             is never taken as an option, so it stays out of configs, logs and cards).
         request_timeout: Seconds one server request may take before it is retried.
@@ -98,6 +104,7 @@ class EngineConfig:
     seed: int = 0
     base_url: str | None = option(None)
     concurrency: int = option(64)
+    concurrent_calls: bool = option(True)
     api_key_env: str | None = option(None)
     request_timeout: float = 600.0
     max_retries: int = 6

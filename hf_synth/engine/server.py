@@ -24,12 +24,12 @@ huggingface_hub is built on), one pooled keep-alive connection per request in fl
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,7 @@ from typing import Any
 from .engine_config import EngineConfig, SamplingParams
 from .protocol import EngineStats, GenerationOutput, GenerationProgress, Prompt, prefill_of
 from .runner import derive_seed
+from .server_loop import BusyClock, ClientLoop
 
 logger = logging.getLogger(__name__)
 
@@ -105,13 +106,16 @@ class ServerEngine:
     backend: str = "server"
     continue_final_message: bool = True
     _warned: set[str] = field(default_factory=set, repr=False)
+    #: Whether ``generate`` may be called from several threads at once (pipelines then overlap rounds
+    #: and keep two calls per step in flight: see :func:`~hf_synth.engine.protocol.engine_workers`).
+    #: ``EngineConfig.concurrent_calls`` (``--no-concurrent-calls``) sets it.
+    concurrent_calls: bool = True
     # One event loop (in a thread of its own), one HTTP client and one gate of ``concurrency`` for every
-    # call, also calls made at once from several threads: connections are reused from call to call and
-    # never more than ``concurrency`` requests are in flight in all.
-    _loop: Any = field(default=None, repr=False, compare=False)
-    _client: Any = field(default=None, repr=False, compare=False)
-    _gate: Any = field(default=None, repr=False, compare=False)
+    # call, also calls made at once from several threads (server_loop.py): connections are reused from
+    # call to call and never more than ``concurrency`` requests are in flight in all.
+    _session: Any = field(default=None, repr=False, compare=False)
     _start: Any = field(default_factory=threading.Lock, repr=False, compare=False)
+    _clock: BusyClock = field(default_factory=BusyClock, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> ServerEngine:
@@ -139,6 +143,7 @@ class ServerEngine:
             timeout=config.request_timeout,
             max_retries=config.max_retries,
             api_key=api_key,
+            concurrent_calls=config.concurrent_calls,
         )
         if not config.model:
             engine.served_model = engine.model_id = engine.list_models()[0]
@@ -151,12 +156,6 @@ class ServerEngine:
         return engine
 
     # ------------------------------------------------------------------ description
-    #: Not (yet) declared: calls from several threads share one loop, client and gate, but a whole
-    #: Self-Instruct run overlapped through this client was measured far slower than one call at a time
-    #: (see BENCHMARKS.md, "Pipeline cost"); until that is understood the pipelines send it one call at a
-    #: time. Set it to True on an instance to try the overlap.
-    concurrent_calls = False
-
     @property
     def max_concurrency(self) -> int:
         """Requests in flight at once (``concurrency``), the width a step fills per call."""
@@ -217,49 +216,44 @@ class ServerEngine:
         sampling = sampling or SamplingParams()
         if not prompts:
             return []
-        started = time.perf_counter()
-        future = asyncio.run_coroutine_threadsafe(
-            self._generate_all(list(prompts), sampling, desc, progress, on_output), self._event_loop()
-        )
+        with self._start:  # submitted under the lock, so close() cannot stop the loop in between
+            if self._session is None:
+                headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+                self._session = ClientLoop(
+                    _http_module(), concurrency=self.concurrency, headers=headers, timeout=self.timeout
+                )
+            session = self._session
+            self._clock.started()
+            future = session.submit(
+                self._generate_all(session, list(prompts), sampling, desc, progress, on_output)
+            )
+        outputs: list[GenerationOutput] = []
         try:
             outputs = future.result()
+        except concurrent.futures.CancelledError:
+            raise ServerError(
+                f"{self.base_url}: the engine was closed while this call was in flight; its finished "
+                "completions are journaled, rerun to ask the rest."
+            ) from None
         except BaseException:
             future.cancel()  # the caller stopped (an error, Ctrl-C): its requests are abandoned
             raise
-        self.stats.add(outputs, time.perf_counter() - started)
+        finally:
+            self.stats.add(outputs, self._clock.finished())
         return outputs
 
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        with self._start:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="hf-synth-server-client", daemon=True).start()
-                self._loop = loop
-        return self._loop
-
     def close(self) -> None:
-        """Close the connections and stop the client's event loop (a later call starts them again)."""
+        """Close the connections and stop the client's event loop (a later call starts them again). Calls
+        still in flight in other threads are cancelled and raise :class:`ServerError`."""
         with self._start:
-            loop, client = self._loop, self._client
-            self._loop = self._client = self._gate = None
-        if loop is None:
-            return
-        if client is not None:
-            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
-    async def _generate_all(self, prompts, sampling, desc, progress, on_output) -> list[GenerationOutput]:
-        if self._client is None:  # only this loop's thread gets here
-            http = _http_module()
-            limits = http.Limits(
-                max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency
-            )
-            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            self._client = http.AsyncClient(
-                headers=headers, follow_redirects=True, timeout=self.timeout, limits=limits
-            )
-            self._gate = asyncio.Semaphore(self.concurrency)
-        client, gate = self._client, self._gate
+    async def _generate_all(
+        self, session, prompts, sampling, desc, progress, on_output
+    ) -> list[GenerationOutput]:
+        client, gate = session.client, session.gate
         outputs: list[GenerationOutput | None] = [None] * len(prompts)
         bar = GenerationProgress(len(prompts), desc, progress)
         urls = self.urls
