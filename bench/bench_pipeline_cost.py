@@ -7,7 +7,9 @@ measured and subtracted). Parts, each printed as a Markdown table and written to
   per kept row, rounds, prompts per engine call (median/max), peak RSS, and each stage's ms per kept row and
   share of the run (instruction generation, parsing, novelty, task type, instances, filters, finalising,
   checkpointing, saving).
-* ``server``: the same through the ``server`` backend against a local instant chat server (HTTP, loopback).
+* ``server``: the same through the ``server`` backend against a local instant chat server (HTTP, loopback;
+  in a process of its own, ``--server-latency-ms`` per answer), one call at a time and overlapped
+  (``--server-modes``).
 * ``evol``: Evol-Instruct over 10,000 roots x 3 rounds with the judge and answers: own ms per evolved row.
 * ``filters``: the ``filter`` chain (ROUGE-L novelty, MinHash, length, toxicity) over 50,000 rows.
 * ``resume``: kill -9 half way through a 20,000-row run (instant teacher, checkpoints), restart: the same
@@ -28,6 +30,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import resource
 import statistics
 import sys
@@ -174,10 +177,36 @@ def part_self_instruct(sizes, seeds, width) -> list[dict]:
     return rows
 
 
-def part_server(sizes, seeds, width) -> list[dict]:
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from chat_server import FakeChatServer
+@contextmanager
+def chat_server(reply, *, separate: bool, latency_ms: float):
+    """The instant chat server: in this process (threads beside the client) or in a process of its own."""
+    if not separate:
+        sys.path.insert(0, str(HERE.parent / "tests"))
+        from chat_server import FakeChatServer
 
+        with FakeChatServer(reply, model="instant") as server:
+            server.delay = latency_ms / 1000
+            yield server.url
+        return
+    import subprocess
+
+    command = [sys.executable, str(HERE / "instant_chat_server.py"), "--latency-ms", str(latency_ms)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(process.stdout.readline().split()[1])
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def part_server(sizes, seeds, width, modes, separate: bool, latency_ms: float) -> list[dict]:
+    """Self-Instruct through the ``server`` backend, each size in each mode: ``one-call`` (the engine takes
+    one call at a time: ``--no-concurrent-calls``) and ``concurrent`` (rounds overlapped, chunks streamed,
+    two calls per step in flight; the default)."""
     from hf_synth.engine import EngineConfig
     from hf_synth.engine.server import ServerEngine
 
@@ -199,17 +228,28 @@ def part_server(sizes, seeds, width) -> list[dict]:
 
     rows = []
     for n in sizes:
-        with FakeChatServer(reply, model="instant") as server:
-            engine = Counted(
-                ServerEngine.from_config(
-                    EngineConfig(backend="server", base_url=server.url, model="instant", concurrency=width)
+        for mode in modes:
+            with chat_server(reply, separate=separate, latency_ms=latency_ms) as url:
+                config = EngineConfig(
+                    backend="server",
+                    base_url=url,
+                    model="instant",
+                    concurrency=width,
+                    concurrent_calls=mode == "concurrent",
                 )
+                engine = Counted(ServerEngine.from_config(config))
+                # The server's replies (and its latency) are not subtracted: this is the whole run.
+                row = run_self_instruct(engine, seeds, n, lambda: 0.0)
+                engine.close()
+            row.update(call_stats(engine.calls))
+            row.update(
+                mode=mode,
+                server="own process" if separate else "same process",
+                latency_ms=latency_ms,
+                load_average=[round(x, 2) for x in os.getloadavg()],
             )
-            # The server's replies are made in its threads, beside the client, and not subtracted.
-            row = run_self_instruct(engine, seeds, n, lambda: 0.0)
-        row.update(call_stats(engine.calls))
-        rows.append(row)
-        logging.getLogger("bench").warning("server %s", json.dumps(row))
+            rows.append(row)
+            logging.getLogger("bench").warning("server %s", json.dumps(row))
     return rows
 
 
@@ -477,6 +517,24 @@ def part_resume(n: int, width: int, concurrent: bool) -> dict:
     return row
 
 
+def table_server(rows) -> str:
+    lines = [
+        f"**server backend, loopback instant server ({rows[0]['server']}, {rows[0]['latency_ms']:g} ms per "
+        "answer)**",
+        "",
+        "| target | mode | kept | rounds | wall s | ms per kept row | engine calls | prompts/call median / max "
+        "| peak RSS MB | load average after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['target']:,} | {r['mode']} | {r['kept']:,} | {r['rounds']} | {r['wall_s']} "
+            f"| {r['own_ms_per_row']} | {r['engine_calls']} | {r['prompts_median']:.0f} / {r['prompts_max']} "
+            f"| {r['peak_rss_mb']:,} | {r['load_average'][0]} |"
+        )
+    return "\n".join(lines)
+
+
 def table_self_instruct(rows, title) -> str:
     lines = [
         f"**{title}**",
@@ -510,6 +568,22 @@ def main() -> None:
     parser.add_argument("--parts", default="self-instruct,server,evol,filters,wide,resume")
     parser.add_argument("--sizes", default="1000,5000,20000,50000")
     parser.add_argument("--server-sizes", default="1000,5000")
+    parser.add_argument(
+        "--server-modes",
+        default="one-call,concurrent",
+        help="one-call: --no-concurrent-calls; concurrent: the server backend's default (rounds and chunks "
+        "overlap)",
+    )
+    parser.add_argument(
+        "--server-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the instant chat server in a process of its own (bench/instant_chat_server.py) rather "
+        "than in threads of the benchmark's process",
+    )
+    parser.add_argument(
+        "--server-latency-ms", type=float, default=0.0, help="every answer of the chat server waits this long"
+    )
     parser.add_argument("--width", type=int, default=256, help="max_concurrency the instant teacher reports")
     parser.add_argument("--evol-roots", type=int, default=10_000)
     parser.add_argument("--evol-rounds", type=int, default=3)
@@ -553,13 +627,16 @@ def main() -> None:
         print(table_self_instruct(results["self_instruct"], "In-process instant teacher"), "\n", flush=True)
     if "server" in parts:
         sizes = [int(s) for s in args.server_sizes.split(",")]
-        results["server"] = part_server(sizes, seeds, args.width)
-        save()
-        print(
-            table_self_instruct(results["server"], "server backend, loopback instant server"),
-            "\n",
-            flush=True,
+        results["server"] = part_server(
+            sizes,
+            seeds,
+            args.width,
+            args.server_modes.split(","),
+            args.server_process,
+            args.server_latency_ms,
         )
+        save()
+        print(table_server(results["server"]), "\n", flush=True)
     if "evol" in parts:
         results["evol"] = part_evol(args.evol_roots, args.evol_rounds, args.width)
         save()
