@@ -13,10 +13,12 @@ import itertools
 import json
 import logging
 import shutil
+import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,33 @@ FINGERPRINT_FILE = "fingerprint.json"
 JOURNAL_FILE = "generations.jsonl"
 
 
+_threaded_sections = 0
+_threaded_lock = threading.Lock()
+
+
+@contextmanager
+def std_streams_kept() -> Iterator[None]:
+    """Around code that maps datasets in several threads: ``sys.stdout`` and ``sys.stderr`` as they were
+    before it, once the outermost such section ends.
+
+    datasets fingerprints every ``Dataset.map`` function with dill, which disassembles it while
+    ``sys.stdout`` is swapped for a capture buffer and then puts back what it found. Two threads doing that
+    at once can leave the other thread's buffer in place for good, and every later ``print`` (the command
+    line's closing summary) would vanish into it."""
+    global _threaded_sections
+    with _threaded_lock:
+        _threaded_sections += 1
+        saved = (sys.stdout, sys.stderr) if _threaded_sections == 1 else None
+    try:
+        yield
+    finally:
+        with _threaded_lock:
+            _threaded_sections -= 1
+            if saved is not None and (sys.stdout, sys.stderr) != saved:
+                logger.debug("sys.stdout/sys.stderr were left swapped by a thread; put back")
+                sys.stdout, sys.stderr = saved
+
+
 def map_in_threads(function: Callable[[Any], Any], items, workers: int) -> list:
     """``[function(item) for item in items]``, with up to ``workers`` items at once in threads (in order;
     the first error is raised once the items already running have finished)."""
@@ -43,7 +72,10 @@ def map_in_threads(function: Callable[[Any], Any], items, workers: int) -> list:
     # (datasets' bars while saved chunks are reloaded) could each miss it. Build it here, before the threads.
     tqdm.get_lock()
     results = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf-synth-step") as pool:
+    with (
+        std_streams_kept(),
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf-synth-step") as pool,
+    ):
         upcoming = iter(items)
         running = deque(pool.submit(function, item) for item in itertools.islice(upcoming, workers))
         while running:

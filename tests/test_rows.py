@@ -74,3 +74,40 @@ def test_derived_rows_point_to_unique_ids_or_to_row_numbers():
     assert row_ids(Dataset.from_dict({"x": [1]})) == ["row-00000"]
     with pytest.raises(ValueError, match=r"No 'output' column \(columns: instruction\)"):
         require_columns(Dataset.from_dict({"instruction": ["q"]}), ("instruction", "output"))
+
+
+def test_map_in_threads_puts_back_stdout_a_thread_left_swapped():
+    """datasets fingerprints map functions with dill, which swaps sys.stdout for a buffer and puts back
+    what it found; two threads interleaved as below leave one thread's buffer as sys.stdout for good (every
+    later print lost). map_in_threads puts the streams back once its threads are done."""
+    import io
+    import sys
+    import threading
+
+    from hf_synth.checkpoint import map_in_threads
+
+    original = sys.stdout
+    a_swapped, b_swapped, a_restored = threading.Event(), threading.Event(), threading.Event()
+
+    def capture(name: str) -> str:  # dill.temp.capture's swap, in the order that loses the stream
+        if name == "a":
+            found = sys.stdout
+            sys.stdout = io.StringIO()
+            a_swapped.set()
+            assert b_swapped.wait(10)
+            sys.stdout = found
+            a_restored.set()
+        else:
+            assert a_swapped.wait(10)
+            found = sys.stdout  # a's buffer
+            sys.stdout = io.StringIO()
+            b_swapped.set()
+            assert a_restored.wait(10)
+            sys.stdout = found
+        return name
+
+    try:
+        assert map_in_threads(capture, ["a", "b"], workers=2) == ["a", "b"]
+        assert sys.stdout is original
+    finally:
+        sys.stdout = original

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -13,7 +14,7 @@ from typing import Any
 
 from datasets import Dataset, concatenate_datasets
 
-from ..checkpoint import Checkpointer, bind_and_load, map_in_threads
+from ..checkpoint import Checkpointer, bind_and_load, map_in_threads, std_streams_kept
 from ..engine import Engine, EngineConfig, describe_engines
 from ..engine.protocol import engine_concurrency, engine_takes_concurrent_calls, engine_workers
 from ..filters.dataset_filters import split_filtered
@@ -181,6 +182,8 @@ class SelfInstruct:
             else None
         )
         upcoming: tuple[int, int, Future] | None = None  # (round, requests, its instruction step)
+        streams = std_streams_kept() if ahead is not None else contextlib.nullcontext()
+        streams.__enter__()  # left in the finally below, after the look-ahead thread has stopped
         try:
             for round_index in itertools.count(1):  # round 0: the seeds
                 if len(machine) >= config.num_instructions:
@@ -225,6 +228,7 @@ class SelfInstruct:
         finally:
             if ahead is not None:  # a next round started but not needed: its completions are journaled
                 ahead.shutdown(wait=True, cancel_futures=True)
+            streams.__exit__(None, None, None)
         dataset = concatenate_datasets(kept_parts) if kept_parts else empty_dataset(OUTPUT_FEATURES)
         if len(dataset) > config.num_instructions:
             extra = dataset.select(range(config.num_instructions, len(dataset)))
