@@ -371,7 +371,9 @@ class Ablation:
             used.update(r["instruction"] for r in chosen)
             accumulated += chosen
             out = rf / "student"
-            if not (out / "hf_synth_done.json").is_file():
+            # fine_tune writes no marker of its own (refine keeps its record as a checkpoint entry): the
+            # record saved beside the student says this round's training finished
+            if not (rf / "training.json").is_file():
                 config = RefineConfig(
                     learning_rate=self.args.learning_rate,
                     num_train_epochs=self.args.epochs,
@@ -380,12 +382,13 @@ class Ablation:
                     use_lora=self.args.lora,
                     seed=seed,
                 )
-                fine_tune(
+                record = fine_tune(
                     self.Dataset.from_list([{"messages": r["messages"]} for r in accumulated]),
                     base,
                     out,
                     config,
                 )
+                _write_json(rf / "training.json", record)
             evaluation = self.evaluate(str(out), rf / "eval.json")
             history.append(evaluation["per_skill"]["rouge_l"])
             logger.info(
@@ -437,7 +440,7 @@ def collect(out: Path, rounds: int) -> dict[str, Any]:
                 if f.is_file():
                     rec = json.loads(f.read_text())
                     rec.pop("answers", None)
-                    done = seed_dir / f"round-{k}" / "student" / "hf_synth_done.json"
+                    done = seed_dir / f"round-{k}" / "training.json"
                     rec["training"] = json.loads(done.read_text()) if done.is_file() else None
                     sel = seed_dir / f"round-{k}" / "selection.json"
                     rec["selection"] = json.loads(sel.read_text()) if sel.is_file() else None
