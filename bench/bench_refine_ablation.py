@@ -491,6 +491,7 @@ def tables(out: Path, rounds: int) -> str:
                 verdict = "**> 2 SE**" if d > 2 * se else ("< -2 SE" if d < -2 * se else "within 2 SE")
                 cells.append(f"{d:+.4f} ± {se:.4f} ({verdict})")
             lines.append(f"| {arm} − B | {k} | " + " | ".join(cells) + " |")
+    lines += _timing_table(results, rounds)
     for score, label in (("rouge_l", "ROUGE-L F"), ("cosine", "MiniLM cosine")):
         skills = sorted(r0["per_skill"][score])
         counts = _counts(json.loads((out / "eval" / "subset.json").read_text())["skills"])
@@ -512,6 +513,44 @@ def tables(out: Path, rounds: int) -> str:
                 ]
                 lines.append(f"| {arm} | {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _span(values: list[float], fmt: str) -> str:
+    """``min–max`` of the values (one value alone), in ``fmt``; ``-`` when there are none."""
+    if not values:
+        return "-"
+    lo, hi = min(values), max(values)
+    return format(lo, fmt) if lo == hi else f"{format(lo, fmt)}–{format(hi, fmt)}"
+
+
+def _timing_table(results: dict[str, Any], rounds: int) -> list[str]:
+    """Per arm and round, over its seeds (min–max): selection, fine-tuning and evaluation seconds, optimizer
+    steps and training loss. Arm A's selection includes generating a steered pool the first time a skill is
+    asked for; seconds include any time the process was stopped."""
+    lines = [
+        "",
+        "Seconds per arm-round (min–max over seeds), optimizer steps and training loss:",
+        "",
+        "| arm | round | seeds | selection s | rows trained | steps | train loss | train s | eval s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arm in ARMS:
+        for k in range(1, rounds + 1):
+            recs = list(results["arms"].get(arm, {}).get(str(k), {}).values())
+            if not recs:
+                continue
+            sel = [r["selection"]["seconds"] for r in recs if r.get("selection")]
+            train = [r["training"] for r in recs if r.get("training")]
+            cells = [
+                _span(sel, ".0f"),
+                _span([t["rows"] for t in train], "d"),
+                _span([t["steps"] for t in train], "d"),
+                _span([t["train_loss"] for t in train], ".2f"),
+                _span([t["seconds"] for t in train], ".0f"),
+                _span([r["seconds"] for r in recs], ".0f"),
+            ]
+            lines.append(f"| {arm} | {k} | {len(recs)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
